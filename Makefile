@@ -1,0 +1,46 @@
+# Every target sets itself up on a fresh machine: a virtual environment for the project (.venv)
+# and one for the SAM CLI and checkov (.tools), which pin their own versions of shared packages.
+SHELL := /bin/bash
+export PYENV_VERSION ?= 3.13.0
+PYTHON ?= $(shell command -v python3.13 || command -v python3)
+VENV := .venv
+TOOLS := .tools
+PY := $(VENV)/bin/python
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: test lint unit integration build validate clean
+
+$(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -r layers/relay/requirements.txt -r requirements-dev.txt
+	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+$(TOOLS)/.installed: requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install $(PIP_FLAGS) -r requirements-tools.txt
+	touch $@
+
+## make test: lint, then every test (unit, integration, template)
+test: lint
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed $(TOOLS)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(TOOLS)/bin/sam validate --lint
+	$(TOOLS)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+integration: $(VENV)/.installed
+	$(PY) -m pytest tests/integration
+
+## make build: what `sam build` makes for Lambda (python3.13, arm64)
+build: $(TOOLS)/.installed
+	SAM_CLI_TELEMETRY=0 PATH="$(abspath $(TOOLS))/bin:$$PATH" sam build
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam

@@ -1,0 +1,47 @@
+"""Feeds a function from an SQS queue the way Lambda's event source mapping does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devstack.lambdas import LocalFunction, sqs_event
+
+
+class EventSourceMapping:
+    """Batches from the queue to the function; what it does not report failed is deleted.
+
+    The failed messages stay in flight until their visibility timeout ends, as with Lambda.
+    """
+
+    def __init__(self, sqs: Any, function: LocalFunction) -> None:
+        assert function.spec.queue_url, f"{function.spec.name} has no SQS event source"
+        self._sqs = sqs
+        self._function = function
+        self._url = function.spec.queue_url
+        self._arn = sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def poll(self, wait_seconds: int = 0) -> int:
+        """One receive and invocation; returns how many messages the function was given."""
+        messages = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=self._function.spec.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        try:
+            result = self._function.invoke(sqs_event(messages, self._arn)) or {}
+            failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+        except Exception:
+            failed = {message["MessageId"] for message in messages}
+        done = [message for message in messages if message["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self._sqs.delete_message_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+                ],
+            )
+        return len(messages)

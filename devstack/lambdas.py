@@ -1,0 +1,150 @@
+"""Runs a template function's handler in-process, as Lambda would: one module load, many invocations."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+from devstack.provision import ACCOUNT, REGION, FunctionSpec
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    timeout_seconds: float = 30.0
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    _deadline: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+        self.function_version = "$LATEST"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LocalFunction:
+    """A function's handler, imported with the function's environment the way a fresh container imports it."""
+
+    def __init__(self, spec: FunctionSpec, extra_environment: dict[str, str] | None = None) -> None:
+        self.spec = spec
+        self.environment = {
+            **spec.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            **(extra_environment or {}),
+        }
+        module_name, _, function_name = spec.handler.rpartition(".")
+        path = spec.code_dir / f"{module_name}.py"
+        module_spec = importlib.util.spec_from_file_location(f"{spec.name}_{module_name}", path)
+        assert module_spec and module_spec.loader
+        self.module = importlib.util.module_from_spec(module_spec)
+        with mock.patch.dict(os.environ, self.environment):
+            sys.modules[module_spec.name] = self.module
+            module_spec.loader.exec_module(self.module)
+        self.handler: Callable[[dict[str, Any], Any], Any] = getattr(self.module, function_name)
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        with mock.patch.dict(os.environ, self.environment):
+            return self.handler(event, LambdaContext(self.spec.name))
+
+
+def http_event(method: str, route: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """An API Gateway HTTP API event, payload format 2.0, as the route would receive it."""
+    try:
+        text, encoded = body.decode(), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    now = time.time()
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {route}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {name.lower(): value for name, value in headers.items()},
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": f"{method} {route}",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "pathParameters": path_parameters(route, path) or None,
+        "body": text or None,
+        "isBase64Encoded": encoded,
+    }
+
+
+def path_parameters(route: str, path: str) -> dict[str, str] | None:
+    """The route's {name} segments filled from `path`, or None when the path does not match the route."""
+    pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route)) + "$"
+    match = re.match(pattern, path)
+    return match.groupdict() if match else None
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """An SQS event as Lambda's event source mapping builds it from received messages."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {
+                    name: {
+                        "stringValue": attribute.get("StringValue"),
+                        "binaryValue": attribute.get("BinaryValue"),
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": attribute["DataType"],
+                    }
+                    for name, attribute in message.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for message in messages
+        ]
+    }
+
+
+def api_response(result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of a handler's payload format 2.0 result."""
+    body = result.get("body") or ""
+    raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+    headers = dict(result.get("headers") or {})
+    if result.get("cookies"):
+        headers["set-cookie"] = "; ".join(result["cookies"])
+    return int(result.get("statusCode", 200)), headers, raw
+
+
+def json_body(result: dict[str, Any]) -> Any:
+    return json.loads(api_response(result)[2])

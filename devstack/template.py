@@ -1,0 +1,110 @@
+"""Reads template.yaml and resolves the intrinsic functions the relay's template uses."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+NO_VALUE = object()
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (`!Ref X` becomes `{"Ref": "X"}`)."""
+
+
+def _short_form(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_Loader.add_multi_constructor("!", _short_form)
+
+
+def load(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader plus CloudFormation tags
+
+
+@dataclass
+class Resolver:
+    """Evaluates Ref, GetAtt, Sub, If, Equals and Not against parameters and provisioned resources."""
+
+    template: dict[str, Any]
+    parameters: dict[str, str]
+    pseudo: dict[str, str]
+    refs: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [item for item in (self(v) for v in value) if item is not NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return self.ref(argument)
+            if key == "Fn::GetAtt":
+                resource, attribute = argument
+                return self.attributes[resource][attribute]
+            if key == "Fn::Sub":
+                return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1)), argument)
+            if key == "Fn::If":
+                condition, when_true, when_false = argument
+                return self(when_true if self.condition(condition) else when_false)
+            if key == "Fn::Equals":
+                left, right = (self(v) for v in argument)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self(argument[0])
+        resolved = {k: self(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.refs[name]
+
+    def condition(self, name: str) -> bool:
+        return bool(self(self.template["Conditions"][name]))
+
+    def _sub(self, name: str) -> str:
+        resource, _, attribute = name.partition(".")
+        return str(self.attributes[resource][attribute] if attribute else self.ref(name))
+
+
+def parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, str]:
+    """The template's parameter defaults with `overrides` applied; a parameter without either is an error."""
+    unknown = set(overrides) - set(template["Parameters"])
+    if unknown:
+        raise ValueError(f"not parameters of the template: {', '.join(sorted(unknown))}")
+    values = {}
+    for name, spec in template["Parameters"].items():
+        if name in overrides:
+            values[name] = str(overrides[name])
+        elif "Default" in spec:
+            values[name] = str(spec["Default"])
+        else:
+            raise ValueError(f"template parameter {name} needs a value")
+    return values
+
+
+def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: spec for name, spec in template["Resources"].items() if spec["Type"] == kind}

@@ -1,0 +1,1 @@
+"""Domain package of the messaging relay, shared by every function through the layer."""

@@ -1,0 +1,41 @@
+"""Outbound HTTP over one urllib3 pool per container, so warm invocations reuse connections."""
+
+from __future__ import annotations
+
+import urllib3
+from urllib3.exceptions import HTTPError, MaxRetryError, TimeoutError
+
+pool = urllib3.PoolManager(num_pools=50, maxsize=4)
+
+
+class PostFailed(Exception):
+    """No HTTP answer: the peer could not be reached or did not answer in time."""
+
+    def __init__(self, reason: str, *, timed_out: bool) -> None:
+        super().__init__(reason)
+        self.timed_out = timed_out
+
+
+def post(url: str, body: str, headers: dict[str, str], timeout_seconds: float) -> int:
+    """POST `body` and return the status; retries are the caller's business."""
+    try:
+        response = pool.request(
+            "POST",
+            url,
+            body=body.encode(),
+            headers=headers,
+            timeout=urllib3.Timeout(connect=min(timeout_seconds, 5.0), read=timeout_seconds),
+            retries=False,
+            redirect=False,
+        )
+    except MaxRetryError as error:
+        raise _failure(error.reason or error) from error
+    except HTTPError as error:
+        raise _failure(error) from error
+    return response.status
+
+
+def _failure(error: Exception) -> PostFailed:
+    if isinstance(error, TimeoutError):
+        return PostFailed("no answer in time", timed_out=True)
+    return PostFailed(f"unreachable ({type(error).__name__})", timed_out=False)

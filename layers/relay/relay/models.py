@@ -1,0 +1,147 @@
+"""The wire formats of the relay: what clients send, what the bot receives and answers, what consumers get."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+from pydantic.alias_generators import to_camel
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"\S")]
+"""An id chosen by a client or the bot: non-blank, bounded so it fits in keys and message attributes."""
+
+ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+"""Ours to choose: no '.' (it ends the id in a token) and no ':' (it ends the id in a scoped id)."""
+
+MessageType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")]
+
+
+class CamelModel(BaseModel):
+    """camelCase on the wire and in DynamoDB, snake_case in Python."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def scoped(client_id: str, id_: str) -> str:
+    """An id made unique per client before it leaves for the bot."""
+    return f"{client_id}:{id_}"
+
+
+class InboundMessage(CamelModel):
+    """A message from a client, as the Botpress Messaging API accepts it."""
+
+    user_id: Id
+    message_id: Id
+    conversation_id: Id
+    type: MessageType
+    text: Annotated[str, StringConstraints(min_length=1)]
+    payload: dict[str, Any]
+
+
+class ClientMessage(CamelModel):
+    """An inbound message together with the client that sent it."""
+
+    client_id: ClientId
+    message: InboundMessage
+
+    @property
+    def bot_conversation_id(self) -> str:
+        return scoped(self.client_id, self.message.conversation_id)
+
+    def for_bot(self) -> InboundMessage:
+        """The message as the bot sees it: the same six fields, ids scoped to the client."""
+        message = self.message
+        return message.model_copy(
+            update={
+                "user_id": scoped(self.client_id, message.user_id),
+                "message_id": scoped(self.client_id, message.message_id),
+                "conversation_id": self.bot_conversation_id,
+            }
+        )
+
+    def conversation(self) -> Conversation:
+        return Conversation(
+            bot_conversation_id=self.bot_conversation_id,
+            client_id=self.client_id,
+            conversation_id=self.message.conversation_id,
+            user_id=self.message.user_id,
+        )
+
+
+class MessageReceipt(CamelModel):
+    """What a client gets back once the bot has the message (or already had it)."""
+
+    message_id: str
+    conversation_id: str
+    status: Literal["forwarded", "duplicate"] = "forwarded"
+
+
+class Conversation(CamelModel):
+    """Maps the conversation id the bot knows back to the client and its own ids."""
+
+    bot_conversation_id: str
+    client_id: ClientId
+    conversation_id: str
+    user_id: str
+
+
+class BotResponse(CamelModel):
+    """One message from the bot, as the Botpress Messaging API integration posts it."""
+
+    type: MessageType
+    payload: dict[str, Any]
+    conversation_id: Id
+    botpress_message_id: Id
+    botpress_user_id: str | None = None
+    botpress_conversation_id: str | None = None
+
+
+class ClientResponse(CamelModel):
+    """A bot response addressed to a client: the SNS message and the webhook body.
+
+    The six fields of the contract, with the client's own conversation id, plus the client
+    and user it belongs to.
+    """
+
+    type: str
+    payload: dict[str, Any]
+    conversation_id: str
+    botpress_message_id: str
+    botpress_user_id: str | None = None
+    botpress_conversation_id: str | None = None
+    client_id: ClientId
+    user_id: str
+
+    @classmethod
+    def route(cls, response: BotResponse, conversation: Conversation) -> ClientResponse:
+        return cls(
+            **response.model_dump(exclude={"conversation_id"}),
+            conversation_id=conversation.conversation_id,
+            client_id=conversation.client_id,
+            user_id=conversation.user_id,
+        )
+
+    @property
+    def webhook_id(self) -> str:
+        """Stable for every attempt, and across a redrive from the dead-letter queue."""
+        return f"msg_{self.botpress_message_id}"
+
+
+class Client(CamelModel):
+    """A back-end application allowed to talk to the bot."""
+
+    client_id: ClientId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    token_hash: str = Field(repr=False)
+    webhook_secret: str = Field(repr=False)
+    response_url: HttpUrl | None = None
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -1,0 +1,44 @@
+"""Bot responses: from the bot's request to a message on the responses topic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from relay.models import ClientResponse
+
+
+def is_install_probe(body: object) -> bool:
+    """The request the Botpress integration sends once, at install time, to check the response URL."""
+    return isinstance(body, dict) and body.get("type") == "test" and body.get("payload") == "test"
+
+
+def _fifo_id(value: str) -> str:
+    # Group and deduplication ids allow 128 characters of a limited set; a digest always fits.
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class ResponsePublisher:
+    def __init__(self, sns: Any, topic_arn: str) -> None:
+        self._sns = sns
+        self._topic_arn = topic_arn
+
+    def publish(self, response: ClientResponse) -> str:
+        """Publish in the conversation's message group, so its consumers get its responses in order."""
+        attributes = {
+            "clientId": response.client_id,
+            "conversationId": response.conversation_id,
+            "userId": response.user_id,
+            "type": response.type,
+        }
+        result = self._sns.publish(
+            TopicArn=self._topic_arn,
+            Message=response.to_json(),
+            MessageGroupId=_fifo_id(json.dumps([response.client_id, response.conversation_id])),
+            MessageDeduplicationId=_fifo_id(response.botpress_message_id),
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+            },
+        )
+        return str(result["MessageId"])

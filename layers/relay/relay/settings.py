@@ -1,0 +1,57 @@
+"""Each function's environment, validated once per container so a misconfiguration fails loudly at init."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, HttpUrl, PositiveFloat, PositiveInt, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    cache_ttl_seconds: PositiveFloat = 60.0
+    """How long a warm container trusts a cached client or conversation record."""
+    max_body_bytes: PositiveInt = 256 * 1024
+    """The largest request body taken; SNS carries no more than 256 KiB."""
+
+
+class InboundSettings(_Settings):
+    clients_table: str
+    conversations_table: str
+    idempotency_table: str
+    bot_webhook_url: HttpUrl
+    bot_token_secret: str
+    bot_timeout_seconds: PositiveFloat = 10.0
+    idempotency_ttl_seconds: PositiveInt = 24 * 3600
+    conversation_ttl_days: PositiveInt = 90
+
+
+class BotResponseSettings(_Settings):
+    conversations_table: str
+    responses_topic_arn: str
+    bot_response_secret: str
+
+
+class DeliverySettings(_Settings):
+    clients_table: str
+    delivery_queue_url: str
+    webhook_timeout_seconds: PositiveFloat = 10.0
+    delivery_max_attempts: PositiveInt = 7
+    delivery_retry_schedule: Annotated[tuple[int, ...], NoDecode] = Field(default=(5, 300, 1800, 7200, 18000, 36000))
+    """Seconds to wait before each retry: the n-th failure waits the n-th entry (the last one repeats)."""
+
+    @field_validator("delivery_retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("delivery_retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(not 0 <= delay <= 43200 for delay in value):
+            raise ValueError("needs one or more delays between 0 and 43200 seconds (SQS's visibility limit)")
+        return value

@@ -1,0 +1,54 @@
+"""Fixtures: moto for AWS, real HTTP servers on 127.0.0.1 for the bot and the client's receiver."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+from pytest_httpserver import HTTPServer
+
+from harness import Relay
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    POWERTOOLS_TRACE_DISABLED="true",
+)
+
+
+@pytest.fixture
+def aws() -> Iterator[boto3.Session]:
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")
+
+
+def _server() -> Iterator[HTTPServer]:
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+@pytest.fixture
+def bot() -> Iterator[HTTPServer]:
+    """The bot: a real HTTP server that takes messages as the Messaging API integration does."""
+    yield from _server()
+
+
+@pytest.fixture
+def receiver() -> Iterator[HTTPServer]:
+    """A client's webhook receiver."""
+    yield from _server()
+
+
+@pytest.fixture
+def relay(aws: boto3.Session, bot: HTTPServer) -> Relay:
+    bot.expect_request("/webhook", method="POST").respond_with_json({"message": {"id": "bp-msg"}})
+    return Relay(aws, bot)

@@ -1,0 +1,143 @@
+"""The relay in-process: the template's resources on moto, its handlers loaded as Lambda loads them."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import boto3
+from pytest_httpserver import HTTPServer
+
+BOT_TOKEN = "bp_pat_test_token"
+RETRY_SCHEDULE = "1,2"
+MAX_ATTEMPTS = 3
+
+
+class Relay:
+    """The deployed system, in-process: the template's resources on moto, its three functions, its event source."""
+
+    def __init__(self, session: boto3.Session, bot: HTTPServer, parameters: dict[str, str] | None = None) -> None:
+        from devstack.esm import EventSourceMapping
+        from devstack.lambdas import LocalFunction
+        from devstack.provision import provision
+        from relay.clients import ClientStore
+
+        self.bot = bot
+        self.stack = provision(
+            {
+                "BotWebhookUrl": bot.url_for("/webhook"),
+                "BotTimeoutSeconds": "1",
+                "DeliveryRetrySchedule": RETRY_SCHEDULE,
+                "DeliveryMaxAttempts": str(MAX_ATTEMPTS),
+                **(parameters or {}),
+            },
+            secret_values={"BotTokenSecret": BOT_TOKEN},
+            session=session,
+        )
+        self.sqs = session.client("sqs")
+        self.clients = ClientStore(session.client("dynamodb"), self.stack.ref("ClientsTable"))
+        self.inbound = LocalFunction(self.stack.functions["InboundFunction"])
+        self.bot_response = LocalFunction(self.stack.functions["BotResponseFunction"])
+        self.delivery = LocalFunction(self.stack.functions["DeliveryFunction"])
+        self.mapping = EventSourceMapping(self.sqs, self.delivery)
+        self.bot_secret = self.stack.secret_values["BotResponseSecret"]
+
+    # ── clients ──
+    def add_client(self, client_id: str = "acme", response_url: str | None = None) -> tuple[Any, str]:
+        return self.clients.register(client_id, f"{client_id} back end", response_url)
+
+    # ── HTTP routes, through the handlers ──
+    def post_message(self, token: str | None, body: Any, headers: dict[str, str] | None = None) -> Response:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        all_headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
+        return self._call(self.inbound, "/messages", raw, {**all_headers, **(headers or {})})
+
+    def post_bot_response(self, body: Any, secret: str | None = None) -> Response:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        path = f"/bot/responses/{self.bot_secret if secret is None else secret}"
+        return self._call(self.bot_response, path, raw, {"content-type": "application/json"})
+
+    def _call(self, function: Any, path: str, body: bytes, headers: dict[str, str]) -> Response:
+        from devstack.lambdas import api_response, http_event, path_parameters
+
+        method, route = next((m, r) for m, r in function.spec.http_routes if path_parameters(r, path) is not None)
+        status, response_headers, raw = api_response(function.invoke(http_event(method, route, path, headers, body)))
+        return Response(status, {k.lower(): v for k, v in response_headers.items()}, raw)
+
+    # ── the bot's side ──
+    def forwarded(self) -> list[dict[str, Any]]:
+        """What the bot received, in order."""
+        return [json.loads(request.get_data()) for request, _ in self.bot.log if request.path == "/webhook"]
+
+    def reply(self, forwarded: dict[str, Any], count: int = 1, kind: str = "text") -> list[dict[str, Any]]:
+        """The bot answering a forwarded message with `count` messages, one request each, as Botpress does."""
+        replies = []
+        for index in range(count):
+            body = {
+                "type": kind,
+                "payload": {"text": f"reply {index + 1} to {forwarded['text']}"},
+                "conversationId": forwarded["conversationId"],
+                "botpressUserId": "bp-user-1",
+                "botpressMessageId": str(uuid.uuid4()),
+                "botpressConversationId": "bp-conv-1",
+            }
+            response = self.post_bot_response(body)
+            assert response.status == 200, response.text
+            replies.append(body)
+        return replies
+
+    # ── delivery ──
+    def drain(self, timeout: float = 15.0) -> None:
+        """Poll the delivery queue as Lambda does until nothing is left in it, visible or in flight."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.mapping.poll() == 0:
+                if self.queue_depth(self.stack.ref("DeliveryQueue")) == 0:
+                    return
+                time.sleep(0.2)
+        raise AssertionError(f"delivery queue not drained within {timeout} s")
+
+    def queue_depth(self, url: str) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.stack.ref("DeliveryDeadLetterQueue"), MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        return [json.loads(message["Body"]) for message in messages]
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.text[:200]}>"
+
+
+def message(conversation: str = "conv-1", message_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A valid inbound message; override any field."""
+    return {
+        "userId": "user-1",
+        "messageId": message_id or str(uuid.uuid4()),
+        "conversationId": conversation,
+        "type": "text",
+        "text": "hello",
+        "payload": {"text": "hello"},
+        **fields,
+    }
