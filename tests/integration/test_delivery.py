@@ -1,0 +1,111 @@
+"""Delivery to a client's receiver: retried with growing delays, in order per conversation, dead-lettered at the end."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass
+
+from pytest_httpserver import HTTPServer
+from standardwebhooks import Webhook
+from werkzeug import Request, Response
+
+from harness import MAX_ATTEMPTS, Relay, message
+
+
+@dataclass
+class Attempt:
+    at: float
+    webhook_id: str
+    conversation: str
+    text: str
+    status: int
+
+
+class FlakyReceiver:
+    """Answers 500 to the first `failures` attempts of each conversation listed, 204 to everything else."""
+
+    def __init__(self, server: HTTPServer, secret_of: dict[str, str], failures: dict[str, int]) -> None:
+        self.attempts: list[Attempt] = []
+        self._failures = dict(failures)
+        self._secret = secret_of
+        server.expect_request("/hook", method="POST").respond_with_handler(self)
+
+    def __call__(self, request: Request) -> Response:
+        body = json.loads(request.get_data())
+        Webhook(self._secret[body["clientId"]]).verify(request.get_data(), dict(request.headers))
+        left = self._failures.get(body["conversationId"], 0)
+        status = 500 if left else 204
+        self._failures[body["conversationId"]] = max(0, left - 1)
+        self.attempts.append(
+            Attempt(
+                time.monotonic(), request.headers["webhook-id"], body["conversationId"], body["payload"]["text"], status
+            )
+        )
+        return Response(status=status)
+
+    def delivered(self, conversation: str) -> list[str]:
+        return [a.text for a in self.attempts if a.conversation == conversation and a.status == 204]
+
+
+def start_conversation(relay: Relay, token: str, conversation: str) -> dict:
+    relay.post_message(token, message(conversation=conversation, text=conversation))
+    return relay.forwarded()[-1]
+
+
+def test_failing_receiver_is_retried_with_growing_delays_in_order_without_holding_up_others(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    flaky = FlakyReceiver(receiver, {"acme": client.webhook_secret}, failures={"slow": 2})
+    slow = relay.reply(start_conversation(relay, token, "slow"), 3)
+    fast = relay.reply(start_conversation(relay, token, "fast"), 2)
+
+    relay.drain()
+
+    assert flaky.delivered("slow") == [r["payload"]["text"] for r in slow]
+    assert flaky.delivered("fast") == [r["payload"]["text"] for r in fast]
+    first = [a for a in flaky.attempts if a.webhook_id == f"msg_{slow[0]['botpressMessageId']}"]
+    assert [a.status for a in first] == [500, 500, 204], "the same webhook-id on every attempt"
+    waits = [later.at - earlier.at for earlier, later in itertools.pairwise(first)]
+    assert waits[0] >= 0.9 and waits[1] >= 1.9 and waits[1] > waits[0], f"delays should grow: {waits}"
+    fast_done = max(a.at for a in flaky.attempts if a.conversation == "fast")
+    assert fast_done < first[-1].at, "the other conversation was delivered while this one waited"
+    assert relay.dead_letters() == []
+
+
+def test_receiver_that_always_fails_leaves_the_response_in_the_dead_letter_queue(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    flaky = FlakyReceiver(receiver, {"acme": client.webhook_secret}, failures={"doomed": 1000})
+    (reply,) = relay.reply(start_conversation(relay, token, "doomed"))
+
+    relay.drain()
+
+    assert len(flaky.attempts) == MAX_ATTEMPTS
+    assert {a.webhook_id for a in flaky.attempts} == {f"msg_{reply['botpressMessageId']}"}
+    (dead,) = relay.dead_letters()
+    assert dead["botpressMessageId"] == reply["botpressMessageId"]
+    assert dead["conversationId"] == "doomed"
+
+
+def test_unreachable_receiver_counts_as_a_failed_attempt(relay: Relay) -> None:
+    _, token = relay.add_client("acme", response_url="http://127.0.0.1:9/closed")
+    (reply,) = relay.reply(start_conversation(relay, token, "c"))
+
+    relay.drain()
+
+    (dead,) = relay.dead_letters()
+    assert dead["botpressMessageId"] == reply["botpressMessageId"]
+
+
+def test_client_without_response_url_is_skipped_not_dead_lettered(relay: Relay, receiver: HTTPServer) -> None:
+    _, token = relay.add_client("sns-only")
+    relay.reply(start_conversation(relay, token, "c"), 2)
+
+    relay.drain()
+
+    assert receiver.log == []
+    assert relay.dead_letters() == []
