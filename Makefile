@@ -8,7 +8,7 @@ TOOLS := .tools
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: test lint unit integration build validate clean
+.PHONY: test lint unit integration bench build clean
 
 $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ unit: $(VENV)/.installed
 
 integration: $(VENV)/.installed
 	$(PY) -m pytest tests/integration
+
+## make bench: figures for the note (cold start per function; AWS calls per message)
+bench: $(VENV)/.installed
+	$(PY) benchmarks/cold_start.py
+	$(PY) -m pytest -q -s tests/integration/test_aws_calls.py
 
 ## make build: what `sam build` makes for Lambda (python3.13, arm64)
 build: $(TOOLS)/.installed
