@@ -1,0 +1,355 @@
+"""relay-clients against the template's clients table on moto: what an operator types and sees."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.metadata import entry_points
+
+import boto3
+import pytest
+from standardwebhooks import Webhook
+
+from devstack.provision import provision
+from devstack.template import load
+from relay.cli import main
+from relay.clients import ClientStore
+from relay.errors import Unauthorized
+
+
+class Operator:
+    """Runs relay-clients as an operator would and keeps what it printed."""
+
+    def __init__(self, session: boto3.Session, table: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.session = session
+        self.table = table
+        self._capsys = capsys
+        self.out = self.err = ""
+
+    def __call__(self, *argv: str, table: bool = True) -> int:
+        self._capsys.readouterr()
+        status = main(["--table", self.table, *argv] if table else list(argv))
+        self.out, self.err = self._capsys.readouterr()
+        return status
+
+    def store(self) -> ClientStore:
+        """A store with an empty cache, as a freshly started function has."""
+        return ClientStore(self.session.client("dynamodb"), self.table)
+
+    def create(self, client_id: str = "acme", *extra: str) -> tuple[str, str]:
+        assert self("create", "--id", client_id, "--name", f"{client_id} back end", *extra) == 0, self.err
+        return printed(self.out, "bearer token"), printed(self.out, "signing secret")
+
+
+def printed(out: str, label: str) -> str:
+    match = re.search(rf"^\s*{label}:\s+(\S+)\s*$", out, re.MULTILINE)
+    assert match, f"no '{label}' line in:\n{out}"
+    return match.group(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_table_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLIENTS_TABLE", raising=False)
+
+
+@pytest.fixture
+def operator(aws: boto3.Session, capsys: pytest.CaptureFixture[str]) -> Operator:
+    stack = provision({"BotWebhookUrl": "http://127.0.0.1:9/webhook"}, session=aws)
+    return Operator(aws, stack.ref("ClientsTable"), capsys)
+
+
+# ── create ──
+
+
+def test_create_prints_a_working_token_and_signing_secret_once(operator: Operator) -> None:
+    token, secret = operator.create("acme", "--response-url", "https://acme.example/hook")
+
+    assert printed(operator.out, "client id") == "acme"
+    assert "will not be shown again" in operator.out
+    client = operator.store().authenticate(token)
+    assert client.client_id == "acme"
+    assert client.name == "acme back end"
+    assert str(client.response_url) == "https://acme.example/hook"
+    assert secret.startswith("whsec_")
+    assert client.webhook_secret == secret  # what deliveries are signed with
+    Webhook(secret)  # a receiver's Standard Webhooks library takes it as it is
+
+
+def test_create_without_a_response_url(operator: Operator) -> None:
+    token, _ = operator.create("acme")
+
+    assert operator.store().authenticate(token).response_url is None
+
+
+def test_create_refuses_an_existing_id_and_keeps_its_credentials(operator: Operator) -> None:
+    token, secret = operator.create("acme")
+
+    status = operator("create", "--id", "acme", "--name", "impostor")
+
+    assert status == 1
+    assert "already exists" in operator.err
+    assert "token" not in operator.out
+    client = operator.store().authenticate(token)
+    assert (client.name, client.webhook_secret) == ("acme back end", secret)
+
+
+@pytest.mark.parametrize("client_id", ["ACME", "acme.eu", "acme:1", "-acme", "acme_corp", "", "a" * 64])
+def test_create_refuses_an_id_outside_lowercase_letters_digits_and_hyphens(operator: Operator, client_id: str) -> None:
+    status = operator("create", f"--id={client_id}", "--name", "ACME")
+
+    assert status == 2
+    assert "--id" in operator.err
+    assert "lowercase letters, digits and hyphens" in operator.err
+    assert list(operator.store().scan()) == []
+
+
+def test_create_refuses_a_response_url_that_is_not_http(operator: Operator) -> None:
+    status = operator("create", "--id", "acme", "--name", "ACME", "--response-url", "ftp://acme.example/hook")
+
+    assert status == 2
+    assert "--response-url" in operator.err
+    assert list(operator.store().scan()) == []
+
+
+def test_create_names_every_bad_field_at_once(operator: Operator) -> None:
+    status = operator("create", "--id", "ACME", "--name", "ACME", "--response-url", "not a url")
+
+    assert status == 2
+    assert "--id" in operator.err
+    assert "--response-url" in operator.err
+
+
+def test_create_without_a_name_is_a_usage_error(operator: Operator) -> None:
+    assert operator("create", "--id", "acme") == 2
+    assert "--name" in operator.err
+
+
+# ── list ──
+
+
+def test_list_shows_each_client_but_never_its_credentials(operator: Operator) -> None:
+    acme_token, acme_secret = operator.create("acme", "--response-url", "https://acme.example/hook")
+    globex_token, globex_secret = operator.create("globex")
+    operator("disable", "globex")
+    stored = {client.client_id: client for client in operator.store().scan()}
+
+    assert operator("list") == 0
+
+    header, *rows = operator.out.splitlines()
+    assert header.split() == ["ID", "NAME", "ENABLED", "RESPONSE", "URL"]
+    assert [row.split() for row in rows] == [
+        ["acme", "acme", "back", "end", "yes", "https://acme.example/hook"],
+        ["globex", "globex", "back", "end", "no", "-"],
+    ]
+    for credential in (acme_token, acme_secret, globex_token, globex_secret):
+        assert credential not in operator.out
+    for client in stored.values():
+        assert client.token_hash not in operator.out
+    assert "whsec_" not in operator.out
+
+
+def test_list_of_an_empty_table_says_so(operator: Operator) -> None:
+    assert operator("list") == 0
+    assert "No clients" in operator.out
+
+
+# ── rotate ──
+
+
+def test_rotate_replaces_the_token_and_the_secret(operator: Operator) -> None:
+    old_token, old_secret = operator.create("acme")
+
+    assert operator("rotate", "acme") == 0
+
+    new_token, new_secret = printed(operator.out, "bearer token"), printed(operator.out, "signing secret")
+    assert "will not be shown again" in operator.out
+    store = operator.store()
+    with pytest.raises(Unauthorized):
+        store.authenticate(old_token)
+    client = store.authenticate(new_token)
+    assert new_secret.startswith("whsec_")
+    assert new_secret != old_secret
+    assert client.webhook_secret == new_secret
+
+
+def test_rotate_token_only_keeps_the_signing_secret(operator: Operator) -> None:
+    old_token, secret = operator.create("acme")
+
+    assert operator("rotate", "acme", "--token") == 0
+
+    assert "signing secret" not in operator.out
+    assert "whsec_" not in operator.out
+    store = operator.store()
+    with pytest.raises(Unauthorized):
+        store.authenticate(old_token)
+    assert store.authenticate(printed(operator.out, "bearer token")).webhook_secret == secret
+
+
+def test_rotate_secret_only_keeps_the_token_working(operator: Operator) -> None:
+    token, old_secret = operator.create("acme")
+
+    assert operator("rotate", "acme", "--secret") == 0
+
+    assert "bearer token" not in operator.out
+    new_secret = printed(operator.out, "signing secret")
+    assert new_secret.startswith("whsec_")
+    assert new_secret != old_secret
+    assert operator.store().authenticate(token).webhook_secret == new_secret
+
+
+# ── disable, enable, set-url ──
+
+
+def test_disable_refuses_the_token_and_enable_accepts_it_again(operator: Operator) -> None:
+    token, _ = operator.create("acme")
+
+    assert operator("disable", "acme") == 0
+    with pytest.raises(Unauthorized, match="disabled"):
+        operator.store().authenticate(token)
+
+    assert operator("enable", "acme") == 0
+    assert operator.store().authenticate(token).enabled
+
+
+def test_disable_twice_says_it_already_is(operator: Operator) -> None:
+    operator.create("acme")
+    operator("disable", "acme")
+
+    assert operator("disable", "acme") == 0
+    assert "already disabled" in operator.out
+
+
+def test_set_url_changes_and_removes_the_response_url(operator: Operator) -> None:
+    token, secret = operator.create("acme", "--response-url", "https://old.example/hook")
+
+    assert operator("set-url", "acme", "https://new.example/hook") == 0
+    client = operator.store().authenticate(token)
+    assert str(client.response_url) == "https://new.example/hook"
+    assert client.webhook_secret == secret
+
+    assert operator("set-url", "acme", "--none") == 0
+    assert operator.store().authenticate(token).response_url is None
+
+
+def test_set_url_refuses_a_bad_url_and_keeps_the_old_one(operator: Operator) -> None:
+    token, _ = operator.create("acme", "--response-url", "https://acme.example/hook")
+
+    assert operator("set-url", "acme", "acme.example/hook") == 2
+
+    assert "URL" in operator.err
+    assert str(operator.store().authenticate(token).response_url) == "https://acme.example/hook"
+
+
+@pytest.mark.parametrize("argv", [["set-url", "acme"], ["set-url", "acme", "https://acme.example/hook", "--none"]])
+def test_set_url_needs_exactly_one_of_a_url_or_none(operator: Operator, argv: list[str]) -> None:
+    operator.create("acme")
+
+    assert operator(*argv) == 2
+    assert "--none" in operator.err
+
+
+@pytest.mark.parametrize(
+    "argv", [["rotate", "nobody"], ["disable", "nobody"], ["enable", "nobody"], ["set-url", "nobody", "--none"]]
+)
+def test_an_unknown_id_is_an_error(operator: Operator, argv: list[str]) -> None:
+    operator.create("acme")
+
+    assert operator(*argv) == 1
+    assert "no client 'nobody'" in operator.err
+    assert operator.out == ""
+    assert [client.client_id for client in operator.store().scan()] == ["acme"]
+
+
+def test_a_malformed_id_is_bad_input(operator: Operator) -> None:
+    assert operator("disable", "Not An Id") == 2
+    assert "lowercase letters, digits and hyphens" in operator.err
+
+
+# ── which table ──
+
+
+def test_the_table_can_come_from_the_environment(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CLIENTS_TABLE", operator.table)
+
+    assert operator("create", "--id", "acme", "--name", "ACME", table=False) == 0
+
+    assert [client.client_id for client in operator.store().scan()] == ["acme"]
+
+
+def test_table_options_may_follow_the_command(operator: Operator) -> None:
+    operator.create("acme")
+
+    assert operator("list", "--table", operator.table, table=False) == 0
+    assert "acme" in operator.out
+
+
+def test_without_a_table_the_error_says_how_to_give_one(operator: Operator) -> None:
+    assert operator("list", table=False) == 2
+    for way in ("--table", "--stack", "CLIENTS_TABLE"):
+        assert way in operator.err
+
+
+def test_table_and_stack_together_are_refused(operator: Operator) -> None:
+    assert operator("list", "--stack", "relay") == 2
+    assert "not both" in operator.err
+
+
+def test_a_table_that_does_not_exist_is_a_clear_error(operator: Operator) -> None:
+    assert operator("--table", "no-such-table", "list", table=False) == 1
+    assert "table was not found" in operator.err
+
+
+def deploy(session: boto3.Session, name: str, *, with_output: bool = True) -> None:
+    """A CloudFormation stack holding the template's own clients table and, optionally, its output."""
+    template = load()
+    body = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {"ClientsTable": template["Resources"]["ClientsTable"]},
+        "Outputs": {"ClientsTableName": template["Outputs"]["ClientsTableName"]} if with_output else {},
+    }
+    session.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(body))
+
+
+def test_stack_finds_the_clients_table_by_its_output(operator: Operator) -> None:
+    deploy(operator.session, "relay-prod")
+
+    assert operator("--stack", "relay-prod", "create", "--id", "acme", "--name", "ACME", table=False) == 0
+
+    outputs = operator.session.client("cloudformation").describe_stacks(StackName="relay-prod")["Stacks"][0]["Outputs"]
+    (table,) = [output["OutputValue"] for output in outputs if output["OutputKey"] == "ClientsTableName"]
+    assert table != operator.table
+    in_stack = ClientStore(operator.session.client("dynamodb"), table)
+    assert in_stack.authenticate(printed(operator.out, "bearer token")).client_id == "acme"
+    assert list(operator.store().scan()) == []
+
+    assert operator("list", "--stack", "relay-prod", table=False) == 0
+    assert "acme" in operator.out
+
+
+def test_an_unknown_stack_is_a_clear_error(operator: Operator) -> None:
+    assert operator("--stack", "nope", "list", table=False) == 1
+    assert "stack 'nope' not found" in operator.err
+
+
+def test_a_stack_without_the_output_is_a_clear_error(operator: Operator) -> None:
+    deploy(operator.session, "other", with_output=False)
+
+    assert operator("--stack", "other", "list", table=False) == 1
+    assert "no ClientsTableName output" in operator.err
+
+
+# ── the installed command ──
+
+
+def test_relay_clients_is_installed_as_this_main() -> None:
+    (script,) = entry_points(group="console_scripts", name="relay-clients")
+    assert script.load() is main
+
+
+def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("create", "list", "rotate", "disable", "enable", "set-url"):
+        assert command in out
