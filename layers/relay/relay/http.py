@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, TimeoutError
+from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
 
 pool = urllib3.PoolManager(num_pools=50, maxsize=4)
 
@@ -36,6 +36,7 @@ def post(url: str, body: str, headers: dict[str, str], timeout_seconds: float) -
 
 
 def _failure(error: Exception) -> PostFailed:
-    if isinstance(error, TimeoutError):
+    # urllib3 makes a refused connection a kind of ConnectTimeoutError: it is not a timeout here.
+    if isinstance(error, TimeoutError) and not isinstance(error, NewConnectionError):
         return PostFailed("no answer in time", timed_out=True)
     return PostFailed(f"unreachable ({type(error).__name__})", timed_out=False)

@@ -6,7 +6,10 @@ import hashlib
 import json
 from typing import Any
 
+from relay.errors import PayloadTooLarge
 from relay.models import ClientResponse
+
+SNS_MAX_BYTES = 256 * 1024
 
 
 def is_install_probe(body: object) -> bool:
@@ -32,9 +35,14 @@ class ResponsePublisher:
             "userId": response.user_id,
             "type": response.type,
         }
+        body = response.to_json()
+        # SNS counts the message and its attributes' names, types and values against its limit.
+        size = len(body.encode()) + sum(len(f"{name}String{value}".encode()) for name, value in attributes.items())
+        if size > SNS_MAX_BYTES:
+            raise PayloadTooLarge(f"the response is {size} bytes with its routing fields; SNS takes {SNS_MAX_BYTES}")
         result = self._sns.publish(
             TopicArn=self._topic_arn,
-            Message=response.to_json(),
+            Message=body,
             MessageGroupId=_fifo_id(json.dumps([response.client_id, response.conversation_id])),
             MessageDeduplicationId=_fifo_id(response.botpress_message_id),
             MessageAttributes={
