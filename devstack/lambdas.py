@@ -61,7 +61,7 @@ class LocalFunction:
 
     def invoke(self, event: dict[str, Any]) -> Any:
         with mock.patch.dict(os.environ, self.environment):
-            return self.handler(event, LambdaContext(self.spec.name))
+            return self.handler(event, LambdaContext(self.spec.name, self.spec.timeout_seconds))
 
 
 def http_event(method: str, route: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:

@@ -25,6 +25,7 @@ class FunctionSpec:
     name: str
     code_dir: Path
     handler: str
+    timeout_seconds: int
     environment: dict[str, str]
     http_routes: list[tuple[str, str]]
     queue_url: str | None
@@ -165,6 +166,7 @@ def _function(template: dict[str, Any], resolver: Resolver, name: str, spec: dic
         name=name,
         code_dir=ROOT / props["CodeUri"],
         handler=props["Handler"],
+        timeout_seconds=int(props.get("Timeout", 3)),
         environment={key: str(value) for key, value in environment.items()},
         http_routes=routes,
         queue_url=queue_url,

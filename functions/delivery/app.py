@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from relay.clients import ClientStore
-from relay.delivery import DeliveryFailed, DeliveryQueue, deliver, retry_delay
+from relay.delivery import DeliveryFailed, DeliveryQueue, NotAttempted, deliver, retry_delay
 from relay.models import ClientResponse
 from relay.settings import DeliverySettings
 
@@ -29,12 +29,14 @@ processor.raise_on_entire_batch_failure = False  # failures are reported per mes
 
 
 @tracer.capture_method
-def deliver_record(record: SQSRecord) -> None:
+def deliver_record(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    if lambda_context.get_remaining_time_in_millis() < (settings.webhook_timeout_seconds + 2) * 1000:
+        raise NotAttempted("not enough time left in this invocation")
     attempt = int(record.attributes.approximate_receive_count)
     try:
         response = ClientResponse.model_validate_json(record.body)
     except ValidationError:
-        # Waiting will not fix it: let it go straight on to the dead-letter queue.
+        # Waiting will not fix it: retried at once, it reaches the dead-letter queue within a few receives.
         logger.error("malformed response on the delivery queue", extra={"sqs_message_id": record.message_id})
         queue.retry_after(record.receipt_handle, 0)
         raise
@@ -77,10 +79,12 @@ def deliver_response(response: ClientResponse, record: SQSRecord, attempt: int) 
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     result = process_partial_response(event=event, record_handler=deliver_record, processor=processor, context=context)
-    skipped = [
-        record.receipt_handle
-        for record, (kind, _, _) in zip(processor.fail_messages, processor.exceptions, strict=True)
-        if kind is SQSFifoMessageGroupCircuitBreakerError
-    ]
-    queue.release(skipped)
+    # Messages never attempted go back at once; their conversation stays blocked behind its failed message.
+    queue.release(
+        [
+            record.receipt_handle
+            for record, (kind, _, _) in zip(processor.fail_messages, processor.exceptions, strict=True)
+            if kind in (SQSFifoMessageGroupCircuitBreakerError, NotAttempted)
+        ]
+    )
     return result

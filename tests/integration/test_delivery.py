@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import time
-from dataclasses import dataclass
 
+import boto3
+import pytest
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from werkzeug import Request, Response
 
+from devstack.esm import EventSourceMapping
+from devstack.lambdas import LocalFunction
 from harness import MAX_ATTEMPTS, Relay, message
 
 
-@dataclass
+@dataclasses.dataclass
 class Attempt:
     at: float
     webhook_id: str
@@ -26,8 +30,11 @@ class Attempt:
 class FlakyReceiver:
     """Answers 500 to the first `failures` attempts of each conversation listed, 204 to everything else."""
 
-    def __init__(self, server: HTTPServer, secret_of: dict[str, str], failures: dict[str, int]) -> None:
+    def __init__(
+        self, server: HTTPServer, secret_of: dict[str, str], failures: dict[str, int], pause: float = 0.0
+    ) -> None:
         self.attempts: list[Attempt] = []
+        self._pause = pause
         self._failures = dict(failures)
         self._secret = secret_of
         server.expect_request("/hook", method="POST").respond_with_handler(self)
@@ -35,6 +42,7 @@ class FlakyReceiver:
     def __call__(self, request: Request) -> Response:
         body = json.loads(request.get_data())
         Webhook(self._secret[body["clientId"]]).verify(request.get_data(), dict(request.headers))
+        time.sleep(self._pause)
         left = self._failures.get(body["conversationId"], 0)
         status = 500 if left else 204
         self._failures[body["conversationId"]] = max(0, left - 1)
@@ -75,20 +83,21 @@ def test_failing_receiver_is_retried_with_growing_delays_in_order_without_holdin
     assert relay.dead_letters() == []
 
 
-def test_receiver_that_always_fails_leaves_the_response_in_the_dead_letter_queue(
+def test_receiver_that_always_fails_leaves_the_conversation_in_the_dead_letter_queue_in_order(
     relay: Relay, receiver: HTTPServer
 ) -> None:
     client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
     flaky = FlakyReceiver(receiver, {"acme": client.webhook_secret}, failures={"doomed": 1000})
-    (reply,) = relay.reply(start_conversation(relay, token, "doomed"))
+    replies = relay.reply(start_conversation(relay, token, "doomed"), 3)
 
     relay.drain()
 
     assert len(flaky.attempts) == MAX_ATTEMPTS
-    assert {a.webhook_id for a in flaky.attempts} == {f"msg_{reply['botpressMessageId']}"}
-    (dead,) = relay.dead_letters()
-    assert dead["botpressMessageId"] == reply["botpressMessageId"]
-    assert dead["conversationId"] == "doomed"
+    assert {a.webhook_id for a in flaky.attempts} == {f"msg_{replies[0]['botpressMessageId']}"}
+    dead = relay.dead_letters()
+    # The responses queued behind the failed one follow it, so a redrive replays the conversation in order.
+    assert [d["botpressMessageId"] for d in dead] == [r["botpressMessageId"] for r in replies]
+    assert {d["conversationId"] for d in dead} == {"doomed"}
 
 
 def test_unreachable_receiver_counts_as_a_failed_attempt(relay: Relay) -> None:
@@ -109,3 +118,25 @@ def test_client_without_response_url_is_skipped_not_dead_lettered(relay: Relay, 
 
     assert receiver.log == []
     assert relay.dead_letters() == []
+
+
+def test_messages_an_invocation_has_no_time_for_are_delivered_by_the_next_one(
+    aws: boto3.Session, bot: HTTPServer, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A batch that would outrun the function's timeout leaves its tail untried, not failed."""
+    bot.expect_request("/webhook", method="POST").respond_with_json({})
+    relay = Relay(aws, bot, parameters={"WebhookTimeoutSeconds": "1"})
+    relay.delivery = LocalFunction(dataclasses.replace(relay.delivery.spec, timeout_seconds=4))
+    relay.mapping = EventSourceMapping(relay.sqs, relay.delivery)
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    slow = FlakyReceiver(receiver, {"acme": client.webhook_secret}, failures={}, pause=0.8)
+    replies = [relay.reply(start_conversation(relay, token, f"c{n}"))[0] for n in range(4)]
+
+    first_batch = relay.mapping.poll()
+    delivered_first = len(slow.attempts)
+    relay.drain()
+
+    assert first_batch == 4 and delivered_first < 4, "the function's 4 s cannot fit four 0.8 s deliveries"
+    assert sorted(a.webhook_id for a in slow.attempts) == sorted(f"msg_{r['botpressMessageId']}" for r in replies)
+    assert {a.status for a in slow.attempts} == {204}
+    assert '"DeliveryFailed"' not in capsys.readouterr().out

@@ -14,6 +14,10 @@ class DeliveryFailed(Exception):
     """The receiver did not take the response; it is retried after the schedule's next delay."""
 
 
+class NotAttempted(Exception):
+    """The invocation ran out of time before this message's turn; it goes back to the queue at once."""
+
+
 def deliver(url: str, secret: str, response: ClientResponse, body: str, timeout_seconds: float) -> None:
     """POST one response with Standard Webhooks headers; any 2xx is success.
 

@@ -24,7 +24,8 @@ def post(url: str, body: str, headers: dict[str, str], timeout_seconds: float) -
             url,
             body=body.encode(),
             headers=headers,
-            timeout=urllib3.Timeout(connect=min(timeout_seconds, 5.0), read=timeout_seconds),
+            # `total` bounds connecting and every read together, so a trickling peer cannot stall the caller.
+            timeout=urllib3.Timeout(total=timeout_seconds, connect=min(timeout_seconds, 5.0)),
             retries=False,
             redirect=False,
         )

@@ -52,6 +52,7 @@ class DeliverySettings(_Settings):
     @field_validator("delivery_retry_schedule")
     @classmethod
     def _check_schedule(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(not 0 <= delay <= 43200 for delay in value):
-            raise ValueError("needs one or more delays between 0 and 43200 seconds (SQS's visibility limit)")
+        # SQS keeps a message invisible at most 12 hours after it was received; leave the function's run.
+        if not value or any(not 0 <= delay <= 43000 for delay in value):
+            raise ValueError("needs one or more delays between 0 and 43000 seconds (SQS's 12-hour visibility limit)")
         return value
