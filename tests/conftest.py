@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 from pytest_httpserver import HTTPServer
 
-from harness import Relay
+from harness import Relay, local_server
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -27,25 +27,16 @@ def aws() -> Iterator[boto3.Session]:
         yield boto3.Session(region_name="us-east-1")
 
 
-def _server() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.clear()
-    if server.is_running():
-        server.stop()
-
-
 @pytest.fixture
 def bot() -> Iterator[HTTPServer]:
     """The bot: a real HTTP server that takes messages as the Messaging API integration does."""
-    yield from _server()
+    yield from local_server()
 
 
 @pytest.fixture
 def receiver() -> Iterator[HTTPServer]:
     """A client's webhook receiver."""
-    yield from _server()
+    yield from local_server()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -13,6 +14,16 @@ from pytest_httpserver import HTTPServer
 BOT_TOKEN = "bp_pat_test_token"
 RETRY_SCHEDULE = "1,2"
 MAX_ATTEMPTS = 3
+
+
+def local_server() -> Iterator[HTTPServer]:
+    """A real HTTP server on 127.0.0.1, for a fixture to yield from."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
 
 
 class Relay:

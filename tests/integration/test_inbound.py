@@ -17,7 +17,7 @@ from werkzeug import Request
 from werkzeug import Response as WerkzeugResponse
 
 from devstack.lambdas import api_response, http_event
-from harness import Relay, message
+from harness import Relay, local_server, message
 
 FIELDS = ["userId", "messageId", "conversationId", "type", "text", "payload"]
 MAX_BODY_BYTES = 256 * 1024
@@ -98,12 +98,7 @@ def unreliable_relay(aws: boto3.Session, bot: HTTPServer, scripted_bot: Scripted
 @pytest.fixture
 def other_receiver() -> Iterator[HTTPServer]:
     """A second client's webhook receiver."""
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.clear()
-    if server.is_running():
-        server.stop()
+    yield from local_server()
 
 
 # ── repeats and scoping ──────────────────────────────────────────────────────────────────

@@ -104,19 +104,13 @@ class BotResponse(CamelModel):
     botpress_conversation_id: str | None = None
 
 
-class ClientResponse(CamelModel):
+class ClientResponse(BotResponse):
     """A bot response addressed to a client: the SNS message and the webhook body.
 
     The six fields of the contract, with the client's own conversation id, plus the client
     and user it belongs to.
     """
 
-    type: str
-    payload: dict[str, Any]
-    conversation_id: str
-    botpress_message_id: str
-    botpress_user_id: str | None = None
-    botpress_conversation_id: str | None = None
     client_id: ClientId
     user_id: str
 
