@@ -65,7 +65,7 @@ def deliver_response(response: ClientResponse, record: SQSRecord, attempt: int) 
         last = attempt >= settings.delivery_max_attempts
         metrics.add_metric(name="DeliveryFailed", unit=MetricUnit.Count, value=1)
         logger.warning(
-            "delivery failed: dead-lettered" if last else "delivery failed: will retry",
+            "last attempt failed: on to the dead-letter queue" if last else "delivery failed: will retry",
             extra={"reason": str(failure), "retry_in_seconds": None if last else delay},
         )
         queue.retry_after(record.receipt_handle, delay)
