@@ -1,0 +1,50 @@
+"""The sample events in events/ work against the real handlers, as `sam local invoke -e events/…` would use them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+from standardwebhooks import Webhook
+
+from devstack.lambdas import json_body
+from harness import Relay
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+def sample(name: str, **replacements: str) -> dict[str, Any]:
+    text = (EVENTS / name).read_text()
+    for placeholder, value in replacements.items():
+        text = text.replace(placeholder, value)
+    return json.loads(text)
+
+
+def test_sample_events_take_a_message_round(relay: Relay, receiver: HTTPServer) -> None:
+    receiver.expect_request("/hook", method="POST").respond_with_data("")
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    secret = {"REPLACE-WITH-BOT-RESPONSE-SECRET": relay.bot_secret}
+
+    inbound = relay.inbound.invoke(sample("inbound.json", **{"REPLACE-WITH-CLIENT-TOKEN": token}))
+    probe = relay.bot_response.invoke(sample("bot_probe.json", **secret))
+    published = relay.bot_response.invoke(sample("bot_response.json", **secret))
+    relay.drain()
+
+    assert inbound["statusCode"] == 200 and json_body(inbound)["status"] == "forwarded"
+    assert probe["statusCode"] == 200 and published["statusCode"] == 200
+    ((request, _),) = receiver.log
+    delivered = Webhook(client.webhook_secret).verify(request.get_data(), dict(request.headers))
+    assert delivered["conversationId"] == json.loads(sample("inbound.json")["body"])["conversationId"]
+
+
+def test_sample_delivery_event_is_delivered(relay: Relay, receiver: HTTPServer) -> None:
+    receiver.expect_request("/hook", method="POST").respond_with_data("")
+    relay.add_client("acme", response_url=receiver.url_for("/hook"))
+
+    result = relay.delivery.invoke(sample("delivery.json"))
+
+    assert result == {"batchItemFailures": []}
+    ((request, _),) = receiver.log
+    assert request.get_data(as_text=True) == sample("delivery.json")["Records"][0]["body"]
