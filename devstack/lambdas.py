@@ -140,10 +140,7 @@ def api_response(result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
     """Status, headers and body of a handler's payload format 2.0 result."""
     body = result.get("body") or ""
     raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
-    headers = dict(result.get("headers") or {})
-    if result.get("cookies"):
-        headers["set-cookie"] = "; ".join(result["cookies"])
-    return int(result.get("statusCode", 200)), headers, raw
+    return int(result.get("statusCode", 200)), dict(result.get("headers") or {}), raw
 
 
 def json_body(result: dict[str, Any]) -> Any:

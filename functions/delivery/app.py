@@ -58,7 +58,11 @@ def deliver_response(response: ClientResponse, record: SQSRecord, attempt: int) 
         return
     try:
         deliver(
-            str(client.response_url), client.webhook_secret, response, record.body, settings.webhook_timeout_seconds
+            str(client.response_url),
+            client.webhook_secret,
+            response.webhook_id,
+            record.body,
+            settings.webhook_timeout_seconds,
         )
     except DeliveryFailed as failure:
         delay = retry_delay(attempt, settings.delivery_retry_schedule, settings.delivery_max_attempts)

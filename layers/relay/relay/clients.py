@@ -44,11 +44,11 @@ class ClientStore:
     def __init__(self, dynamodb: Any, table_name: str, cache_ttl_seconds: float = 60.0) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
-        self._cache: TTLCache[str, Client | None] = TTLCache(maxsize=1024, ttl=cache_ttl_seconds)
+        self._cache: TTLCache[str, Client] = TTLCache(maxsize=1024, ttl=cache_ttl_seconds)
 
     def get(self, client_id: str) -> Client | None:
-        if client_id in self._cache:
-            return self._cache[client_id]
+        if (cached := self._cache.get(client_id)) is not None:
+            return cached
         item = self._dynamodb.get_item(TableName=self._table, Key={"clientId": {"S": client_id}}).get("Item")
         client = _from_item(item) if item else None
         if client is not None:

@@ -47,7 +47,7 @@ class ConversationStore:
         item = self._dynamodb.get_item(
             TableName=self._table,
             Key={"botConversationId": {"S": bot_conversation_id}},
-            ProjectionExpression="botConversationId, clientId, conversationId, userId",
+            ProjectionExpression="clientId, conversationId, userId",
         ).get("Item")
         if item is None:
             return None

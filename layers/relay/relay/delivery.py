@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from relay import http, webhooks
-from relay.models import ClientResponse
 
 
 class DeliveryFailed(Exception):
@@ -18,12 +17,12 @@ class NotAttempted(Exception):
     """The invocation ran out of time before this message's turn; it goes back to the queue at once."""
 
 
-def deliver(url: str, secret: str, response: ClientResponse, body: str, timeout_seconds: float) -> None:
+def deliver(url: str, secret: str, webhook_id: str, body: str, timeout_seconds: float) -> None:
     """POST one response with Standard Webhooks headers; any 2xx is success.
 
     `body` is sent as published, byte for byte, so what is signed is what consumers of the topic see.
     """
-    headers = webhooks.headers(secret, response.webhook_id, int(time.time()), body)
+    headers = webhooks.headers(secret, webhook_id, int(time.time()), body)
     try:
         status = http.post(url, body, headers, timeout_seconds)
     except http.PostFailed as failure:
@@ -54,7 +53,7 @@ class DeliveryQueue:
         self._sqs.change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
 
     def release(self, receipt_handles: Sequence[str]) -> None:
-        """Make skipped messages visible again; their group stays blocked until the failed one before them is done."""
+        """Make untried messages visible again; their group stays blocked until the failed one before them is done."""
         for start in range(0, len(receipt_handles), 10):
             entries = [
                 {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}

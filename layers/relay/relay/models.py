@@ -52,10 +52,6 @@ class ClientMessage(CamelModel):
     client_id: ClientId
     message: InboundMessage
 
-    @property
-    def bot_conversation_id(self) -> str:
-        return scoped(self.client_id, self.message.conversation_id)
-
     def for_bot(self) -> InboundMessage:
         """The message as the bot sees it: the same six fields, ids scoped to the client."""
         message = self.message
@@ -63,13 +59,12 @@ class ClientMessage(CamelModel):
             update={
                 "user_id": scoped(self.client_id, message.user_id),
                 "message_id": scoped(self.client_id, message.message_id),
-                "conversation_id": self.bot_conversation_id,
+                "conversation_id": scoped(self.client_id, message.conversation_id),
             }
         )
 
     def conversation(self) -> Conversation:
         return Conversation(
-            bot_conversation_id=self.bot_conversation_id,
             client_id=self.client_id,
             conversation_id=self.message.conversation_id,
             user_id=self.message.user_id,
@@ -87,10 +82,13 @@ class MessageReceipt(CamelModel):
 class Conversation(CamelModel):
     """Maps the conversation id the bot knows back to the client and its own ids."""
 
-    bot_conversation_id: str
     client_id: ClientId
     conversation_id: str
     user_id: str
+
+    @property
+    def bot_conversation_id(self) -> str:
+        return scoped(self.client_id, self.conversation_id)
 
 
 class BotResponse(CamelModel):

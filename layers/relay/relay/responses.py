@@ -27,7 +27,7 @@ class ResponsePublisher:
         self._sns = sns
         self._topic_arn = topic_arn
 
-    def publish(self, response: ClientResponse) -> str:
+    def publish(self, response: ClientResponse) -> None:
         """Publish in the conversation's message group, so its consumers get its responses in order."""
         attributes = {
             "clientId": response.client_id,
@@ -40,7 +40,7 @@ class ResponsePublisher:
         size = len(body.encode()) + sum(len(f"{name}String{value}".encode()) for name, value in attributes.items())
         if size > SNS_MAX_BYTES:
             raise PayloadTooLarge(f"the response is {size} bytes with its routing fields; SNS takes {SNS_MAX_BYTES}")
-        result = self._sns.publish(
+        self._sns.publish(
             TopicArn=self._topic_arn,
             Message=body,
             MessageGroupId=_fifo_id(json.dumps([response.client_id, response.conversation_id])),
@@ -49,4 +49,3 @@ class ResponsePublisher:
                 name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
             },
         )
-        return str(result["MessageId"])
