@@ -8,9 +8,10 @@ TOOLS := .tools
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: test lint unit integration bench build clean
+.PHONY: dev test lint unit integration e2e bench build clean
 
 $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-dev.txt
+	@echo "Setting up $(VENV) with the project's dependencies (first run only; about a minute)..."
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -r layers/relay/requirements.txt -r requirements-dev.txt
 	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e .
@@ -21,7 +22,11 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/pip install $(PIP_FLAGS) -r requirements-tools.txt
 	touch $@
 
-## make test: lint, then every test: unit (with the template's sam validate and checkov), integration
+## make dev: the whole system on this machine: moto for AWS, a built-in echo bot and receiver. Ctrl-C stops it.
+dev: $(VENV)/.installed
+	@$(PY) -m devstack
+
+## make test: lint, then every test: unit (with the template's sam validate and checkov), integration, e2e
 test: lint $(TOOLS)/.installed
 	$(PY) -m pytest
 
@@ -35,6 +40,9 @@ unit: $(VENV)/.installed
 
 integration: $(VENV)/.installed
 	$(PY) -m pytest tests/integration
+
+e2e: $(VENV)/.installed
+	$(PY) -m pytest tests/e2e
 
 ## make bench: figures for the note (cold start per function; AWS calls per message)
 bench: $(VENV)/.installed

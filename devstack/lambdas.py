@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from unittest import mock
 
 from devstack.provision import ACCOUNT, REGION, FunctionSpec
@@ -35,6 +35,14 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class Invocable(Protocol):
+    """A function that takes events: in-process (LocalFunction) or in containers (runtime.Function)."""
+
+    spec: FunctionSpec
+
+    def invoke(self, event: dict[str, Any]) -> Any: ...
 
 
 class LocalFunction:

@@ -52,6 +52,7 @@ def post_bot_response(secret: str) -> dict[str, str]:
     logger.append_keys(client_id=conversation.client_id, conversation_id=conversation.conversation_id)
     publisher.publish(ClientResponse.route(response, conversation))
     metrics.add_metric(name="Published", unit=MetricUnit.Count, value=1)
+    logger.info("published to the responses topic")
     return {"status": "published"}
 
 

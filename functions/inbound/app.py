@@ -77,6 +77,7 @@ def forward(inbound: ClientMessage) -> MessageReceipt:
         logger.warning("bot did not take the message", extra={"reason": error.message})
         raise
     metrics.add_metric(name="Forwarded", unit=MetricUnit.Count, value=1)
+    logger.info("forwarded to the bot")
     return MessageReceipt(message_id=inbound.message.message_id, conversation_id=inbound.message.conversation_id)
 
 

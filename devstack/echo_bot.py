@@ -1,0 +1,103 @@
+"""A bot for the local stack that speaks the Botpress Messaging API integration's side of the contract.
+
+It takes a forwarded message as the integration's webhook does (bearer token, the six fields),
+answers 200 at once, and then sends its reply to the response URL, one request per bot
+message, as a Botpress bot does.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import urllib3
+
+from devstack.console import say
+
+_FIELDS = ("userId", "messageId", "conversationId", "type", "text", "payload")
+
+
+class EchoBot(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, token: str, response_url: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Request)
+        self.token = token
+        self.response_url = response_url
+        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._http = urllib3.PoolManager()
+        self._sender = threading.Thread(target=self._send_replies, name="echo-bot-replies", daemon=True)
+        self._sender.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+    def take(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Accept a forwarded message; the reply follows, after this answer, in arrival order."""
+        self._replies.put(message)
+        user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, message["userId"]))
+        conversation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, message["conversationId"]))
+        return {
+            "message": {"id": str(uuid.uuid4()), "type": message["type"], "payload": message["payload"]},
+            "user": {"id": user_id, "tags": {"id": message["userId"]}},
+            "conversation": {"id": conversation_id, "tags": {"id": message["conversationId"]}},
+        }
+
+    def shutdown(self) -> None:
+        self._replies.put(None)
+        super().shutdown()
+
+    def _send_replies(self) -> None:
+        while (message := self._replies.get()) is not None:
+            reply = {
+                "type": "text",
+                "payload": {"text": f"echo: {message['text']}"},
+                "conversationId": message["conversationId"],
+                "botpressUserId": str(uuid.uuid5(uuid.NAMESPACE_URL, message["userId"])),
+                "botpressMessageId": str(uuid.uuid4()),
+                "botpressConversationId": str(uuid.uuid5(uuid.NAMESPACE_URL, message["conversationId"])),
+            }
+            try:
+                status = self._http.request("POST", self.response_url, json=reply, timeout=10, retries=False).status
+            except urllib3.exceptions.HTTPError as error:
+                say("echo-bot", f"reply to {message['conversationId']} not sent: {error}")
+                continue
+            say("echo-bot", f"replied 'echo: {message['text']}' to {message['conversationId']} → {status}")
+
+
+class _Request(BaseHTTPRequestHandler):
+    server: EchoBot
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        scheme, _, token = (self.headers.get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or token != self.server.token:
+            self._answer(401, {"message": "Unauthorized"})
+            return
+        try:
+            message = json.loads(body)
+            missing = [name for name in _FIELDS if not isinstance(message, dict) or name not in message]
+        except ValueError:
+            message, missing = None, ["a JSON body"]
+        if missing:
+            self._answer(400, {"message": f"missing {', '.join(missing)}"})
+            return
+        say("echo-bot", f"got '{message['text']}' from {message['userId']} in {message['conversationId']}")
+        self._answer(200, self.server.take(message))
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: the bot prints what it got and what it replied."""

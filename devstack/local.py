@@ -1,0 +1,261 @@
+"""`make dev`: the whole relay on this machine, with moto's server for AWS and no container engine."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+from pydantic import ValidationError
+
+from devstack.console import say
+from devstack.echo_bot import EchoBot
+from devstack.esm import EventSourceMapping
+from devstack.gateway import Gateway
+from devstack.provision import REGION, Stack, provision
+from devstack.receiver import Receiver
+from devstack.runtime import Function
+from devstack.settings import DevSettings, problems
+from relay.clients import ClientStore, hash_token
+from relay.models import Client
+
+# Seconds instead of minutes, so a failed delivery recovers while you watch; as many attempts as deployed.
+RETRY_SCHEDULE = "1,2,4,8,16,32"
+CONCURRENCY = 4
+"""Containers per function at most, as a reserved concurrency would cap them."""
+DELIVERY_POLLERS = 2
+_DEAD_LETTER_CHECK_SECONDS = 2
+
+
+class LocalStack:
+    """Everything `make dev` runs; `start` brings it up, `stop` takes down whatever was started."""
+
+    def __init__(self, settings: DevSettings) -> None:
+        self.settings = settings
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._bound: list[Any] = []
+        self._running: list[Any] = []
+        self._functions: list[Function] = []
+        self._moto: ThreadedMotoServer | None = None
+        self.gateway: Gateway | None = None
+        self.stack: Stack | None = None
+
+    def start(self) -> None:
+        settings = self.settings
+        # The port first: if it is taken, say so before starting anything else.
+        self.gateway = Gateway(settings.port, [])
+        self._bound.append(self.gateway)
+        self._start_moto()
+        receiver = self._serve(Receiver(settings.dev_webhook_secret)) if settings.dev_response_url is None else None
+        bot = (
+            self._serve(EchoBot(settings.bot_token, self.bot_response_url))
+            if settings.bot_webhook_url is None
+            else None
+        )
+        say("stack", "creating the template's tables, secrets, topic and queues on moto")
+        self.stack = provision(
+            {
+                "BotWebhookUrl": str(settings.bot_webhook_url or bot.url),
+                "DeliveryRetrySchedule": RETRY_SCHEDULE,
+            },
+            secret_values={"BotTokenSecret": settings.bot_token, "BotResponseSecret": settings.dev_bot_secret},
+            session=boto3.Session(region_name=REGION),
+        )
+        self._add_demo_client(str(settings.dev_response_url or receiver.url))
+        say("stack", "starting the functions")
+        self._functions = [Function(spec, CONCURRENCY) for spec in self.stack.functions.values()]
+        for function in self._functions:
+            function.warm()
+        for function in self._functions:
+            function.wait_ready()
+        self._start_event_sources()
+        self.gateway.routes = [
+            (method, route, function) for function in self._functions for method, route in function.spec.http_routes
+        ]
+        self._serve(self.gateway)
+
+    @property
+    def api_url(self) -> str:
+        assert self.gateway
+        return self.gateway.url
+
+    @property
+    def bot_response_url(self) -> str:
+        return f"{self.api_url}/bot/responses/{self.settings.dev_bot_secret}"
+
+    def banner(self) -> str:
+        settings = self.settings
+        example = (
+            '{"userId":"user-1","messageId":"msg-\'"$(date +%s)-$RANDOM"\'","conversationId":"conversation-1",'
+            '"type":"text","text":"hello","payload":{"text":"hello"}}'
+        )
+        curl = (
+            f"curl -sS -X POST {self.api_url}/messages \\\n"
+            f"    -H {shlex.quote('Authorization: Bearer ' + settings.dev_client_token)} \\\n"
+            f"    -H 'Content-Type: application/json' \\\n"
+            f"    -d '{example}'"
+        )
+        bot = str(settings.bot_webhook_url) if settings.bot_webhook_url else "the built-in echo bot"
+        receiver = (
+            str(settings.dev_response_url) if settings.dev_response_url else "the built-in receiver (prints here)"
+        )
+        return "\n".join(
+            [
+                "",
+                f"  Messaging relay running locally (AWS on moto at {self._moto_url}).",
+                "",
+                f"  API URL              {self.api_url}",
+                f"  client token         {settings.dev_client_token}   (client '{settings.client_id}')",
+                f"  signing secret       {settings.dev_webhook_secret}",
+                f"  bot response URL     {self.bot_response_url}",
+                f"  bot                  {bot}",
+                f"  responses go to      {receiver}",
+                "",
+                "  Send a message:",
+                "",
+                *(f"    {line}" for line in curl.splitlines()),
+                "",
+                "  Ctrl-C stops everything.",
+                "",
+            ]
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        for server in self._running:
+            server.shutdown()
+        for server in self._bound:
+            server.server_close()
+        for thread in self._threads:
+            thread.join(5)
+        for function in self._functions:
+            function.stop()
+        if self._moto:
+            self._moto.stop()
+
+    # ── parts ──
+
+    @property
+    def _moto_url(self) -> str:
+        assert self._moto
+        host, port = self._moto.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def _start_moto(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call would drown the functions' own
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        # Every AWS client of the stack and its functions talks to moto, never to an account.
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            os.environ.pop(name, None)
+        os.environ.update(
+            AWS_ENDPOINT_URL=self._moto_url,
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto takes any key
+            AWS_DEFAULT_REGION=REGION,
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            POWERTOOLS_TRACE_DISABLED="true",
+        )
+
+    def _serve(self, server: Any) -> Any:
+        if server not in self._bound:
+            self._bound.append(server)
+        self._running.append(server)
+        self._thread(server.serve_forever, type(server).__name__)
+        return server
+
+    def _add_demo_client(self, response_url: str) -> None:
+        assert self.stack
+        store = ClientStore(boto3.client("dynamodb"), self.stack.ref("ClientsTable"))
+        token = self.settings.dev_client_token
+        client = Client(
+            client_id=self.settings.client_id,
+            name="demo client (make dev)",
+            token_hash=hash_token(token),
+            webhook_secret=self.settings.dev_webhook_secret,
+            response_url=response_url,
+        )
+        store.put(client, new=True)
+
+    def _start_event_sources(self) -> None:
+        sqs = boto3.client("sqs")
+        for function in self._functions:
+            if function.spec.queue_url:
+                mapping = EventSourceMapping(sqs, function)
+                for index in range(DELIVERY_POLLERS):
+                    self._thread(lambda mapping=mapping: mapping.run(self._stop), f"poller-{index}")
+                self._thread(lambda: self._watch_dead_letters(sqs), "dead-letters")
+
+    def _watch_dead_letters(self, sqs: Any) -> None:
+        """Say when something lands in the dead-letter queue, as the deployed alarm would."""
+        assert self.stack
+        url = self.stack.ref("DeliveryDeadLetterQueue")
+        seen = 0
+        while not self._stop.wait(_DEAD_LETTER_CHECK_SECONDS):
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            count = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+            if count > seen:
+                say("stack", f"the dead-letter queue now holds {count} undeliverable response(s): {url}")
+            seen = count
+
+    def _thread(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+
+def main() -> int:
+    try:
+        settings = DevSettings()
+    except ValidationError as error:
+        print("make dev: cannot start:", *problems(error), sep="\n  ", file=sys.stderr)
+        return 2
+    stack = LocalStack(settings)
+    # SIGTERM and SIGHUP (a closed terminal) stop the stack as Ctrl-C does.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    _stop_with_parent()
+    started = time.monotonic()
+    try:
+        stack.start()
+        print(stack.banner(), flush=True)
+        say("stack", f"serving after {time.monotonic() - started:.1f} s")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            hint = f"choose another, e.g. PORT={settings.port + 1} make dev"
+            print(f"make dev: port {settings.port} is in use; {hint}", file=sys.stderr)
+            return 1
+        raise
+    finally:
+        say("stack", "stopping")
+        stack.stop()
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_with_parent() -> None:
+    """Stop when the process that started us goes: `make` does not pass SIGTERM on to its recipe."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

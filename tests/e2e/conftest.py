@@ -1,0 +1,42 @@
+"""The local stack started as a user starts it, driven over HTTP only, with a bot and a receiver of the tests' own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from harness import local_server
+from parties import BOT_SECRET, BOT_TOKEN, CLIENT_TOKEN, WEBHOOK_SECRET, Bot, Receiver
+from stack_process import StackProcess
+
+
+@pytest.fixture(scope="session")
+def bot() -> Iterator[Bot]:
+    for server in local_server():
+        yield Bot(server)
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    for server in local_server():
+        yield Receiver(server)
+
+
+@pytest.fixture(scope="session")
+def stack(bot: Bot, receiver: Receiver) -> Iterator[StackProcess]:
+    """`python -m devstack`, what `make dev` runs, on a free port; stopped after the tests, also when one fails."""
+    environment = {
+        **os.environ,
+        "PORT": "0",
+        "BOT_WEBHOOK_URL": bot.url,
+        "BOT_TOKEN": BOT_TOKEN,
+        "DEV_RESPONSE_URL": receiver.url,
+        "DEV_CLIENT_TOKEN": CLIENT_TOKEN,
+        "DEV_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DEV_BOT_SECRET": BOT_SECRET,
+    }
+    with StackProcess.start(environment) as running:
+        bot.response_url = f"{running.api_url}/bot/responses/{BOT_SECRET}"
+        yield running

@@ -1,0 +1,122 @@
+"""Starting and stopping the local stack as a terminal would, and talking to it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import urllib3
+
+ROOT = Path(__file__).resolve().parents[2]
+_http = urllib3.PoolManager(maxsize=32, timeout=30, retries=False)
+
+
+def post_json(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    response = _http.request(
+        "POST", url, body=json.dumps(body), headers={"content-type": "application/json", **(headers or {})}
+    )
+    try:
+        return response.status, response.json()
+    except ValueError:
+        return response.status, response.data.decode()
+
+
+class StackProcess:
+    """The stack's process group, its output as it comes, and the URLs its banner printed."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    @classmethod
+    @contextmanager
+    def start(cls, environment: dict[str, str], command: list[str] | None = None) -> Iterator[StackProcess]:
+        process = subprocess.Popen(
+            command or [sys.executable, "-m", "devstack"],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group, as a terminal gives a command
+        )
+        running = cls(process)
+        try:
+            running.wait_for_output(r"serving after")
+            yield running
+        finally:
+            running.stop()
+            if running.output:
+                print(f"--- local stack output ---\n{running.output}")
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def api_url(self) -> str:
+        return self.banner_value("API URL")
+
+    def banner_value(self, name: str) -> str:
+        match = re.search(rf"^\s+{name}\s+(\S+)", self.output, re.MULTILINE)
+        assert match, f"no '{name}' in the banner:\n{self.output}"
+        return match.group(1)
+
+    def wait_for_output(self, pattern: str, timeout: float = 60.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if match := re.search(pattern, self.output):
+                return match
+            if self.process.poll() is not None and not self._reader.is_alive():
+                raise AssertionError(f"the stack exited ({self.process.returncode}) before printing {pattern!r}")
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} in the stack's output within {timeout} s")
+
+    def interrupt(self, signum: int = signal.SIGINT, *, group: bool = True) -> int:
+        """Ctrl-C in a terminal signals the whole foreground group; `kill` signals one process."""
+        if group:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
+        return self.process.wait(30)
+
+    def leftovers(self, timeout: float = 10.0) -> list[str]:
+        """The processes of the stack's group still running after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = [
+                line
+                for line in subprocess.run(
+                    ["ps", "-o", "pid=,args=", "-g", str(self.process.pid)], capture_output=True, text=True, check=False
+                ).stdout.splitlines()
+                if line.strip()
+            ]
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with suppress(subprocess.TimeoutExpired):
+                self.interrupt()
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._reader.join(5)
+
+    def _read(self) -> None:
+        assert self.process.stdout
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))

@@ -1,0 +1,95 @@
+"""`make dev` as a user meets it: the banner's curl works, bad settings are named, stopping leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from stack_process import ROOT, StackProcess
+
+_SETTINGS = ("PORT", "DEV_CLIENT_TOKEN", "DEV_RESPONSE_URL", "DEV_WEBHOOK_SECRET", "BOT_WEBHOOK_URL", "BOT_TOKEN")
+
+
+def environment(**settings: str) -> dict[str, str]:
+    """The test run's environment without any local-stack setting but those given."""
+    clean = {name: value for name, value in os.environ.items() if name not in _SETTINGS and name != "DEV_BOT_SECRET"}
+    return {**clean, "PORT": "0", **settings}
+
+
+def curl_command(banner: str) -> str:
+    """The banner's example, as a user would copy it into a shell."""
+    lines = banner.split("Send a message:\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    return "\n".join(line.removeprefix("    ") for line in lines)
+
+
+def test_the_banner_curl_goes_round_the_built_in_bot_and_receiver_and_ctrl_c_stops_everything() -> None:
+    with StackProcess.start(environment(), ["make", "--no-print-directory", "dev"]) as stack:
+        answer = subprocess.run(["bash", "-c", curl_command(stack.output)], capture_output=True, text=True, check=True)
+
+        assert json.loads(answer.stdout)["status"] == "forwarded"
+        stack.wait_for_output(r"receiver .* signature verified\n.*conversation-1 \(user-1\): text echo: hello")
+
+        stack.interrupt(signal.SIGINT)  # Ctrl-C: the terminal signals make and everything it started
+        assert stack.leftovers() == []
+        assert "Traceback" not in stack.output
+
+
+@pytest.mark.parametrize("target", ["make", "stack"])
+def test_sigterm_to_make_or_to_the_stack_leaves_no_process_behind(target: str) -> None:
+    command = ["make", "--no-print-directory", "dev"] if target == "make" else [sys.executable, "-m", "devstack"]
+    with StackProcess.start(environment(), command) as stack:
+        stack.interrupt(signal.SIGTERM, group=False)  # `kill <pid>`: only that process is told
+
+        assert stack.leftovers() == []
+        assert "stopping" in stack.output
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "complaint"),
+    [
+        ("DEV_CLIENT_TOKEN", "no-client-id", "DEV_CLIENT_TOKEN: Value error, must be '<client id>.<secret>'"),
+        ("DEV_WEBHOOK_SECRET", "not-a-secret", "DEV_WEBHOOK_SECRET: Value error, must be 'whsec_'"),
+        ("DEV_RESPONSE_URL", "nowhere", "DEV_RESPONSE_URL: Input should be a valid URL"),
+        ("DEV_BOT_SECRET", "a/b", "DEV_BOT_SECRET: Value error, must be letters, digits"),
+        ("PORT", "http", "PORT: Input should be a valid integer"),
+    ],
+)
+def test_a_bad_setting_is_named_before_anything_starts(name: str, value: str, complaint: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "devstack"],
+        cwd=ROOT,
+        env=environment(**{name: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert complaint in result.stderr
+
+
+def test_a_port_in_use_is_named() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "devstack"],
+            cwd=ROOT,
+            env=environment(PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert result.returncode == 1
+    assert re.search(rf"port {port} is in use; choose another, e.g. PORT=\d+ make dev", result.stderr)
