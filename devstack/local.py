@@ -10,6 +10,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -48,40 +50,42 @@ class LocalStack:
         self._moto: ThreadedMotoServer | None = None
         self.gateway: Gateway | None = None
         self.stack: Stack | None = None
+        self.timings: dict[str, float] = {}
+        """Seconds each step of `start` took."""
 
     def start(self) -> None:
         settings = self.settings
         # The port first: if it is taken, say so before starting anything else.
         self.gateway = Gateway(settings.port, [])
         self._bound.append(self.gateway)
-        self._start_moto()
-        receiver = self._serve(Receiver(settings.dev_webhook_secret)) if settings.dev_response_url is None else None
-        bot = (
-            self._serve(EchoBot(settings.bot_token, self.bot_response_url))
-            if settings.bot_webhook_url is None
-            else None
-        )
-        say("stack", "creating the template's tables, secrets, topic and queues on moto")
-        self.stack = provision(
-            {
-                "BotWebhookUrl": str(settings.bot_webhook_url or bot.url),
-                "DeliveryRetrySchedule": RETRY_SCHEDULE,
-            },
-            secret_values={"BotTokenSecret": settings.bot_token, "BotResponseSecret": settings.dev_bot_secret},
-            session=boto3.Session(region_name=REGION),
-        )
-        self._add_demo_client(str(settings.dev_response_url or receiver.url))
-        say("stack", "starting the functions")
-        self._functions = [Function(spec, CONCURRENCY) for spec in self.stack.functions.values()]
-        for function in self._functions:
-            function.warm()
-        for function in self._functions:
-            function.wait_ready()
+        with self._step("moto", "moto with the template's tables, secrets, topic and queues"):
+            self._start_moto()
+            bot_url = settings.bot_webhook_url or self._serve(EchoBot(settings.bot_token, self.bot_response_url)).url
+            response_url = settings.dev_response_url or self._serve(Receiver(settings.dev_webhook_secret)).url
+            self.stack = provision(
+                {"BotWebhookUrl": str(bot_url), "DeliveryRetrySchedule": RETRY_SCHEDULE},
+                secret_values={"BotTokenSecret": settings.bot_token, "BotResponseSecret": settings.dev_bot_secret},
+                session=boto3.Session(region_name=REGION),
+            )
+            self._add_demo_client(str(response_url))
+        with self._step("functions", "a container for each function"):
+            self._functions = [Function(spec, CONCURRENCY) for spec in self.stack.functions.values()]
+            for function in self._functions:
+                function.warm()
+            for function in self._functions:
+                function.wait_ready()
         self._start_event_sources()
         self.gateway.routes = [
             (method, route, function) for function in self._functions for method, route in function.spec.http_routes
         ]
         self._serve(self.gateway)
+
+    @contextmanager
+    def _step(self, name: str, description: str) -> Iterator[None]:
+        say("stack", f"starting {description}")
+        started = time.monotonic()
+        yield
+        self.timings[name] = time.monotonic() - started
 
     @property
     def api_url(self) -> str:
@@ -229,7 +233,8 @@ def main() -> int:
     try:
         stack.start()
         print(stack.banner(), flush=True)
-        say("stack", f"serving after {time.monotonic() - started:.1f} s")
+        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in stack.timings.items())
+        say("stack", f"serving after {time.monotonic() - started:.1f} s ({steps})")
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
