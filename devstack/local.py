@@ -225,8 +225,9 @@ def main() -> int:
         print("make dev: cannot start:", *problems(error), sep="\n  ", file=sys.stderr)
         return 2
     stack = LocalStack(settings)
-    # SIGTERM and SIGHUP (a closed terminal) stop the stack as Ctrl-C does.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    # SIGTERM and SIGHUP (a closed terminal) stop the stack as Ctrl-C does; SIGINT too when a script started
+    # us in the background, where the shell hands it down ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     _stop_with_parent()
     started = time.monotonic()
