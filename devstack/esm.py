@@ -40,7 +40,8 @@ class EventSourceMapping:
         try:
             result = self._function.invoke(sqs_event(messages, self._arn)) or {}
             failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
-        except Exception:
+        except Exception as error:
+            say("event-source", f"{error}: the batch of {len(messages)} comes back after its visibility timeout")
             failed = {message["MessageId"] for message in messages}
         done = [message for message in messages if message["MessageId"] not in failed]
         for start in range(0, len(done), 10):

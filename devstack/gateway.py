@@ -7,26 +7,29 @@ API Gateway answers it.
 
 from __future__ import annotations
 
+import json
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from devstack.console import say
 from devstack.lambdas import Invocable, api_response, http_event, path_parameters
-from devstack.runtime import FunctionError
 
 _MAX_BODY_BYTES = 10 * 1024 * 1024  # the HTTP API's payload limit
+_SERVER_ERROR = b'{"message":"Internal Server Error"}'
 
 
 class Gateway(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # socketserver's 5 resets connections when clients arrive together
 
-    def __init__(self, port: int, functions: list[Invocable]) -> None:
+    def __init__(self, port: int) -> None:
+        # Bound at once, so a port in use is reported before anything else starts; routed later.
         super().__init__(("127.0.0.1", port), _Request)
-        self.routes = [
-            (method, route, function) for function in functions for method, route in function.spec.http_routes
-        ]
+        self.routes: list[tuple[str, str, Invocable]] = []
+
+    def route_to(self, functions: list[Invocable]) -> None:
+        self.routes = [(method, route, f) for f in functions for method, route in f.spec.http_routes]
 
     @property
     def url(self) -> str:
@@ -46,6 +49,20 @@ class _Request(BaseHTTPRequestHandler):
         started = time.monotonic()
         path, _, query = self.path.partition("?")
         method = self.command
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            self._refuse(411, "Length Required")
+            return
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._refuse(400, "Bad Request")
+            return
+        if length > _MAX_BODY_BYTES:
+            self._refuse(413, "Request Entity Too Large")
+            return
+        body = self.rfile.read(length)
         match = next(
             (
                 (route, function)
@@ -54,32 +71,38 @@ class _Request(BaseHTTPRequestHandler):
             ),
             None,
         )
-        length = int(self.headers.get("content-length") or 0)
         if match is None:
-            self.rfile.read(length)
             self._send(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
             return
         route, function = match
-        if length > _MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
-            return
-        event = http_event(method, route, path, dict(self.headers.items()), self.rfile.read(length))
-        event["rawQueryString"] = query
+        event = http_event(method, route, path, self.headers.items(), body, query)
         try:
-            status, headers, body = api_response(function.invoke(event))
-        except FunctionError as error:
-            say("api", f"{method} {route}: function error: {error}")
-            status, headers, body = 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
-        self._send(status, headers, body)
+            result = function.invoke(event)
+            status, headers, raw = api_response(result)
+            cookies = (result.get("cookies") or []) if isinstance(result, dict) else []
+        except Exception as error:  # a function error or a malformed result: API Gateway answers 500
+            say("api", f"{method} {route}: {error}")
+            status, headers, raw, cookies = 500, {"content-type": "application/json"}, _SERVER_ERROR, []
+        self._send(status, headers, raw, cookies)
         # The route, not the path: the path of /bot/responses/{secret} carries the secret.
         say("api", f"{method} {route} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer without reading the body; the connection closes, since its unread bytes would follow."""
+        self.close_connection = True
+        self._send(
+            status,
+            {"content-type": "application/json", "connection": "close"},
+            json.dumps({"message": message}).encode(),
+        )
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes, cookies: list[str] | None = None) -> None:
         self.send_response(status)
         for name, value in headers.items():
-            if name.lower() not in {"content-length", "connection"}:
+            if name.lower() != "content-length":
                 self.send_header(name, value)
+        for cookie in cookies or []:
+            self.send_header("set-cookie", cookie)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":

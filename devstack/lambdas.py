@@ -10,10 +10,11 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from unittest import mock
+from urllib.parse import parse_qsl
 
 from devstack.provision import ACCOUNT, REGION, FunctionSpec
 
@@ -72,19 +73,41 @@ class LocalFunction:
             return self.handler(event, LambdaContext(self.spec.name, self.spec.timeout_seconds))
 
 
-def http_event(method: str, route: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
-    """An API Gateway HTTP API event, payload format 2.0, as the route would receive it."""
+def http_event(
+    method: str,
+    route: str,
+    path: str,
+    headers: Mapping[str, str] | Iterable[tuple[str, str]],
+    body: bytes,
+    query: str = "",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API event, payload format 2.0, as the route would receive it.
+
+    As the HTTP API does: header names lower-cased, repeated headers and query parameters joined
+    with commas, cookies moved from their header into `cookies`.
+    """
     try:
         text, encoded = body.decode(), False
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(body).decode(), True
+    joined: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers.items() if isinstance(headers, Mapping) else headers:
+        if name.lower() == "cookie":
+            cookies.extend(cookie.strip() for cookie in value.split(";") if cookie.strip())
+        else:
+            joined[name.lower()] = f"{joined[name.lower()]},{value}" if name.lower() in joined else value
+    parameters: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
     now = time.time()
-    return {
+    event = {
         "version": "2.0",
         "routeKey": f"{method} {route}",
         "rawPath": path,
-        "rawQueryString": "",
-        "headers": {name.lower(): value for name, value in headers.items()},
+        "rawQueryString": query,
+        "headers": joined,
+        "queryStringParameters": parameters or None,
         "requestContext": {
             "accountId": ACCOUNT,
             "apiId": "local",
@@ -94,7 +117,7 @@ def http_event(method: str, route: str, path: str, headers: dict[str, str], body
                 "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "127.0.0.1",
-                "userAgent": headers.get("user-agent", ""),
+                "userAgent": joined.get("user-agent", ""),
             },
             "requestId": str(uuid.uuid4()),
             "routeKey": f"{method} {route}",
@@ -106,6 +129,9 @@ def http_event(method: str, route: str, path: str, headers: dict[str, str], body
         "body": text or None,
         "isBase64Encoded": encoded,
     }
+    if cookies:
+        event["cookies"] = cookies
+    return event
 
 
 def path_parameters(route: str, path: str) -> dict[str, str] | None:
@@ -144,11 +170,16 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     }
 
 
-def api_response(result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers and body of a handler's payload format 2.0 result."""
+def api_response(result: Any) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of a handler's payload format 2.0 result, as the HTTP API reads it.
+
+    A result without `statusCode` is taken as a JSON body with status 200; a malformed one raises.
+    """
+    if not (isinstance(result, dict) and "statusCode" in result):
+        return 200, {"content-type": "application/json"}, json.dumps(result).encode()
     body = result.get("body") or ""
     raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
-    return int(result.get("statusCode", 200)), dict(result.get("headers") or {}), raw
+    return int(result["statusCode"]), {name: str(value) for name, value in (result.get("headers") or {}).items()}, raw
 
 
 def json_body(result: dict[str, Any]) -> Any:

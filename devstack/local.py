@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shlex
@@ -32,9 +33,11 @@ from relay.models import Client
 # Seconds instead of minutes, so a failed delivery recovers while you watch; as many attempts as deployed.
 RETRY_SCHEDULE = "1,2,4,8,16,32"
 CONCURRENCY = 4
-"""Containers per function at most, as a reserved concurrency would cap them."""
+"""Containers per function at most, to spare a laptop; further requests wait for one to be free."""
 DELIVERY_POLLERS = 2
 _DEAD_LETTER_CHECK_SECONDS = 2
+# Settings that could point the stack's AWS clients at an account instead of moto.
+_ACCOUNT_VARIABLES = {"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"}
 
 
 class LocalStack:
@@ -56,7 +59,7 @@ class LocalStack:
     def start(self) -> None:
         settings = self.settings
         # The port first: if it is taken, say so before starting anything else.
-        self.gateway = Gateway(settings.port, [])
+        self.gateway = Gateway(settings.port)
         self._bound.append(self.gateway)
         with self._step("moto", "moto with the template's tables, secrets, topic and queues"):
             self._start_moto()
@@ -75,9 +78,7 @@ class LocalStack:
             for function in self._functions:
                 function.wait_ready()
         self._start_event_sources()
-        self.gateway.routes = [
-            (method, route, function) for function in self._functions for method, route in function.spec.http_routes
-        ]
+        self.gateway.route_to(list(self._functions))
         self._serve(self.gateway)
 
     @contextmanager
@@ -98,8 +99,10 @@ class LocalStack:
 
     def banner(self) -> str:
         settings = self.settings
+        # A fresh messageId on every run of the command, in any POSIX shell: a repeat would not be forwarded.
+        fresh_id = """'"$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')"'"""
         example = (
-            '{"userId":"user-1","messageId":"msg-\'"$(date +%s)-$RANDOM"\'","conversationId":"conversation-1",'
+            f'{{"userId":"user-1","messageId":"msg-{fresh_id}","conversationId":"conversation-1",'
             '"type":"text","text":"hello","payload":{"text":"hello"}}'
         )
         curl = (
@@ -159,9 +162,13 @@ class LocalStack:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         # Every AWS client of the stack and its functions talks to moto, never to an account.
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-            os.environ.pop(name, None)
+        for name in list(os.environ):
+            if name.startswith("AWS_ENDPOINT_URL_") or name in _ACCOUNT_VARIABLES:
+                del os.environ[name]
+        no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1,localhost"]))
         os.environ.update(
+            NO_PROXY=no_proxy,
+            no_proxy=no_proxy,
             AWS_ENDPOINT_URL=self._moto_url,
             AWS_ACCESS_KEY_ID="local",
             AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto takes any key
@@ -194,19 +201,23 @@ class LocalStack:
     def _start_event_sources(self) -> None:
         sqs = boto3.client("sqs")
         for function in self._functions:
-            if function.spec.queue_url:
-                mapping = EventSourceMapping(sqs, function)
-                for index in range(DELIVERY_POLLERS):
-                    self._thread(lambda mapping=mapping: mapping.run(self._stop), f"poller-{index}")
-                self._thread(lambda: self._watch_dead_letters(sqs), "dead-letters")
+            if not function.spec.queue_url:
+                continue
+            mapping = EventSourceMapping(sqs, function)
+            for index in range(DELIVERY_POLLERS):
+                self._thread(lambda mapping=mapping: mapping.run(self._stop), f"{function.spec.name}-poller-{index}")
+            if dead_letters := _dead_letter_queue(sqs, function.spec.queue_url):
+                self._thread(lambda url=dead_letters: self._watch_dead_letters(sqs, url), "dead-letters")
 
-    def _watch_dead_letters(self, sqs: Any) -> None:
+    def _watch_dead_letters(self, sqs: Any, url: str) -> None:
         """Say when something lands in the dead-letter queue, as the deployed alarm would."""
-        assert self.stack
-        url = self.stack.ref("DeliveryDeadLetterQueue")
         seen = 0
         while not self._stop.wait(_DEAD_LETTER_CHECK_SECONDS):
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            try:
+                attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            except Exception as error:  # keep watching: the next check may work
+                say("stack", f"cannot read the dead-letter queue: {error}")
+                continue
             count = int(attributes["Attributes"]["ApproximateNumberOfMessages"])
             if count > seen:
                 say("stack", f"the dead-letter queue now holds {count} undeliverable response(s): {url}")
@@ -225,11 +236,13 @@ def main() -> int:
         print("make dev: cannot start:", *problems(error), sep="\n  ", file=sys.stderr)
         return 2
     stack = LocalStack(settings)
-    # SIGTERM and SIGHUP (a closed terminal) stop the stack as Ctrl-C does; SIGINT too when a script started
-    # us in the background, where the shell hands it down ignored.
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
-    _stop_with_parent()
+    # SIGTERM and SIGHUP (a closed terminal) stop the stack as Ctrl-C does; one handed down ignored
+    # (nohup, a background job of a script) stays ignored.
+    for signum in _STOP_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _interrupt)
+    if "MAKELEVEL" in os.environ:
+        _stop_with_make()
     started = time.monotonic()
     try:
         stack.start()
@@ -246,17 +259,31 @@ def main() -> int:
             return 1
         raise
     finally:
+        for signum in _STOP_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
         say("stack", "stopping")
         stack.stop()
     return 0
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _dead_letter_queue(sqs: Any, url: str) -> str | None:
+    """The URL of the queue that `url`'s redrive policy sends messages to, if it has one."""
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    if "RedrivePolicy" not in attributes:
+        return None
+    arn = json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]
+    return sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
 
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _stop_with_parent() -> None:
-    """Stop when the process that started us goes: `make` does not pass SIGTERM on to its recipe."""
+def _stop_with_make() -> None:
+    """Stop when `make` goes, whether or not it passed a signal on (it cannot when killed with SIGKILL)."""
     parent = os.getppid()
 
     def watch() -> None:

@@ -47,7 +47,11 @@ class Container:
 
     def invoke(self, event: dict[str, Any]) -> Any:
         self.wait_ready()
-        self._connection.send(event)
+        try:
+            self._connection.send(event)
+        except OSError:
+            self.stop()
+            raise FunctionError(f"{self.spec.name}: the process had exited") from None
         # A little over the function's timeout: the handler's own time guard gets to act first.
         return self._receive(self.spec.timeout_seconds + 1, "invocation")
 
@@ -67,7 +71,7 @@ class Container:
         try:
             if not self._connection.poll(timeout):
                 self.stop()
-                raise FunctionError(f"{self.spec.name}: {step} timed out after {timeout:.0f} s")
+                raise FunctionError(f"{self.spec.name}: {step} timed out after {timeout:.0f} s; process stopped")
             ok, value = self._connection.recv()
         except (EOFError, OSError):
             self.stop()
@@ -114,8 +118,11 @@ class Function:
 
     def _take(self) -> Container:
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                container = self._idle.pop()
+                if container.alive:
+                    return container
+                self._all.remove(container)  # died while idle: Lambda would start a fresh one
             container = Container(self.spec)
             self._all.append(container)
             return container
@@ -137,7 +144,7 @@ def _run(spec: FunctionSpec, connection: Connection) -> None:
     """The container's process: import the handler, then run one invocation per event received."""
     from devstack.lambdas import LocalFunction
 
-    # Ctrl-C reaches the whole process group; the stack, not each container, decides when to stop.
+    # Ctrl-C reaches the whole process group; the stack, not each container, decides when containers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Powertools warns on every invocation that records no metric (a refused request, say): noise while you watch.
     warnings.filterwarnings("ignore", message="No application metrics to publish")

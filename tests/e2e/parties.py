@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pytest_httpserver import HTTPServer
@@ -67,14 +68,14 @@ class Delivery:
 
 
 class Receiver:
-    """A client's webhook: verifies every delivery with the reference Standard Webhooks library; the
-    conversations in `fail_first` are answered 500 that many times before being taken."""
+    """A client's webhook: verifies every delivery with the reference Standard Webhooks library, and answers
+    500 to the conversations it was told to `fail`."""
 
     def __init__(self, server: HTTPServer) -> None:
         self.url = server.url_for("/responses")
         self.attempts: list[Delivery] = []
         self.unverified: list[str] = []
-        self.fail_first: dict[str, int] = {}
+        self._failing: dict[str, tuple[int, Callable[[], bool]]] = {}
         self._lock = threading.Lock()
         server.expect_request("/responses", method="POST").respond_with_handler(self._take)
 
@@ -87,9 +88,14 @@ class Receiver:
         conversation = body["conversationId"]
         with self._lock:
             tried = sum(1 for attempt in self.attempts if attempt.conversation_id == conversation)
-            status = 500 if tried < self.fail_first.get(conversation, 0) else 204
+            times, until = self._failing.get(conversation, (0, lambda: True))
+            status = 500 if tried < times or not until() else 204
             self.attempts.append(Delivery(conversation, body["payload"]["text"], request.headers["webhook-id"], status))
         return Response(status=status)
+
+    def fail(self, conversation: str, times: int, until: Callable[[], bool]) -> None:
+        """Answer 500 to the conversation's first `times` attempts, and to any after them until `until()`."""
+        self._failing[conversation] = (times, until)
 
     def delivered(self, conversation: str) -> list[str]:
         return [a.text for a in self.attempts if a.conversation_id == conversation and a.status == 204]

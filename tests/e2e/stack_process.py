@@ -93,16 +93,14 @@ class StackProcess:
         return self.process.wait(30)
 
     def leftovers(self, timeout: float = 10.0) -> list[str]:
-        """The processes of the stack's group still running after `timeout`."""
+        """The processes of the stack's session (everything it started) still running after `timeout`."""
         deadline = time.monotonic() + timeout
         while True:
-            left = [
-                line
-                for line in subprocess.run(
-                    ["ps", "-o", "pid=,args=", "-g", str(self.process.pid)], capture_output=True, text=True, check=False
-                ).stdout.splitlines()
-                if line.strip()
-            ]
+            found = subprocess.run(
+                ["pgrep", "-l", "-s", str(self.process.pid)], capture_output=True, text=True, check=False
+            )
+            assert found.returncode in (0, 1), f"pgrep failed: {found.stderr}"
+            left = found.stdout.splitlines()
             if not left or time.monotonic() > deadline:
                 return left
             time.sleep(0.1)

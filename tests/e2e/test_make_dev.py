@@ -45,6 +45,8 @@ def test_the_banner_curl_goes_round_the_built_in_bot_and_receiver_and_ctrl_c_sto
 def test_sigterm_to_make_or_to_the_stack_leaves_no_process_behind(target: str) -> None:
     command = ["make", "--no-print-directory", "dev"] if target == "make" else [sys.executable, "-m", "devstack"]
     with StackProcess.start(environment(), command) as stack:
+        assert len(stack.leftovers(timeout=0)) >= 4, "the stack and a container for each function"
+
         stack.interrupt(signal.SIGTERM, group=False)  # `kill <pid>`: only that process is told
 
         assert stack.leftovers() == []

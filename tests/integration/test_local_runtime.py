@@ -1,0 +1,215 @@
+"""The local stack's plumbing on its own: its HTTP API in front of functions, and functions in containers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+
+from devstack.gateway import Gateway
+from devstack.provision import FunctionSpec
+from devstack.runtime import Function, FunctionError
+
+
+def spec(code_dir: Path, routes: list[tuple[str, str]] | None = None, timeout_seconds: int = 3) -> FunctionSpec:
+    return FunctionSpec(
+        name="ProbeFunction",
+        code_dir=code_dir,
+        handler="app.handler",
+        timeout_seconds=timeout_seconds,
+        environment={"POWERTOOLS_SERVICE_NAME": "probe"},
+        http_routes=routes or [],
+        queue_url=None,
+        batch_size=10,
+    )
+
+
+class Recorded:
+    """A function that answers with what it is told to and keeps the events it got."""
+
+    def __init__(self, result: Any, routes: list[tuple[str, str]]) -> None:
+        self.spec = spec(Path("."), routes)
+        self.result = result
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        self.events.append(event)
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    servers: list[Gateway] = []
+
+    def start(function: Recorded) -> str:
+        gateway = Gateway(0)
+        gateway.route_to([function])
+        threading.Thread(target=gateway.serve_forever, daemon=True).start()
+        servers.append(gateway)
+        return gateway.url
+
+    yield start
+    for gateway in servers:
+        gateway.shutdown()
+        gateway.server_close()
+
+
+http = urllib3.PoolManager(retries=False)
+
+
+def test_a_request_becomes_a_payload_2_0_event_and_the_result_its_response(serve: Any) -> None:
+    function = Recorded(
+        {"statusCode": 201, "headers": {"x-answer": "yes"}, "cookies": ["a=1", "b=2"], "body": "made"},
+        [("POST", "/items/{item}")],
+    )
+    url = serve(function)
+
+    response = http.request(
+        "POST",
+        f"{url}/items/42?tag=x&tag=y&empty=",
+        body=b"\xff\x00",
+        headers=urllib3.HTTPHeaderDict([("X-Many", "1"), ("X-Many", "2"), ("Cookie", "s=1; t=2"), ("User-Agent", "t")]),
+    )
+
+    assert (response.status, response.data, response.headers["x-answer"]) == (201, b"made", "yes")
+    assert response.headers.getlist("set-cookie") == ["a=1", "b=2"]
+    (event,) = function.events
+    assert event["routeKey"] == "POST /items/{item}" and event["pathParameters"] == {"item": "42"}
+    assert event["rawQueryString"] == "tag=x&tag=y&empty="
+    assert event["queryStringParameters"] == {"tag": "x,y", "empty": ""}
+    assert event["headers"]["x-many"] == "1,2" and "cookie" not in event["headers"]
+    assert event["cookies"] == ["s=1", "t=2"]
+    assert event["requestContext"]["http"]["userAgent"] == "t"
+    assert event["isBase64Encoded"] is True and event["body"] == "/wA="
+
+
+def test_a_result_without_status_code_is_a_json_body(serve: Any) -> None:
+    url = serve(Recorded({"ok": True}, [("GET", "/status")]))
+
+    response = http.request("GET", f"{url}/status")
+
+    assert (response.status, response.json(), response.headers["content-type"]) == (
+        200,
+        {"ok": True},
+        "application/json",
+    )
+
+
+@pytest.mark.parametrize("result", [FunctionError("ProbeFunction: boom"), {"statusCode": "teapot"}])
+def test_a_function_error_or_a_malformed_result_is_a_500(serve: Any, result: Any) -> None:
+    url = serve(Recorded(result, [("POST", "/work")]))
+
+    response = http.request("POST", f"{url}/work", body=b"{}")
+
+    assert (response.status, response.json()) == (500, {"message": "Internal Server Error"})
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/elsewhere"), ("GET", "/work"), ("POST", "/work/extra")])
+def test_no_route_is_a_404(serve: Any, method: str, path: str) -> None:
+    function = Recorded({"statusCode": 200}, [("POST", "/work")])
+    url = serve(function)
+
+    response = http.request(method, f"{url}{path}", body=b"{}")
+
+    assert (response.status, response.json()) == (404, {"message": "Not Found"})
+    assert function.events == []
+
+
+def test_a_chunked_body_is_refused_with_411_rather_than_read_as_empty(serve: Any) -> None:
+    function = Recorded({"statusCode": 200}, [("POST", "/work")])
+    url = serve(function)
+    host, port = url.removeprefix("http://").split(":")
+
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(b"POST /work HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+        answer = connection.recv(4096)
+
+    assert answer.startswith(b"HTTP/1.1 411")
+    assert function.events == []
+
+
+# ── containers ──
+
+
+@pytest.fixture
+def handler_dir(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text(
+        "import os, time\n"
+        "def handler(event, context):\n"
+        "    if event.get('raise'):\n"
+        "        raise ValueError('asked to fail')\n"
+        "    time.sleep(event.get('sleep', 0))\n"
+        "    return {'pid': os.getpid(), 'service': os.environ['POWERTOOLS_SERVICE_NAME']}\n"
+    )
+    return tmp_path
+
+
+def test_a_container_keeps_serving_after_its_handler_raises(handler_dir: Path) -> None:
+    function = Function(spec(handler_dir), concurrency=1)
+    try:
+        first = function.invoke({})
+        with pytest.raises(FunctionError, match="ValueError: asked to fail"):
+            function.invoke({"raise": True})
+        after = function.invoke({})
+    finally:
+        function.stop()
+
+    assert first == after == {"pid": first["pid"], "service": "probe"}
+    assert first["pid"] != os.getpid()
+
+
+def wait_until_dead(pid: int) -> None:
+    """Until the kill has landed: the process is gone or a zombie (Linux's /proc)."""
+    for _ in range(200):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] in {"Z", "X"}:
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} still running")
+
+
+def test_a_container_that_died_or_timed_out_is_replaced_by_a_fresh_one(handler_dir: Path) -> None:
+    function = Function(spec(handler_dir, timeout_seconds=1), concurrency=1)
+    try:
+        first = function.invoke({})["pid"]
+        os.kill(first, signal.SIGKILL)
+        wait_until_dead(first)
+        second = function.invoke({})["pid"]
+        with pytest.raises(FunctionError, match="timed out"):
+            function.invoke({"sleep": 5})
+        third = function.invoke({})["pid"]
+    finally:
+        function.stop()
+
+    assert len({first, second, third}) == 3
+
+
+def test_busy_containers_make_a_function_start_another_up_to_its_concurrency(handler_dir: Path) -> None:
+    function = Function(spec(handler_dir), concurrency=2)
+    results: list[int] = []
+    try:
+        threads = [
+            threading.Thread(target=lambda: results.append(function.invoke({"sleep": 1})["pid"])) for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        function.stop()
+
+    assert len(results) == 3
+    assert len(set(results)) == 2, json.dumps(results)
