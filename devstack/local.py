@@ -51,6 +51,7 @@ class LocalStack:
         self._running: list[Any] = []
         self._functions: list[Function] = []
         self._moto: ThreadedMotoServer | None = None
+        self._aws_environment: dict[str, str] = {}
         self.gateway: Gateway | None = None
         self.stack: Stack | None = None
         self.timings: dict[str, float] = {}
@@ -72,7 +73,9 @@ class LocalStack:
             )
             self._add_demo_client(str(response_url))
         with self._step("functions", "a container for each function"):
-            self._functions = [Function(spec, CONCURRENCY) for spec in self.stack.functions.values()]
+            self._functions = [
+                Function(spec, CONCURRENCY, self._aws_environment) for spec in self.stack.functions.values()
+            ]
             for function in self._functions:
                 function.warm()
             for function in self._functions:
@@ -161,22 +164,23 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call would drown the functions' own
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
-        # Every AWS client of the stack and its functions talks to moto, never to an account.
+        # Every AWS client of the stack and its functions talks to moto, never to an account: the functions'
+        # containers get only this besides their own environment; the stack's own clients read it from ours.
+        self._aws_environment = {
+            "AWS_ENDPOINT_URL": self._moto_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",  # moto takes any key
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
         for name in list(os.environ):
             if name.startswith("AWS_ENDPOINT_URL_") or name in _ACCOUNT_VARIABLES:
                 del os.environ[name]
-        no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1,localhost"]))
-        os.environ.update(
-            NO_PROXY=no_proxy,
-            no_proxy=no_proxy,
-            AWS_ENDPOINT_URL=self._moto_url,
-            AWS_ACCESS_KEY_ID="local",
-            AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto takes any key
-            AWS_DEFAULT_REGION=REGION,
-            AWS_CONFIG_FILE=os.devnull,
-            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-            POWERTOOLS_TRACE_DISABLED="true",
-        )
+        os.environ.update(self._aws_environment)
 
     def _serve(self, server: Any) -> Any:
         if server not in self._bound:

@@ -1,27 +1,26 @@
 """Lambda's execution environments on this machine: each function's handler in processes of its own.
 
-A container is a worker process that imports the handler once, with the function's environment,
-and then takes one invocation at a time, as a Lambda execution environment does. A function
-keeps its idle containers and starts another only when all are busy, up to a limit.
+A container is a process (devstack.container) that imports the handler once, with the function's
+environment, and then takes one invocation at a time, as a Lambda execution environment does. A
+function keeps its idle containers and starts another only when all are busy, up to a limit.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
+import os
+import socket
+import subprocess
 import sys
 import threading
-import traceback
-import warnings
 from multiprocessing.connection import Connection
 from typing import Any
 
-from devstack.console import FunctionOutput
 from devstack.provision import FunctionSpec
+from devstack.template import ROOT
 
-# Spawned, not forked: the parent runs threads (moto, the API), which a fork would copy mid-step.
-_context = multiprocessing.get_context("spawn")
 _INIT_TIMEOUT_SECONDS = 60
+# What a process needs from this machine to run at all; everything else comes from the stack and the template.
+_MACHINE_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
 
 class FunctionError(Exception):
@@ -31,12 +30,20 @@ class FunctionError(Exception):
 class Container:
     """One execution environment: a process that has imported the function's handler."""
 
-    def __init__(self, spec: FunctionSpec) -> None:
+    def __init__(self, spec: FunctionSpec, environment: dict[str, str]) -> None:
         self.spec = spec
-        self._connection, child = _context.Pipe()
-        self._process = _context.Process(target=_run, args=(spec, child), name=spec.name, daemon=True)
-        self._process.start()
-        child.close()
+        ours, theirs = socket.socketpair()
+        with theirs:
+            self._process = subprocess.Popen(  # noqa: S603 - this interpreter, a module of ours
+                [sys.executable, "-m", "devstack.container", str(theirs.fileno())],
+                cwd=ROOT,
+                env={**{name: os.environ[name] for name in _MACHINE_VARIABLES if name in os.environ}, **environment},
+                pass_fds=[theirs.fileno()],
+                # Its own process group: Ctrl-C in the terminal reaches the stack, which stops its containers.
+                process_group=0,
+            )
+        self._connection = Connection(ours.detach())
+        self._connection.send(spec)
         self._ready = False
 
     def wait_ready(self) -> None:
@@ -57,15 +64,16 @@ class Container:
 
     @property
     def alive(self) -> bool:
-        return self._process.is_alive()
+        return self._process.poll() is None
 
     def stop(self) -> None:
         self._connection.close()
         self._process.terminate()
-        self._process.join(2)
-        if self._process.is_alive():
+        try:
+            self._process.wait(2)
+        except subprocess.TimeoutExpired:
             self._process.kill()
-            self._process.join()
+            self._process.wait()
 
     def _receive(self, timeout: float, step: str) -> Any:
         try:
@@ -84,8 +92,10 @@ class Container:
 class Function:
     """A function's containers: an idle one takes the invocation, else a new one starts, up to `concurrency`."""
 
-    def __init__(self, spec: FunctionSpec, concurrency: int) -> None:
+    def __init__(self, spec: FunctionSpec, concurrency: int, environment: dict[str, str] | None = None) -> None:
+        """`environment` is what every container gets besides the function's own: where AWS is, for one."""
         self.spec = spec
+        self._environment = environment or {}
         self._slots = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
         self._idle: list[Container] = []
@@ -94,7 +104,7 @@ class Function:
     def warm(self) -> None:
         """Start one container now, so the first request does not wait for the import."""
         with self._lock:
-            container = Container(self.spec)
+            container = Container(self.spec, self._environment)
             self._all.append(container)
             self._idle.append(container)
 
@@ -123,7 +133,7 @@ class Function:
                 if container.alive:
                     return container
                 self._all.remove(container)  # died while idle: Lambda would start a fresh one
-            container = Container(self.spec)
+            container = Container(self.spec, self._environment)
             self._all.append(container)
             return container
 
@@ -133,39 +143,3 @@ class Function:
                 self._idle.append(container)
             elif container in self._all:
                 self._all.remove(container)
-
-
-def label(spec: FunctionSpec) -> str:
-    """The function's service name, as its log lines carry it."""
-    return spec.environment.get("POWERTOOLS_SERVICE_NAME", spec.name)
-
-
-def _run(spec: FunctionSpec, connection: Connection) -> None:
-    """The container's process: import the handler, then run one invocation per event received."""
-    from devstack.lambdas import LocalFunction
-
-    # Ctrl-C reaches the whole process group; the stack, not each container, decides when containers stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Powertools warns on every invocation that records no metric (a refused request, say): noise while you watch.
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
-    sys.stdout = sys.stderr = FunctionOutput(label(spec), sys.__stdout__)
-    try:
-        function = LocalFunction(spec)
-    except Exception as error:
-        traceback.print_exc()
-        connection.send((False, f"init failed: {type(error).__name__}: {error}"))
-        return
-    connection.send((True, None))
-    while True:
-        try:
-            event = connection.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            result = function.invoke(event)
-        except Exception as error:
-            # Lambda prints the unhandled error to the function's log and reports it to the caller.
-            traceback.print_exc()
-            connection.send((False, f"{type(error).__name__}: {error}"))
-        else:
-            connection.send((True, result))
