@@ -25,7 +25,7 @@ from devstack.esm import EventSourceMapping
 from devstack.gateway import Gateway
 from devstack.provision import REGION, Stack, provision
 from devstack.receiver import Receiver
-from devstack.runtime import Function
+from devstack.runtime import Function, FunctionError
 from devstack.settings import DevSettings, problems
 from relay.clients import ClientStore, hash_token
 from relay.models import Client
@@ -233,6 +233,9 @@ class LocalStack:
         self._threads.append(thread)
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def main() -> int:
     try:
         settings = DevSettings()
@@ -256,6 +259,9 @@ def main() -> int:
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
+    except FunctionError as error:  # its container printed the traceback
+        print(f"make dev: a function cannot start: {error}", file=sys.stderr)
+        return 1
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             hint = f"choose another, e.g. PORT={settings.port + 1} make dev"
@@ -267,10 +273,8 @@ def main() -> int:
             signal.signal(signum, signal.SIG_IGN)
         say("stack", "stopping")
         stack.stop()
+        say("stack", "stopped")
     return 0
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _dead_letter_queue(sqs: Any, url: str) -> str | None:
