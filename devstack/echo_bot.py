@@ -11,31 +11,28 @@ import json
 import queue
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import urllib3
 
 from devstack.console import say
+from devstack.servers import LocalServer
 
 _FIELDS = ("userId", "messageId", "conversationId", "type", "text", "payload")
 
 
-class EchoBot(ThreadingHTTPServer):
-    daemon_threads = True
+class EchoBot(LocalServer):
+    path = "/"
 
     def __init__(self, token: str, response_url: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Request)
+        super().__init__(0, _Request)
         self.token = token
         self.response_url = response_url
         self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._http = urllib3.PoolManager()
         self._sender = threading.Thread(target=self._send_replies, name="echo-bot-replies", daemon=True)
         self._sender.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/"
 
     def take(self, message: dict[str, Any]) -> dict[str, Any]:
         """Accept a forwarded message; the reply follows, after this answer, in arrival order."""

@@ -9,31 +9,25 @@ from __future__ import annotations
 
 import json
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from devstack.console import say
 from devstack.lambdas import Invocable, api_response, http_event, path_parameters
+from devstack.servers import LocalServer
 
 _MAX_BODY_BYTES = 10 * 1024 * 1024  # the HTTP API's payload limit
 _SERVER_ERROR = b'{"message":"Internal Server Error"}'
 
 
-class Gateway(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # socketserver's 5 resets connections when clients arrive together
-
+class Gateway(LocalServer):
     def __init__(self, port: int) -> None:
         # Bound at once, so a port in use is reported before anything else starts; routed later.
-        super().__init__(("127.0.0.1", port), _Request)
+        super().__init__(port, _Request)
         self.routes: list[tuple[str, str, Invocable]] = []
 
     def route_to(self, functions: list[Invocable]) -> None:
         self.routes = [(method, route, f) for f in functions for method, route in f.spec.http_routes]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 class _Request(BaseHTTPRequestHandler):

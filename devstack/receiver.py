@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from devstack.console import say
+from devstack.servers import LocalServer
 
 
-class Receiver(ThreadingHTTPServer):
-    daemon_threads = True
+class Receiver(LocalServer):
+    path = "/responses"
 
     def __init__(self, webhook_secret: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Request)
+        super().__init__(0, _Request)
         # The reference Standard Webhooks library, as a client would verify with it.
         self.webhook = Webhook(webhook_secret)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/responses"
 
 
 class _Request(BaseHTTPRequestHandler):

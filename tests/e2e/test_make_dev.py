@@ -35,6 +35,10 @@ def test_the_banner_curl_goes_round_the_built_in_bot_and_receiver_and_ctrl_c_sto
 
         assert json.loads(answer.stdout)["status"] == "forwarded"
         stack.wait_for_output(r"receiver .* signature verified\n.*conversation-1 \(user-1\): text echo: hello")
+        # Each function's log lines, readable: the message followed through all three.
+        stack.wait_for_output(r"inbound +INFO +forwarded to the bot .*conversation_id=conversation-1")
+        stack.wait_for_output(r"bot-response +INFO +published to the responses topic .*conversation_id=conversation-1")
+        stack.wait_for_output(r"delivery +INFO +delivered .*conversation_id=conversation-1")
 
         stack.interrupt(signal.SIGINT)  # Ctrl-C: the terminal signals make and everything it started
         assert stack.leftovers() == []
