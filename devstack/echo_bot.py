@@ -37,8 +37,7 @@ class EchoBot(LocalServer):
     def take(self, message: dict[str, Any]) -> dict[str, Any]:
         """Accept a forwarded message; the reply follows, after this answer, in arrival order."""
         self._replies.put(message)
-        user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, message["userId"]))
-        conversation_id = str(uuid.uuid5(uuid.NAMESPACE_URL, message["conversationId"]))
+        user_id, conversation_id = _botpress_id(message["userId"]), _botpress_id(message["conversationId"])
         return {
             "message": {"id": str(uuid.uuid4()), "type": message["type"], "payload": message["payload"]},
             "user": {"id": user_id, "tags": {"id": message["userId"]}},
@@ -55,9 +54,9 @@ class EchoBot(LocalServer):
                 "type": "text",
                 "payload": {"text": f"echo: {message['text']}"},
                 "conversationId": message["conversationId"],
-                "botpressUserId": str(uuid.uuid5(uuid.NAMESPACE_URL, message["userId"])),
+                "botpressUserId": _botpress_id(message["userId"]),
                 "botpressMessageId": str(uuid.uuid4()),
-                "botpressConversationId": str(uuid.uuid5(uuid.NAMESPACE_URL, message["conversationId"])),
+                "botpressConversationId": _botpress_id(message["conversationId"]),
             }
             try:
                 status = self._http.request("POST", self.response_url, json=reply, timeout=10, retries=False).status
@@ -65,6 +64,11 @@ class EchoBot(LocalServer):
                 say("echo-bot", f"reply to {message['conversationId']} not sent: {error}")
                 continue
             say("echo-bot", f"replied 'echo: {message['text']}' to {message['conversationId']} → {status}")
+
+
+def _botpress_id(tag: str) -> str:
+    """The id Botpress keeps for the user or conversation it knows by this tag: the same one every time."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, tag))
 
 
 class _Request(BaseHTTPRequestHandler):

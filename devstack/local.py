@@ -279,7 +279,7 @@ def main() -> int:
 
 def _dead_letter_queue(sqs: Any, url: str) -> str | None:
     """The URL of the queue that `url`'s redrive policy sends messages to, if it has one."""
-    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
     if "RedrivePolicy" not in attributes:
         return None
     arn = json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from pytest_httpserver import HTTPServer
+from standardwebhooks import Webhook
+from werkzeug import Request
+from werkzeug import Response as HttpResponse
 
 BOT_TOKEN = "bp_pat_test_token"
 RETRY_SCHEDULE = "1,2"
@@ -24,6 +29,69 @@ def local_server() -> Iterator[HTTPServer]:
     server.clear()
     if server.is_running():
         server.stop()
+
+
+@dataclass
+class Attempt:
+    at: float
+    webhook_id: str
+    conversation: str
+    text: str
+    status: int
+
+
+class Receiver:
+    """A client's webhook on a real HTTP server. Every delivery is verified with the reference Standard Webhooks
+    library and the secret of the client it names (a forged one gets 400 and is kept in `unverified`); the
+    conversations told to `fail` get 500.
+    """
+
+    def __init__(self, server: HTTPServer, secret_of: dict[str, str], path: str = "/hook", pause: float = 0.0) -> None:
+        self.url = server.url_for(path)
+        self.attempts: list[Attempt] = []
+        self.unverified: list[str] = []
+        self._secret_of = secret_of
+        self._pause = pause
+        self._failing: dict[str, tuple[int, Callable[[], bool]]] = {}
+        self._lock = threading.Lock()
+        server.expect_request(path, method="POST").respond_with_handler(self._take)
+
+    def fail(self, conversation: str, times: int, until: Callable[[], bool] = lambda: True) -> Receiver:
+        """Answer 500 to the conversation's first `times` attempts, and to any after them until `until()`."""
+        self._failing[conversation] = (times, until)
+        return self
+
+    def delivered(self, conversation: str) -> list[str]:
+        return [a.text for a in self.attempts if a.conversation == conversation and a.status == 204]
+
+    def wait_for(self, conversations: dict[str, int], timeout: float = 60.0) -> None:
+        """Until each conversation has its count of deliveries; fails naming what is missing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(len(self.delivered(c)) >= n for c, n in conversations.items()):
+                return
+            time.sleep(0.05)
+        missing = {c: f"{len(self.delivered(c))}/{n}" for c, n in conversations.items() if len(self.delivered(c)) < n}
+        raise AssertionError(f"not delivered within {timeout} s: {missing}; unverified: {self.unverified}")
+
+    def _take(self, request: Request) -> HttpResponse:
+        data = request.get_data()
+        try:
+            body = json.loads(data)
+            Webhook(self._secret_of[body["clientId"]]).verify(data, dict(request.headers))
+        except Exception as error:
+            self.unverified.append(f"{error!r}: {data!r}")
+            return HttpResponse(status=400)
+        time.sleep(self._pause)
+        conversation = body["conversationId"]
+        with self._lock:
+            tried = sum(1 for attempt in self.attempts if attempt.conversation == conversation)
+            times, until = self._failing.get(conversation, (0, lambda: True))
+            status = 500 if tried < times or not until() else 204
+            self.attempts.append(
+                Attempt(time.monotonic(), request.headers["webhook-id"], conversation, body["payload"]["text"], status)
+            )
+        return HttpResponse(status=status)
 
 
 class Relay:

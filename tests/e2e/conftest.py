@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import local_server
-from parties import BOT_SECRET, BOT_TOKEN, CLIENT_TOKEN, WEBHOOK_SECRET, Bot, Receiver
+from harness import Receiver, local_server
+from parties import BOT_SECRET, BOT_TOKEN, CLIENT_ID, CLIENT_TOKEN, WEBHOOK_SECRET, Bot
 from stack_process import StackProcess
 
 
@@ -21,7 +21,7 @@ def bot() -> Iterator[Bot]:
 @pytest.fixture(scope="session")
 def receiver() -> Iterator[Receiver]:
     for server in local_server():
-        yield Receiver(server)
+        yield Receiver(server, {CLIENT_ID: WEBHOOK_SECRET}, path="/responses")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from parties import BOT_TOKEN, CLIENT_TOKEN, Bot, Receiver
+from harness import Receiver
+from parties import BOT_TOKEN, CLIENT_TOKEN, Bot
 from stack_process import StackProcess, post_json
 
 
@@ -48,7 +49,7 @@ def test_a_message_reaches_the_bot_and_its_response_reaches_the_client_signed(
     assert bot.authorizations[bot.forwarded.index(forwarded)].lower() == f"bearer {BOT_TOKEN}".lower()
     assert forwarded["conversationId"] != chat and chat in forwarded["conversationId"]
     receiver.wait_for({chat: 1})
-    (delivery,) = [a for a in receiver.attempts if a.conversation_id == chat]
+    (delivery,) = [a for a in receiver.attempts if a.conversation == chat]
     assert delivery.text == "where is my order? #1"
     assert delivery.webhook_id.startswith("msg_")
     assert receiver.unverified == []
@@ -103,7 +104,7 @@ def test_a_receiver_failing_twice_gets_its_responses_in_order_without_holding_up
     receiver.wait_for({flaky: 3, steady: 3})
     assert receiver.delivered(flaky) == ["flaky #1", "flaky #2", "flaky #3"]
     assert receiver.delivered(steady) == ["steady #1", "steady #2", "steady #3"]
-    flaky_attempts = [a for a in receiver.attempts if a.conversation_id == flaky]
+    flaky_attempts = [a for a in receiver.attempts if a.conversation == flaky]
     failures = [a for a in flaky_attempts if a.status == 500]
     assert len(failures) >= 2
     assert [a.status for a in flaky_attempts] == [500] * len(failures) + [204] * 3, "no response overtook the first"

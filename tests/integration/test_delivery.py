@@ -4,57 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
-import time
 
 import boto3
 import pytest
 from pytest_httpserver import HTTPServer
-from standardwebhooks import Webhook
-from werkzeug import Request, Response
 
 from devstack.esm import EventSourceMapping
 from devstack.lambdas import LocalFunction
-from harness import MAX_ATTEMPTS, Relay, message
-
-
-@dataclasses.dataclass
-class Attempt:
-    at: float
-    webhook_id: str
-    conversation: str
-    text: str
-    status: int
-
-
-class FlakyReceiver:
-    """Answers 500 to the first `failures` attempts of each conversation listed, 204 to everything else."""
-
-    def __init__(
-        self, server: HTTPServer, secret_of: dict[str, str], failures: dict[str, int], pause: float = 0.0
-    ) -> None:
-        self.attempts: list[Attempt] = []
-        self._pause = pause
-        self._failures = dict(failures)
-        self._secret = secret_of
-        server.expect_request("/hook", method="POST").respond_with_handler(self)
-
-    def __call__(self, request: Request) -> Response:
-        body = json.loads(request.get_data())
-        Webhook(self._secret[body["clientId"]]).verify(request.get_data(), dict(request.headers))
-        time.sleep(self._pause)
-        left = self._failures.get(body["conversationId"], 0)
-        status = 500 if left else 204
-        self._failures[body["conversationId"]] = max(0, left - 1)
-        self.attempts.append(
-            Attempt(
-                time.monotonic(), request.headers["webhook-id"], body["conversationId"], body["payload"]["text"], status
-            )
-        )
-        return Response(status=status)
-
-    def delivered(self, conversation: str) -> list[str]:
-        return [a.text for a in self.attempts if a.conversation == conversation and a.status == 204]
+from harness import MAX_ATTEMPTS, Receiver, Relay, message
 
 
 def start_conversation(relay: Relay, token: str, conversation: str) -> dict:
@@ -66,7 +23,7 @@ def test_failing_receiver_is_retried_with_growing_delays_in_order_without_holdin
     relay: Relay, receiver: HTTPServer
 ) -> None:
     client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
-    flaky = FlakyReceiver(receiver, {"acme": client.webhook_secret}, failures={"slow": 2})
+    flaky = Receiver(receiver, {"acme": client.webhook_secret}).fail("slow", 2)
     slow = relay.reply(start_conversation(relay, token, "slow"), 3)
     fast = relay.reply(start_conversation(relay, token, "fast"), 2)
 
@@ -87,7 +44,7 @@ def test_receiver_that_always_fails_leaves_the_conversation_in_the_dead_letter_q
     relay: Relay, receiver: HTTPServer
 ) -> None:
     client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
-    flaky = FlakyReceiver(receiver, {"acme": client.webhook_secret}, failures={"doomed": 1000})
+    flaky = Receiver(receiver, {"acme": client.webhook_secret}).fail("doomed", 1000)
     replies = relay.reply(start_conversation(relay, token, "doomed"), 3)
 
     relay.drain()
@@ -129,7 +86,7 @@ def test_messages_an_invocation_has_no_time_for_are_delivered_by_the_next_one(
     relay.delivery = LocalFunction(dataclasses.replace(relay.delivery.spec, timeout_seconds=4))
     relay.mapping = EventSourceMapping(relay.sqs, relay.delivery)
     client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
-    slow = FlakyReceiver(receiver, {"acme": client.webhook_secret}, failures={}, pause=0.8)
+    slow = Receiver(receiver, {"acme": client.webhook_secret}, pause=0.8)
     replies = [relay.reply(start_conversation(relay, token, f"c{n}"))[0] for n in range(4)]
 
     first_batch = relay.mapping.poll()

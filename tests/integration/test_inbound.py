@@ -414,6 +414,16 @@ def test_a_body_that_is_not_utf8_is_refused_with_400(relay: Relay, aws: boto3.Se
 # ── an unreliable bot ────────────────────────────────────────────────────────────────────
 
 
+def assert_retry_forwarded_once(relay: Relay, token: str, sent: dict[str, Any]) -> None:
+    """The client's retry with the same messageId is forwarded; a further repeat is not."""
+    retried = relay.post_message(token, sent)
+    repeated = relay.post_message(token, sent)
+
+    assert retried.status == 200, retried
+    assert retried.json()["status"] == "forwarded"
+    assert repeated.json()["status"] == "duplicate", repeated
+
+
 def test_a_bot_answering_500_gives_502_and_the_retry_is_forwarded_once(
     unreliable_relay: Relay, scripted_bot: ScriptedBot
 ) -> None:
@@ -429,12 +439,7 @@ def test_a_bot_answering_500_gives_502_and_the_retry_is_forwarded_once(
     assert len(relay.bot.log) == 1
 
     scripted_bot.mode = "ok"
-    retried = relay.post_message(token, sent)
-    repeated = relay.post_message(token, sent)
-
-    assert retried.status == 200, retried
-    assert retried.json()["status"] == "forwarded"
-    assert repeated.json()["status"] == "duplicate", repeated
+    assert_retry_forwarded_once(relay, token, sent)
     assert len(relay.bot.log) == 2
 
 
@@ -455,12 +460,7 @@ def test_a_bot_that_hangs_gives_504_within_the_timeout_and_the_retry_is_forwarde
 
     scripted_bot.mode = "ok"
     scripted_bot.released.set()
-    retried = relay.post_message(token, sent)
-    repeated = relay.post_message(token, sent)
-
-    assert retried.status == 200, retried
-    assert retried.json()["status"] == "forwarded"
-    assert repeated.json()["status"] == "duplicate", repeated
+    assert_retry_forwarded_once(relay, token, sent)
     assert len(relay.bot.log) == 2  # the request that timed out, and the retry
 
 
@@ -523,14 +523,10 @@ def test_a_message_refused_while_the_bot_is_down_is_forwarded_once_it_is_up(
     late_bot.expect_request("/webhook", method="POST").respond_with_json({"message": {"id": "bp-msg"}})
     late_bot.start()
     try:
-        retried = relay.post_message(token, sent)
-        repeated = relay.post_message(token, sent)
+        assert_retry_forwarded_once(relay, token, sent)
         forwarded = [json.loads(request.get_data())["messageId"] for request, _ in late_bot.log]
     finally:
         late_bot.clear()
         late_bot.stop()
 
-    assert retried.status == 200, retried
-    assert retried.json()["status"] == "forwarded"
-    assert repeated.json()["status"] == "duplicate", repeated
     assert forwarded == ["acme:m-1"]

@@ -18,6 +18,7 @@ import urllib3
 from devstack.gateway import Gateway
 from devstack.provision import FunctionSpec
 from devstack.runtime import Function, FunctionError
+from harness import Relay
 
 
 def spec(code_dir: Path, routes: list[tuple[str, str]] | None = None, timeout_seconds: int = 3) -> FunctionSpec:
@@ -213,3 +214,12 @@ def test_busy_containers_make_a_function_start_another_up_to_its_concurrency(han
 
     assert len(results) == 3
     assert len(set(results)) == 2, json.dumps(results)
+
+
+def test_the_dead_letter_queue_watched_is_the_one_the_delivery_queue_redrives_to(relay: Relay) -> None:
+    from devstack.local import _dead_letter_queue
+
+    dead_letters = _dead_letter_queue(relay.sqs, relay.stack.ref("DeliveryQueue"))
+
+    assert dead_letters == relay.stack.ref("DeliveryDeadLetterQueue")
+    assert _dead_letter_queue(relay.sqs, dead_letters) is None
