@@ -244,6 +244,21 @@ def test_a_bot_body_that_is_not_json_is_refused_with_400(relay: Relay, raw: byte
     assert delivery_depth(relay) == 0
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [json.loads('{"a":' * 300 + "1" + "}" * 300), {"text": "\ud800"}],
+    ids=["nested-300-deep", "lone-surrogate"],
+)
+def test_a_hostile_bot_payload_is_refused_with_400_not_dropped_with_a_5xx(relay: Relay, payload: Any) -> None:
+    forwarded = conversation_with_bot(relay)
+
+    response = relay.post_bot_response(json.dumps(bot_message(forwarded["conversationId"], payload=payload)).encode())
+
+    assert response.status == 400, response
+    assert response.json()["message"]
+    assert delivery_depth(relay) == 0
+
+
 # ── what consumers of the topic get ──────────────────────────────────────────────────────
 
 

@@ -19,7 +19,7 @@ from werkzeug import Response as WerkzeugResponse
 from devstack.lambdas import api_response, http_event
 from harness import Relay, local_server, message
 
-FIELDS = ["userId", "messageId", "conversationId", "type", "text", "payload"]
+REQUIRED = ["userId", "messageId", "conversationId", "type", "text"]
 MAX_BODY_BYTES = 256 * 1024
 
 
@@ -275,7 +275,7 @@ def test_a_body_that_is_not_an_object_is_refused_with_422(relay: Relay, aws: bot
     assert_nothing_forwarded_or_stored(relay, aws)
 
 
-@pytest.mark.parametrize("field", FIELDS)
+@pytest.mark.parametrize("field", REQUIRED)
 def test_each_missing_field_is_named(relay: Relay, aws: boto3.Session, field: str) -> None:
     _, token = relay.add_client("acme")
     body = message()
@@ -294,7 +294,7 @@ def test_every_missing_field_is_named_at_once(relay: Relay) -> None:
     response = relay.post_message(token, {})
 
     assert_refused(response, 422)
-    assert sorted(error_fields(response)) == sorted(FIELDS)
+    assert sorted(error_fields(response)) == sorted(REQUIRED)
     assert relay.forwarded() == []
 
 
@@ -323,7 +323,6 @@ def test_an_empty_text_is_refused(relay: Relay, aws: boto3.Session) -> None:
     [
         pytest.param("payload", "hello", id="payload-string"),
         pytest.param("payload", [1, 2], id="payload-array"),
-        pytest.param("payload", None, id="payload-null"),
         pytest.param("payload", 7, id="payload-number"),
         pytest.param("text", 5, id="text-number"),
         pytest.param("text", {"a": 1}, id="text-object"),
@@ -530,3 +529,82 @@ def test_a_message_refused_while_the_bot_is_down_is_forwarded_once_it_is_up(
         late_bot.stop()
 
     assert forwarded == ["acme:m-1"]
+
+
+# ── the optional payload, as the Botpress integration's webhook treats it ────────────────
+
+
+@pytest.mark.parametrize(
+    ("payload", "forwarded"),
+    [
+        ("absent", {"text": "hello"}),
+        (None, {"text": "hello"}),
+        ({"choice": "b"}, {"choice": "b", "text": "hello"}),
+        ({"text": "kept", "url": "u"}, {"text": "kept", "url": "u"}),
+    ],
+    ids=["absent", "null", "without-text", "with-text"],
+)
+def test_the_payload_reaches_the_bot_as_the_integration_would_send_it(
+    relay: Relay, payload: Any, forwarded: dict[str, Any]
+) -> None:
+    _, token = relay.add_client("acme")
+    body = message(text="hello")
+    if payload == "absent":
+        del body["payload"]
+    else:
+        body["payload"] = payload
+
+    assert relay.post_message(token, body).status == 200
+
+    assert relay.forwarded()[-1]["payload"] == forwarded
+
+
+# ── hostile bodies: refused with 4xx, never a 5xx ────────────────────────────────────────
+
+
+def nested(depth: int) -> Any:
+    value: Any = "deep"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps(message(payload=nested(256))).encode(),
+        b'{"payload":' * 10_000 + b"1" + b"}" * 10_000,
+        b"[" * 100_000 + b"]" * 100_000,
+        json.dumps(message(payload={"text": "\ud800"})).encode(),
+        json.dumps(message(payload={"\udfff": "x"})).encode(),
+    ],
+    ids=["payload-256-deep", "body-10000-deep", "array-100000-deep", "lone-surrogate", "surrogate-key"],
+)
+def test_a_hostile_body_is_refused_with_400_and_nothing_is_stored(relay: Relay, aws: boto3.Session, raw: bytes) -> None:
+    _, token = relay.add_client("acme")
+
+    response = relay.post_message(token, raw)
+
+    assert_refused(response, 400)
+    assert_nothing_forwarded_or_stored(relay, aws)
+
+
+def test_a_payload_nested_within_the_limit_is_forwarded(relay: Relay) -> None:
+    _, token = relay.add_client("acme")
+
+    assert relay.post_message(token, message(payload=nested(30))).status == 200
+
+
+def test_a_crashed_forward_holds_its_message_id_for_the_bot_timeout_not_the_function_timeout(
+    relay: Relay, aws: boto3.Session
+) -> None:
+    """A forward that dies leaves its in-progress mark; it must expire soon after the forward must have ended."""
+    _, token = relay.add_client("acme")
+    started = time.time()
+
+    assert relay.post_message(token, message(message_id="m-1")).status == 200
+
+    (record,) = table_items(aws, relay, "IdempotencyTable")
+    in_progress_until = int(record["in_progress_expiration"]["N"]) / 1000
+    # The bot timeout is 1 s in these tests; the function's timeout is 29 s.
+    assert in_progress_until - started < 1 + 5 + 1, in_progress_until - started

@@ -1,4 +1,4 @@
-"""What the two HTTP functions share: the resolver, its error answers and reading a request body."""
+"""The HTTP edge of the two API functions: the one place where what went wrong becomes a status and a JSON body."""
 
 from __future__ import annotations
 
@@ -9,15 +9,25 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from pydantic import ValidationError
 
-from relay.errors import BadRequest, PayloadTooLarge, RelayError
+from relay import errors
+from relay.errors import RelayError
 
-logger = Logger(child=True)
+logger = Logger()  # the function's own logger: the same service, handler and keys
+
+STATUS: dict[type[RelayError], HTTPStatus] = {
+    errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
+    errors.WrongSecret: HTTPStatus.FORBIDDEN,
+    errors.InvalidRequest: HTTPStatus.BAD_REQUEST,
+    errors.TooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    errors.UnknownConversation: HTTPStatus.NOT_FOUND,
+    errors.MessageInProgress: HTTPStatus.CONFLICT,
+    errors.MessageIdReused: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.BotTimeout: HTTPStatus.GATEWAY_TIMEOUT,
+    errors.BotUnavailable: HTTPStatus.BAD_GATEWAY,
+}
+"""Every error kind the API can answer with, and its status. A kind not here is a bug: it answers 500."""
 
 
 def error_response(status: HTTPStatus, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
@@ -29,14 +39,31 @@ def error_response(status: HTTPStatus, message: str, headers: dict[str, str] | N
     )
 
 
-def create_resolver() -> APIGatewayHttpResolver:
-    """An HTTP API resolver that answers every failure with a JSON body saying what is wrong."""
-    app = APIGatewayHttpResolver()
+def answer(error: RelayError) -> Response:
+    """The HTTP answer to a refused request: its status, a JSON body saying what is wrong, and helpful headers."""
+    status = next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(error, errors.Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="messages"'
+    if isinstance(error, errors.MessageInProgress):
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, errors.MessageIdReused):
+        extra["errors"] = [{"field": "messageId", "message": "already used for a different message"}]
+    if isinstance(error, errors.InvalidRequest) and error.field:
+        extra["errors"] = [{"field": error.field, "message": error.message}]
+    logger.info("request refused", extra={"status": int(status), "reason": error.message})
+    return error_response(status, error.message, headers, **extra)
 
-    @app.exception_handler(RelayError)
-    def relay_error(error: RelayError) -> Response:
-        logger.info("request refused", extra={"status": int(error.status), "reason": error.message})
-        return error_response(error.status, error.message, error.headers)
+
+def create_resolver(*refusals: type[RelayError]) -> APIGatewayHttpResolver:
+    """An HTTP API resolver answering each of `refusals` (the errors this function can raise), invalid bodies
+    (422, naming each field) and unknown routes with a JSON body saying what is wrong."""
+    unknown = [kind.__name__ for kind in refusals if not any(k in STATUS for k in kind.__mro__)]
+    if unknown:
+        raise ValueError(f"no HTTP status for {', '.join(unknown)}: add it to relay.api.STATUS")
+    app = APIGatewayHttpResolver()
+    app.exception_handler(list(refusals))(answer)
 
     @app.exception_handler(ValidationError)
     def invalid_body(error: ValidationError) -> Response:
@@ -48,22 +75,6 @@ def create_resolver() -> APIGatewayHttpResolver:
         logger.info("request refused", extra={"status": 422, "reason": summary})
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, f"invalid body: {summary}", errors=problems)
 
-    @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def in_progress(_: IdempotencyAlreadyInProgressError) -> Response:
-        return error_response(
-            HTTPStatus.CONFLICT,
-            "a message with this messageId is being forwarded right now; retry shortly",
-            headers={"Retry-After": "2"},
-        )
-
-    @app.exception_handler(IdempotencyValidationError)
-    def reused_id(_: IdempotencyValidationError) -> Response:
-        return error_response(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            "messageId was already used for a different message; use a new messageId",
-            errors=[{"field": "messageId", "message": "already used for a different message"}],
-        )
-
     @app.not_found
     def no_route(_: Exception) -> Response:
         return error_response(HTTPStatus.NOT_FOUND, "no such route")
@@ -71,22 +82,9 @@ def create_resolver() -> APIGatewayHttpResolver:
     return app
 
 
-def read_body(event: APIGatewayProxyEventV2, max_bytes: int) -> str:
-    """The request body as text, refused when over `max_bytes` or when it is not UTF-8 JSON text."""
+def request_body(event: APIGatewayProxyEventV2) -> str:
+    """The request body as text, decoded from base64 if API Gateway encoded it; refused when it is not UTF-8."""
     try:
-        body = event.decoded_body or ""
+        return event.decoded_body or ""
     except UnicodeDecodeError:
-        raise BadRequest("body is not UTF-8 text; send a JSON object") from None
-    size = len(body.encode())
-    if size > max_bytes:
-        raise PayloadTooLarge(f"body is {size} bytes; the limit is {max_bytes} bytes")
-    if not body.strip():
-        raise BadRequest("body is empty; send a JSON object")
-    return body
-
-
-def parse_json(body: str) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as error:
-        raise BadRequest(f"body is not valid JSON: {error}") from None
+        raise errors.InvalidRequest("body is not UTF-8 text; send a JSON object") from None

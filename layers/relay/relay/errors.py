@@ -1,53 +1,53 @@
-"""Errors the relay reports to a caller, each with the HTTP status that says what went wrong."""
+"""What can go wrong, in the relay's own words. Nothing here knows HTTP: relay.api maps each kind to a status."""
 
 from __future__ import annotations
-
-from http import HTTPStatus
 
 
 class RelayError(Exception):
     """A failure with a message meant for the caller; never carries a secret."""
 
-    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
-
-    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.headers = headers or {}
 
 
 class Unauthorized(RelayError):
-    status = HTTPStatus.UNAUTHORIZED
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="messages"'})
+    """No valid client token, or the client is disabled."""
 
 
-class Forbidden(RelayError):
-    status = HTTPStatus.FORBIDDEN
+class WrongSecret(RelayError):
+    """The bot's response URL does not carry the stack's path secret."""
 
 
-class NotFound(RelayError):
-    status = HTTPStatus.NOT_FOUND
+class InvalidRequest(RelayError):
+    """The request cannot be read: its body is empty, not UTF-8, not JSON, or a parameter is malformed."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
-class BadRequest(RelayError):
-    status = HTTPStatus.BAD_REQUEST
+class TooLarge(RelayError):
+    """The request or the response it would publish is over a size limit."""
 
 
-class PayloadTooLarge(RelayError):
-    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+class UnknownConversation(RelayError):
+    """The conversation was never sent through this relay (or not by this client)."""
 
 
-class Conflict(RelayError):
-    status = HTTPStatus.CONFLICT
+class MessageInProgress(RelayError):
+    """The same messageId is being forwarded right now; the caller may retry shortly."""
+
+    retry_after_seconds = 2
+
+
+class MessageIdReused(RelayError):
+    """A messageId already used for a different message."""
 
 
 class BotUnavailable(RelayError):
     """The bot refused the message or could not be reached; the client may retry."""
 
-    status = HTTPStatus.BAD_GATEWAY
-
 
 class BotTimeout(BotUnavailable):
-    status = HTTPStatus.GATEWAY_TIMEOUT
+    """The bot did not answer within its timeout; it may have the message already."""

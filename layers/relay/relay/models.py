@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"\S")]
@@ -43,7 +43,21 @@ class InboundMessage(CamelModel):
     conversation_id: Id
     type: MessageType
     text: Annotated[str, StringConstraints(min_length=1)]
-    payload: dict[str, Any]
+    payload: dict[str, Any] = Field(default_factory=dict)
+    """Optional on the wire: as the Botpress integration's webhook does, an absent payload becomes
+    `{"text": text}` and a payload without `text` gets the text copied into it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _payload_carries_text(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(text := data.get("text"), str):
+            return data  # field validation names what is wrong
+        payload = data.get("payload")
+        if payload is None:
+            return {**data, "payload": {"text": text}}
+        if isinstance(payload, dict) and "text" not in payload:
+            return {**data, "payload": {**payload, "text": text}}
+        return data
 
 
 class ClientMessage(CamelModel):

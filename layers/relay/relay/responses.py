@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from relay.errors import PayloadTooLarge
+from relay.errors import TooLarge
 from relay.models import ClientResponse
 
 SNS_MAX_BYTES = 256 * 1024
@@ -39,7 +39,7 @@ class ResponsePublisher:
         # SNS counts the message and its attributes' names, types and values against its limit.
         size = len(body.encode()) + sum(len(f"{name}String{value}".encode()) for name, value in attributes.items())
         if size > SNS_MAX_BYTES:
-            raise PayloadTooLarge(f"the response is {size} bytes with its routing fields; SNS takes {SNS_MAX_BYTES}")
+            raise TooLarge(f"the response is {size} bytes with its routing fields; SNS takes {SNS_MAX_BYTES}")
         self._sns.publish(
             TopicArn=self._topic_arn,
             Message=body,

@@ -1,0 +1,51 @@
+"""The flows run without Lambda: built from their settings, called with a request's parts, raising domain errors."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from devstack.lambdas import LambdaContext
+from harness import Relay, message
+from relay.bot_responses import BotResponses
+from relay.errors import MessageIdReused, Unauthorized, UnknownConversation, WrongSecret
+from relay.inbound import Inbound
+from relay.settings import BotResponseSettings, InboundSettings
+
+
+def settings_of(relay: Relay, function: str) -> dict[str, str]:
+    return {name.lower(): value for name, value in relay.stack.functions[function].environment.items()}
+
+
+def test_inbound_forwards_once_and_refuses_in_domain_words(relay: Relay) -> None:
+    inbound = Inbound.from_settings(InboundSettings(**settings_of(relay, "InboundFunction")))
+    inbound.starting(LambdaContext("InboundFunction", 29))
+    _, token = relay.add_client("acme")
+    headers = {"authorization": f"Bearer {token}"}
+    sent = message(message_id="m-1")
+
+    assert inbound.accept(headers, json.dumps(sent)).status == "forwarded"
+    assert inbound.accept(headers, json.dumps(sent)).status == "duplicate"
+    with pytest.raises(MessageIdReused):
+        inbound.accept(headers, json.dumps({**sent, "text": "something else"}))
+    with pytest.raises(Unauthorized):
+        inbound.accept({"authorization": "Bearer acme.wrong"}, json.dumps(message()))
+    assert [m["messageId"] for m in relay.forwarded()] == ["acme:m-1"]
+
+
+def test_bot_responses_publish_known_conversations_only(relay: Relay) -> None:
+    bot_responses = BotResponses.from_settings(BotResponseSettings(**settings_of(relay, "BotResponseFunction")))
+    _, token = relay.add_client("acme")
+    relay.post_message(token, message(conversation="c-1"))
+    response = {"type": "text", "payload": {"text": "hi"}, "botpressMessageId": str(uuid.uuid4())}
+
+    assert bot_responses.receive(relay.bot_secret, json.dumps({**response, "conversationId": "acme:c-1"})) == (
+        "published"
+    )
+    with pytest.raises(UnknownConversation):
+        bot_responses.receive(relay.bot_secret, json.dumps({**response, "conversationId": "acme:other"}))
+    with pytest.raises(WrongSecret):
+        bot_responses.receive("not-the-secret", json.dumps({**response, "conversationId": "acme:c-1"}))
+    assert relay.queue_depth(relay.stack.ref("DeliveryQueue")) == 1

@@ -1,0 +1,39 @@
+"""The one place where domain errors become HTTP answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from relay import errors
+from relay.api import STATUS, answer, create_resolver
+
+
+def kinds(base: type[errors.RelayError]) -> list[type[errors.RelayError]]:
+    return [base, *(kind for sub in base.__subclasses__() for kind in kinds(sub))]
+
+
+@pytest.mark.parametrize("kind", kinds(errors.RelayError)[1:], ids=lambda kind: kind.__name__)
+def test_every_domain_error_has_a_client_or_upstream_status(kind: type[errors.RelayError]) -> None:
+    response = answer(kind("what went wrong"))
+
+    assert 400 <= response.status_code < 600 and response.status_code != 500
+    assert json.loads(str(response.body))["message"] == "what went wrong"
+
+
+def test_a_timeout_is_told_apart_from_an_unreachable_bot() -> None:
+    assert answer(errors.BotTimeout("slow")).status_code == 504
+    assert answer(errors.BotUnavailable("down")).status_code == 502
+
+
+def test_a_resolver_refuses_an_error_kind_without_a_status() -> None:
+    class Unmapped(Exception):
+        pass
+
+    with pytest.raises(ValueError, match="Unmapped"):
+        create_resolver(Unmapped)  # type: ignore[arg-type]
+
+
+def test_the_mapping_names_only_domain_errors() -> None:
+    assert all(issubclass(kind, errors.RelayError) for kind in STATUS)
