@@ -30,7 +30,9 @@ STATUS: dict[type[RelayError], HTTPStatus] = {
 """Every error kind the API can answer with, and its status. A kind not here is a bug: it answers 500."""
 
 
-def error_response(status: HTTPStatus, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+def error_response(
+    status: HTTPStatus, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
@@ -39,7 +41,7 @@ def error_response(status: HTTPStatus, message: str, headers: dict[str, str] | N
     )
 
 
-def answer(error: RelayError) -> Response:
+def answer(error: RelayError) -> Response[str]:
     """The HTTP answer to a refused request: its status, a JSON body saying what is wrong, and helpful headers."""
     status = next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
     headers: dict[str, str] = {}
@@ -56,29 +58,31 @@ def answer(error: RelayError) -> Response:
     return error_response(status, error.message, headers, **extra)
 
 
+def invalid_body(error: ValidationError) -> Response[str]:
+    """422, naming each field that is missing or wrong."""
+    problems = [
+        {"field": ".".join(str(part) for part in problem["loc"]) or "(body)", "message": problem["msg"]}
+        for problem in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    logger.info("request refused", extra={"status": 422, "reason": summary})
+    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, f"invalid body: {summary}", errors=problems)
+
+
+def no_route(_: Exception) -> Response[str]:
+    return error_response(HTTPStatus.NOT_FOUND, "no such route")
+
+
 def create_resolver(*refusals: type[RelayError]) -> APIGatewayHttpResolver:
     """An HTTP API resolver answering each of `refusals` (the errors this function can raise), invalid bodies
-    (422, naming each field) and unknown routes with a JSON body saying what is wrong."""
+    and unknown routes with a JSON body saying what is wrong."""
     unknown = [kind.__name__ for kind in refusals if not any(k in STATUS for k in kind.__mro__)]
     if unknown:
         raise ValueError(f"no HTTP status for {', '.join(unknown)}: add it to relay.api.STATUS")
     app = APIGatewayHttpResolver()
     app.exception_handler(list(refusals))(answer)
-
-    @app.exception_handler(ValidationError)
-    def invalid_body(error: ValidationError) -> Response:
-        problems = [
-            {"field": ".".join(str(part) for part in problem["loc"]) or "(body)", "message": problem["msg"]}
-            for problem in error.errors(include_url=False, include_context=False, include_input=False)
-        ]
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        logger.info("request refused", extra={"status": 422, "reason": summary})
-        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, f"invalid body: {summary}", errors=problems)
-
-    @app.not_found
-    def no_route(_: Exception) -> Response:
-        return error_response(HTTPStatus.NOT_FOUND, "no such route")
-
+    app.exception_handler(ValidationError)(invalid_body)
+    app.not_found(no_route)
     return app
 
 
