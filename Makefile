@@ -1,8 +1,12 @@
 # Every target sets itself up on a fresh machine: a virtual environment for the project (.venv)
 # and one for the SAM CLI and checkov (.tools), which pin their own versions of shared packages.
 SHELL := /bin/bash
-export PYENV_VERSION ?= 3.13.0
-PYTHON ?= $(shell command -v python3.13 || command -v python3)
+# The first of python3.13 and python3 that is a Python 3.13 (any 3.13.x); under pyenv, .python-version picks it.
+ifndef PYTHON
+PYTHON := $(shell for p in python3.13 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && { command -v $$p; break; }; done)
+endif
+NEED_PYTHON = @test -n "$(PYTHON)" || { echo "Python 3.13 (any 3.13.x) is needed: neither python3.13 nor python3 is one" >&2; exit 1; }
 VENV := .venv
 TOOLS := .tools
 PY := $(VENV)/bin/python
@@ -11,6 +15,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 .PHONY: dev test lint unit integration e2e bench build clean
 
 $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-dev.txt
+	$(NEED_PYTHON)
 	@echo "Setting up $(VENV) with the project's dependencies (first run only; about a minute)..."
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -r layers/relay/requirements.txt -r requirements-dev.txt
@@ -18,6 +23,8 @@ $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-de
 	touch $@
 
 $(TOOLS)/.installed: requirements-tools.txt
+	$(NEED_PYTHON)
+	@echo "Setting up $(TOOLS) with the SAM CLI and checkov (first run only)..."
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install $(PIP_FLAGS) -r requirements-tools.txt
 	touch $@
@@ -35,7 +42,8 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
 
-unit: $(VENV)/.installed
+# The unit tests run sam validate and checkov on the template: they need .tools.
+unit: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m pytest tests/unit
 
 integration: $(VENV)/.installed

@@ -7,6 +7,9 @@ from typing import Annotated
 from pydantic import Field, HttpUrl, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+MAX_RETRY_DELAY_SECONDS = 43000
+"""The longest retry delay: SQS keeps a message invisible at most 12 hours after it was received; leave the run."""
+
 
 class _Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
@@ -52,7 +55,7 @@ class DeliverySettings(_Settings):
     @field_validator("delivery_retry_schedule")
     @classmethod
     def _check_schedule(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        # SQS keeps a message invisible at most 12 hours after it was received; leave the function's run.
-        if not value or any(not 0 <= delay <= 43000 for delay in value):
-            raise ValueError("needs one or more delays between 0 and 43000 seconds (SQS's 12-hour visibility limit)")
+        if not value or any(not 0 <= delay <= MAX_RETRY_DELAY_SECONDS for delay in value):
+            limit = MAX_RETRY_DELAY_SECONDS
+            raise ValueError(f"needs one or more delays between 0 and {limit} seconds (SQS's 12-hour visibility limit)")
         return value
