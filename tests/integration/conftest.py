@@ -1,0 +1,36 @@
+"""Every integration test is IAM checked: each AWS call a function makes must be allowed by its policy in template.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from devstack import lambdas
+from iam_policy import Call, CallRecorder, summary, violations
+
+recorder = CallRecorder()
+lambdas.session_observers.append(recorder.observe)
+checked: list[Call] = []
+
+
+@pytest.fixture(autouse=True)
+def iam_checked(request: pytest.FixtureRequest) -> Iterator[CallRecorder]:
+    """Records the test's AWS calls per function; the test fails naming each call its function may not make."""
+    recorder.take()
+    recorder.test = request.node.nodeid
+    boto3.setup_default_session(region_name="us-east-1")
+    recorder.observe_default_session(boto3.DEFAULT_SESSION)
+    yield recorder
+    boto3.DEFAULT_SESSION = None
+    calls = recorder.take()
+    checked.extend(calls)
+    if problems := violations(calls):
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """With -s (as `make bench` runs it): the calls the IAM check covered, per function."""
+    if checked and config.getoption("capture") == "no":
+        terminalreporter.write_line("\n" + summary(checked))
