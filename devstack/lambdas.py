@@ -79,7 +79,11 @@ class LocalFunction:
         for observe in session_observers:
             observe(spec, self.session)
         # The clients the handler creates at import (`boto3.client(...)`) come from the function's own session.
-        with _importing, mock.patch.dict(os.environ, self.environment), mock.patch.object(boto3, "DEFAULT_SESSION", self.session):
+        with (
+            _importing,
+            mock.patch.dict(os.environ, self.environment),
+            mock.patch.object(boto3, "DEFAULT_SESSION", self.session),
+        ):
             sys.modules[module_spec.name] = self.module
             module_spec.loader.exec_module(self.module)
         self.handler: Callable[[dict[str, Any], Any], Any] = getattr(self.module, function_name)

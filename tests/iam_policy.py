@@ -101,7 +101,9 @@ def role_policy(spec: FunctionSpec) -> Policy:
         elif isinstance(policy, dict) and "Statement" in policy:
             bodies = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
             statements += [
-                Statement(f"Policies[{index}] statement {number}" + (f" ({body['Sid']})" if "Sid" in body else ""), body)
+                Statement(
+                    f"Policies[{index}] statement {number}" + (f" ({body['Sid']})" if "Sid" in body else ""), body
+                )
                 for number, body in enumerate(bodies, 1)
             ]
         else:
@@ -285,21 +287,33 @@ def decide(call: Call, resource: str) -> tuple[str | None, str]:
     return None, "; ".join(reasons) or "no statement allows this action on this resource"
 
 
-def violations(calls: Iterable[Call]) -> list[str]:
-    """Every call not allowed by its function's policy, once per function, action, resource and test."""
+@dataclass(frozen=True)
+class Violation:
+    test: str
+    function: str
+    action: str
+    resource: str
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.test}: {self.function} calls {self.action} on {self.resource}, "
+            f"which its policy in template.yaml does not allow: {self.reason}"
+        )
+
+
+def violations(calls: Iterable[Call]) -> list[Violation]:
+    """Every call not allowed by its function's policy, once per test, function, action and resource."""
     found: dict[tuple[str, str, str, str], str] = {}
     for call in calls:
         if not call.resources:
-            key = (call.test, call.function, call.action, "?")
-            found[key] = f"no resource mapping for {call.action.split(':')[0]} in tests/iam_policy.py: add one"
+            prefix = call.action.split(":")[0]
+            found[(call.test, call.function, call.action, "?")] = f"no resource mapping for {prefix} here: add one"
         for resource in call.resources:
             allowed_by, reason = decide(call, resource)
             if allowed_by is None:
                 found[(call.test, call.function, call.action, resource)] = reason
-    return [
-        f"{test}: {function} calls {action} on {resource}, which its policy in template.yaml does not allow: {reason}"
-        for (test, function, action, resource), reason in found.items()
-    ]
+    return [Violation(*key, reason) for key, reason in found.items()]
 
 
 def summary(calls: Iterable[Call]) -> str:
@@ -310,7 +324,8 @@ def summary(calls: Iterable[Call]) -> str:
         tests.setdefault(call.function, set()).add(call.test)
         for resource in call.resources or ("?",):
             allowed_by = decide(call, resource)[0] if call.resources else None
-            counted[(call.function, call.action, resource.split(":", 5)[-1], allowed_by or "NOT ALLOWED")] += 1
+            name = re.sub(r"^(secret:.+)-\w{6}$", r"\1", resource.split(":", 5)[-1])  # without the random suffix
+            counted[(call.function, call.action, name, allowed_by or "NOT ALLOWED")] += 1
     lines = ["AWS calls checked against each function's policy in template.yaml (action, resource: calls, allowed by)"]
     for function in sorted(tests):
         lines.append(f"{function} ({len(tests[function])} tests):")

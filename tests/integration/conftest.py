@@ -1,4 +1,4 @@
-"""Every integration test is IAM checked: each AWS call a function makes must be allowed by its policy in template.yaml."""
+"""Every integration test is IAM checked: each AWS call a function makes must be allowed by its policy."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def iam_checked(request: pytest.FixtureRequest) -> Iterator[CallRecorder]:
     calls = recorder.take()
     checked.extend(calls)
     if problems := violations(calls):
-        pytest.fail("\n".join(problems), pytrace=False)
+        pytest.fail("\n".join(map(str, problems)), pytrace=False)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
