@@ -31,6 +31,6 @@ def iam_checked(request: pytest.FixtureRequest) -> Iterator[CallRecorder]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    """With -s (as `make bench` runs it): the calls the IAM check covered, per function."""
-    if checked and config.getoption("capture") == "no":
+    """With --iam-summary (`make bench`) or -s: the calls the IAM check covered, per function."""
+    if checked and (config.getoption("iam_summary") or config.getoption("capture") == "no"):
         terminalreporter.write_line("\n" + summary(checked))
