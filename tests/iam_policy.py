@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.handlers
 
-from devstack.lambdas import running_function
+import devstack.lambdas
 from devstack.provision import ACCOUNT, REGION, FunctionSpec
 from devstack.template import load
 
@@ -338,41 +339,51 @@ def summary(calls: Iterable[Call]) -> str:
 
 
 class CallRecorder:
-    """Records the AWS calls of every LocalFunction, attributed by the session (role) whose client made them."""
+    """Records every AWS call of every LocalFunction, attributed to the function whose session (role) made the client.
+
+    A client made during an invocation from boto3's default session or a new one (as Powertools' providers make
+    theirs) counts for the function being invoked; calls outside any function (a test's own) are not recorded.
+    """
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.test = ""
         self._lock = threading.Lock()
+        self._policies: dict[int, tuple[FunctionSpec, Policy]] = {}
+
+    def install(self) -> None:
+        """Hooks into every botocore session created from now on, as moto does."""
+        botocore.handlers.BUILTIN_HANDLERS.extend(
+            [("before-parameter-build", _keep_params), ("before-call", self._record)]
+        )
+        devstack.lambdas.session_observers.append(self.observe)
 
     def observe(self, spec: FunctionSpec, session: boto3.Session) -> None:
-        """For devstack.lambdas.session_observers: record the calls of the clients of this function's session."""
-        policy = role_policy(spec)
-        session.events.register(
-            "before-parameter-build", lambda model, params, **_: self._record(spec.name, policy, model, params)
-        )
-
-    def observe_default_session(self, session: boto3.Session) -> None:
-        """Calls through boto3's default session count for the function being invoked (none: a test's own call)."""
-        policies: dict[int, tuple[FunctionSpec, Policy]] = {}
-
-        def record(model: Any, params: Mapping[str, Any], **_: Any) -> None:
-            spec = running_function.get()
-            if spec is None:
-                return
-            if id(spec) not in policies or policies[id(spec)][0] is not spec:
-                policies[id(spec)] = (spec, role_policy(spec))
-            self._record(spec.name, policies[id(spec)][1], model, params)
-
-        session.events.register("before-parameter-build", record)
+        """Tags the calls of the clients of this function's own session with the function."""
+        session.events.register("before-parameter-build", lambda context, **_: context.update(iam_function=spec))
 
     def take(self) -> list[Call]:
         with self._lock:
             calls, self.calls = self.calls, []
         return calls
 
-    def _record(self, function: str, policy: Policy, model: Any, params: Mapping[str, Any]) -> None:
+    def _record(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        spec = context.get("iam_function") or devstack.lambdas.running_function.get()
+        if spec is None:
+            return
         signing_name = model.service_model.signing_name
-        call = describe(function, policy, PREFIX_OF.get(signing_name, signing_name), model.name, params, self.test)
+        prefix = PREFIX_OF.get(signing_name, signing_name)
+        call = describe(spec.name, self._policy(spec), prefix, model.name, context["iam_params"], self.test)
         with self._lock:
             self.calls.append(call)
+
+    def _policy(self, spec: FunctionSpec) -> Policy:
+        with self._lock:
+            if id(spec) not in self._policies or self._policies[id(spec)][0] is not spec:
+                self._policies[id(spec)] = (spec, role_policy(spec))
+            return self._policies[id(spec)][1]
+
+
+def _keep_params(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """The call's parameters as the caller gave them (before-call sees them serialized)."""
+    context["iam_params"] = dict(params)

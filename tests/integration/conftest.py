@@ -7,11 +7,10 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from devstack import lambdas
 from iam_policy import Call, CallRecorder, summary, violations
 
 recorder = CallRecorder()
-lambdas.session_observers.append(recorder.observe)
+recorder.install()
 checked: list[Call] = []
 
 
@@ -20,8 +19,7 @@ def iam_checked(request: pytest.FixtureRequest) -> Iterator[CallRecorder]:
     """Records the test's AWS calls per function; the test fails naming each call its function may not make."""
     recorder.take()
     recorder.test = request.node.nodeid
-    boto3.setup_default_session(region_name="us-east-1")
-    recorder.observe_default_session(boto3.DEFAULT_SESSION)
+    boto3.DEFAULT_SESSION = None  # made again when used, with the recorder's hooks
     yield recorder
     boto3.DEFAULT_SESSION = None
     calls = recorder.take()

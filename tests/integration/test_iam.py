@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -11,9 +13,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from devstack import provision
+from devstack.lambdas import LocalFunction
 from devstack.template import load
 from harness import Relay, message
-from iam_policy import CallRecorder, Violation, violations
+from iam_policy import CallRecorder, Violation, decide, violations
 
 
 def relay_with(
@@ -90,3 +93,31 @@ def test_calls_on_any_thread_count_for_the_function_whose_client_makes_them(
     (call,) = iam_checked.calls
     assert (call.function, call.action) == ("DeliveryFunction", "dynamodb:GetItem")
     assert call.resources == (relay.stack.resolver.attributes["ClientsTable"]["Arn"],)
+
+
+def test_clients_made_during_an_invocation_count_for_the_function(
+    relay: Relay, iam_checked: CallRecorder, tmp_path: Path
+) -> None:
+    (tmp_path / "app.py").write_text(
+        "import boto3\n"
+        "def handler(event, context):\n"
+        "    boto3.client('dynamodb').get_item(TableName=event['table'], Key={'clientId': {'S': 'acme'}})\n"
+        "    sqs = boto3.session.Session().client('sqs')\n"
+        "    sqs.get_queue_attributes(QueueUrl=event['queue'], AttributeNames=['All'])\n"
+    )
+    probe = LocalFunction(dataclasses.replace(relay.delivery.spec, code_dir=tmp_path, handler="app.handler"))
+    queue = relay.stack.ref("DeliveryQueue")
+    iam_checked.take()
+
+    probe.invoke({"table": relay.stack.ref("ClientsTable"), "queue": queue})
+    relay.queue_depth(queue)  # the test's own call: no function's
+
+    calls = iam_checked.calls
+    assert [(c.function, c.action) for c in calls] == [
+        ("DeliveryFunction", "dynamodb:GetItem"),
+        ("DeliveryFunction", "sqs:GetQueueAttributes"),
+    ]
+    assert [decide(call, call.resources[0])[0] for call in calls] == [
+        "Policies[0] statement 1",
+        "AWSLambdaSQSQueueExecutionRole (added by SAM)",
+    ]
