@@ -1,7 +1,7 @@
 """The IAM check: each AWS call a function's handler makes, evaluated against that function's role from template.yaml.
 
-Every LocalFunction has a boto3 session of its own (its role); a hook on it records each call its clients make, on
-any thread, as the IAM action it needs, the resources it names and the request's condition keys. `violations`
+Every LocalFunction has a boto3 session of its own (its role), so each call its clients make, on any thread, is
+recorded for it: the IAM action it needs, the resources it names and the request's condition keys. `violations`
 evaluates them as IAM does: an explicit Deny wins, otherwise an Allow must match action, resource and condition.
 What this module cannot evaluate (a condition key it does not derive, a SAM policy template, an unknown managed
 policy, a service without a resource mapping) never allows a call: the failure names it.
