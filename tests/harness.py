@@ -102,6 +102,7 @@ class Relay:
         from devstack.lambdas import LocalFunction
         from devstack.provision import provision
         from relay.clients import ClientStore
+        from relay.responses_log import ResponsesLog
 
         self.bot = bot
         self.stack = provision(
@@ -117,10 +118,13 @@ class Relay:
         )
         self.sqs = session.client("sqs")
         self.clients = ClientStore(session.client("dynamodb"), self.stack.ref("ClientsTable"))
+        self.log = ResponsesLog(session.client("dynamodb"), self.stack.ref("ResponsesTable"))
         self.inbound = LocalFunction(self.stack.functions["InboundFunction"])
         self.bot_response = LocalFunction(self.stack.functions["BotResponseFunction"])
         self.delivery = LocalFunction(self.stack.functions["DeliveryFunction"])
+        self.responses_log = LocalFunction(self.stack.functions["ResponsesLogFunction"])
         self.mapping = EventSourceMapping(self.sqs, self.delivery)
+        self.log_mapping = EventSourceMapping(self.sqs, self.responses_log)
         self.bot_secret = self.stack.secret_values["BotResponseSecret"]
 
     # ── clients ──
@@ -170,13 +174,21 @@ class Relay:
     # ── delivery ──
     def drain(self, timeout: float = 15.0) -> None:
         """Poll the delivery queue as Lambda does until nothing is left in it, visible or in flight."""
+        self._drain(self.mapping, self.delivery, timeout)
+
+    def record(self, timeout: float = 15.0) -> None:
+        """Poll the responses log's queue as Lambda does until nothing is left in it."""
+        self._drain(self.log_mapping, self.responses_log, timeout)
+
+    def _drain(self, mapping: Any, function: Any, timeout: float) -> None:
+        url = function.spec.queue_url
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.mapping.poll() == 0:
-                if self.queue_depth(self.stack.ref("DeliveryQueue")) == 0:
+            if mapping.poll() == 0:
+                if self.queue_depth(url) == 0:
                     return
                 time.sleep(0.2)
-        raise AssertionError(f"delivery queue not drained within {timeout} s")
+        raise AssertionError(f"{url} not drained within {timeout} s")
 
     def queue_depth(self, url: str) -> int:
         attributes = self.sqs.get_queue_attributes(
@@ -184,6 +196,10 @@ class Relay:
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def logged(self, client_id: str, conversation: str) -> list[str]:
+        """The texts the responses log holds for the conversation, in its order."""
+        return [entry.response()["payload"]["text"] for entry in self.log.after(client_id, conversation, 0, 100)]
 
     def dead_letters(self) -> list[dict[str, Any]]:
         messages = self.sqs.receive_message(

@@ -48,3 +48,14 @@ def test_sample_delivery_event_is_delivered(relay: Relay, receiver: HTTPServer) 
     assert result == {"batchItemFailures": []}
     ((request, _),) = receiver.log
     assert request.get_data(as_text=True) == sample("delivery.json")["Records"][0]["body"]
+
+
+def test_sample_responses_log_event_is_recorded_once(relay: Relay) -> None:
+    record = sample("responses_log.json")
+
+    first = relay.responses_log.invoke(record)
+    again = relay.responses_log.invoke(record)  # a redelivery
+
+    assert first == again == {"batchItemFailures": []}
+    response = json.loads(record["Records"][0]["body"])
+    assert relay.logged(response["clientId"], response["conversationId"]) == [response["payload"]["text"]]

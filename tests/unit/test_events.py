@@ -20,7 +20,7 @@ from devstack.template import ROOT, load, resources_of_type
 from relay.clients import bearer_token
 from relay.models import BotResponse, ClientResponse, InboundMessage, scoped
 from relay.responses import is_install_probe
-from relay.settings import BotResponseSettings, DeliverySettings, InboundSettings
+from relay.settings import BotResponseSettings, DeliverySettings, InboundSettings, ResponsesLogSettings
 
 EVENTS = ROOT / "events"
 HTTP_EVENTS = {
@@ -28,10 +28,15 @@ HTTP_EVENTS = {
     "bot_response.json": "BotResponseFunction",
     "bot_probe.json": "BotResponseFunction",
 }
+SQS_EVENTS = {
+    "delivery.json": "DeliveryFunction",
+    "responses_log.json": "ResponsesLogFunction",
+}
 SETTINGS: dict[str, type[BaseSettings]] = {
     "InboundFunction": InboundSettings,
     "BotResponseFunction": BotResponseSettings,
     "DeliveryFunction": DeliverySettings,
+    "ResponsesLogFunction": ResponsesLogSettings,
 }
 TEMPLATE = load()
 FUNCTIONS = resources_of_type(TEMPLATE, "AWS::Serverless::Function")
@@ -45,8 +50,8 @@ def body(name: str) -> Any:
     return json.loads(event(name)["body"])
 
 
-def delivery_record() -> dict[str, Any]:
-    (record,) = event("delivery.json")["Records"]
+def delivery_record(name: str = "delivery.json") -> dict[str, Any]:
+    (record,) = event(name)["Records"]
     return record
 
 
@@ -65,7 +70,7 @@ def test_every_event_file_is_a_json_object(name: str) -> None:
 
 def test_there_is_a_sample_for_every_function_and_an_env_file() -> None:
     present = {path.name for path in EVENTS.glob("*.json")}
-    assert {*HTTP_EVENTS, "delivery.json", "env.json"} <= present
+    assert {*HTTP_EVENTS, *SQS_EVENTS, "env.json"} <= present
 
 
 # ── HTTP API events ──
@@ -130,11 +135,12 @@ def test_bot_events_put_the_same_secret_in_the_path_and_path_parameters() -> Non
 # ── SQS event ──
 
 
-def test_delivery_event_comes_from_the_functions_fifo_queue() -> None:
-    record = delivery_record()
+@pytest.mark.parametrize(("name", "function"), SQS_EVENTS.items())
+def test_sqs_event_comes_from_the_functions_fifo_queue(name: str, function: str) -> None:
+    record = delivery_record(name)
     (source,) = [
         spec["Properties"]["Queue"]
-        for spec in FUNCTIONS["DeliveryFunction"]["Properties"]["Events"].values()
+        for spec in FUNCTIONS[function]["Properties"]["Events"].values()
         if spec["Type"] == "SQS"
     ]
     queue = TEMPLATE["Resources"][source["Fn::GetAtt"][0]]["Properties"]
@@ -146,17 +152,20 @@ def test_delivery_event_comes_from_the_functions_fifo_queue() -> None:
     assert record["eventSourceARN"].rpartition(":")[2].endswith(name_suffix)
 
 
-def test_delivery_event_has_the_fifo_attributes_the_function_reads() -> None:
-    record = SQSRecord(delivery_record())
+@pytest.mark.parametrize("name", SQS_EVENTS)
+def test_sqs_event_has_the_fifo_attributes_the_functions_read(name: str) -> None:
+    record = SQSRecord(delivery_record(name))
 
     assert int(record.attributes.approximate_receive_count) >= 1
+    assert int(record.attributes.sequence_number or "") > 0
     assert record.attributes.message_group_id
     assert record.attributes.message_deduplication_id
     assert record.md5_of_body == hashlib.md5(record.body.encode()).hexdigest()  # noqa: S324 - SQS's checksum
 
 
-def test_delivery_body_is_a_client_response_as_the_relay_serializes_it() -> None:
-    raw = delivery_record()["body"]
+@pytest.mark.parametrize("name", SQS_EVENTS)
+def test_sqs_body_is_a_client_response_as_the_relay_serializes_it(name: str) -> None:
+    raw = delivery_record(name)["body"]
 
     response = ClientResponse.model_validate_json(raw)
 

@@ -37,6 +37,11 @@ class BotResponseSettings(_Settings):
     bot_response_secret: str
 
 
+class ResponsesLogSettings(_Settings):
+    responses_table: str
+    response_retention_days: PositiveInt = 30
+
+
 class DeliverySettings(_Settings):
     clients_table: str
     delivery_queue_url: str

@@ -1,0 +1,31 @@
+"""Responses log queue (SQS FIFO) → the responses table, each conversation in the bot's order."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from relay.responses_log import ResponsesLog, record_from_queue
+from relay.settings import ResponsesLogSettings
+
+settings = ResponsesLogSettings()
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer(patch_modules=["botocore"])
+log = ResponsesLog(boto3.client("dynamodb"), settings.responses_table, settings.response_retention_days)
+# A failed message holds up only its own conversation: the log never records past a response it has not written.
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+processor.raise_on_entire_batch_failure = False  # failures are reported per message, never as an invocation error
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(
+        event=event, record_handler=partial(record_from_queue, log), processor=processor, context=context
+    )
