@@ -77,9 +77,9 @@ class ResponsesLog:
         return True
 
     def after(self, client_id: str, conversation_id: str, position: int, limit: int) -> list[Recorded]:
-        """The conversation's responses after `position`, oldest first: one consistent query.
+        """At most `limit` of the conversation's responses after `position`, oldest first: one consistent query.
 
-        At most `limit` of them, and no more than PAGE_MAX_BYTES of bodies (DynamoDB itself stops a query at 1 MB).
+        DynamoDB ends a query at 1 MB of items: a page can hold fewer, never more.
         """
         items = self._dynamodb.query(
             TableName=self._table,
@@ -92,7 +92,7 @@ class ResponsesLog:
             ConsistentRead=True,
             Limit=limit,
         )["Items"]
-        return within_budget([_from_item(item) for item in items])
+        return [_from_item(item) for item in items]
 
     def last_position(self, client_id: str, conversation_id: str) -> int:
         """The position of the conversation's newest response, or 0 when it has none: one consistent query."""
