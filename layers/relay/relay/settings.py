@@ -29,6 +29,8 @@ class InboundSettings(_Settings):
     bot_timeout_seconds: PositiveFloat = 10.0
     idempotency_ttl_seconds: PositiveInt = 24 * 3600
     conversation_ttl_days: PositiveInt = 90
+    responses_table: str
+    watermark_key_secret: str
 
 
 class BotResponseSettings(_Settings):
