@@ -11,7 +11,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,6 +57,30 @@ session_observers: list[Callable[[FunctionSpec, boto3.Session], None]] = []
 # The function whose handler is running, for calls through clients it creates per invocation from boto3's default.
 running_function: ContextVar[FunctionSpec | None] = ContextVar("running_function", default=None)
 _importing = threading.Lock()
+_environment_lock = threading.Lock()
+_environments: list[dict[str, str]] = []
+_original_environment: dict[str, str] = {}
+
+
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """`variables` in os.environ while the block runs. Invocations of several functions may overlap (a long poll
+    waits while the responses log records): each one's variables stay set until the last of them ends, and
+    then os.environ is as it was."""
+    with _environment_lock:
+        if not _environments:
+            _original_environment.clear()
+            _original_environment.update(os.environ)
+        _environments.append(variables)
+        os.environ.update(variables)
+    try:
+        yield
+    finally:
+        with _environment_lock:
+            _environments.remove(variables)
+            if not _environments:
+                os.environ.clear()
+                os.environ.update(_original_environment)
 
 
 class LocalFunction:
@@ -91,7 +116,7 @@ class LocalFunction:
     def invoke(self, event: dict[str, Any]) -> Any:
         running = running_function.set(self.spec)
         try:
-            with mock.patch.dict(os.environ, self.environment):
+            with _environment(self.environment):
                 return self.handler(event, LambdaContext(self.spec.name, self.spec.timeout_seconds))
         finally:
             running_function.reset(running)

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 from pytest_httpserver import HTTPServer
@@ -132,21 +133,31 @@ class Relay:
         return self.clients.register(client_id, f"{client_id} back end", response_url)
 
     # ── HTTP routes, through the handlers ──
-    def post_message(self, token: str | None, body: Any, headers: dict[str, str] | None = None) -> Response:
+    def post_message(
+        self, token: str | None, body: Any, headers: dict[str, str] | None = None, query: str = ""
+    ) -> Response:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        all_headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
-        return self._call(self.inbound, "/messages", raw, {**all_headers, **(headers or {})})
+        all_headers = {"content-type": "application/json", **_bearer(token)}
+        return self._call(self.inbound, "/messages", raw, {**all_headers, **(headers or {})}, query)
+
+    def get_responses(self, token: str | None, conversation: str, **query: Any) -> Response:
+        """GET /conversations/{conversation}/responses with `query` (after, wait, limit) as given."""
+        path = f"/conversations/{conversation}/responses"
+        return self._call(self.inbound, path, b"", _bearer(token), urlencode(query), method="GET")
 
     def post_bot_response(self, body: Any, secret: str | None = None) -> Response:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         path = f"/bot/responses/{self.bot_secret if secret is None else secret}"
         return self._call(self.bot_response, path, raw, {"content-type": "application/json"})
 
-    def _call(self, function: Any, path: str, body: bytes, headers: dict[str, str]) -> Response:
+    def _call(
+        self, function: Any, path: str, body: bytes, headers: dict[str, str], query: str = "", method: str = "POST"
+    ) -> Response:
         from devstack.lambdas import api_response, http_event, path_parameters
 
-        method, route = next((m, r) for m, r in function.spec.http_routes if path_parameters(r, path) is not None)
-        status, response_headers, raw = api_response(function.invoke(http_event(method, route, path, headers, body)))
+        route = next(r for m, r in function.spec.http_routes if m == method and path_parameters(r, path) is not None)
+        event = http_event(method, route, path, headers, body, query)
+        status, response_headers, raw = api_response(function.invoke(event))
         return Response(status, {k.lower(): v for k, v in response_headers.items()}, raw)
 
     # ── the bot's side ──
@@ -223,6 +234,10 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.text[:200]}>"
+
+
+def _bearer(token: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"} if token else {}
 
 
 def message(conversation: str = "conv-1", message_id: str | None = None, **fields: Any) -> dict[str, Any]:

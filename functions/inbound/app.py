@@ -1,4 +1,5 @@
-"""POST /messages: authenticate the client, drop a repeated messageId, record the conversation, forward to the bot."""
+"""The client API: POST /messages (forward to the bot; ?wait for its responses) and
+GET /conversations/{conversationId}/responses (read the responses log)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ app = create_resolver(
     errors.Unauthorized,
     errors.InvalidRequest,
     errors.TooLarge,
+    errors.UnknownConversation,
     errors.MessageInProgress,
     errors.MessageIdReused,
     errors.BotUnavailable,
@@ -31,7 +33,13 @@ app = create_resolver(
 @app.post("/messages")
 def post_message() -> dict[str, Any]:
     event = app.current_event
-    return inbound.accept(event.headers, request_body(event)).model_dump(by_alias=True)
+    return inbound.accept(event.headers, request_body(event), event.query_string_parameters).model_dump(by_alias=True)
+
+
+@app.get("/conversations/<conversation_id>/responses")
+def get_responses(conversation_id: str) -> dict[str, Any]:
+    event = app.current_event
+    return inbound.responses(event.headers, conversation_id, event.query_string_parameters).model_dump(by_alias=True)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -1,8 +1,10 @@
-"""POST /messages: authenticate the client · validate · drop a repeated messageId · record the conversation ·
-forward to the bot."""
+"""The client API. POST /messages: authenticate the client · validate · drop a repeated messageId · record the
+conversation · forward to the bot (· with ?wait, the bot's responses from the responses log).
+GET /conversations/{conversationId}/responses: authenticate the client · read the conversation's responses log."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -25,8 +27,11 @@ from relay.bot import BotClient
 from relay.clients import ClientStore, bearer_token
 from relay.conversations import ConversationStore
 from relay.errors import BotUnavailable, MessageIdReused, MessageInProgress
-from relay.models import ClientMessage, InboundMessage, MessageReceipt
+from relay.models import ClientMessage, ForwardRecord, InboundMessage, MessageReceipt, RepliesReceipt, ResponsesPage
+from relay.polling import ReplyWait, ResponsesQuery, ResponsesReader, parse_query
+from relay.responses_log import ResponsesLog
 from relay.settings import InboundSettings
+from relay.watermarks import Watermarks
 
 logger = Logger()  # the function's own logger: the same service, handler and keys
 metrics = Metrics()
@@ -34,6 +39,9 @@ metrics = Metrics()
 FORWARD_MARGIN_SECONDS = 5.0
 """Besides the bot's timeout, what a forward may take (conversation record, bot token): a crashed forward's
 messageId is held (409) this much longer than the bot's timeout, not for the function's whole timeout."""
+
+ANSWER_MARGIN_SECONDS = 1.0
+"""A wait ends this long before the function's timeout, leaving time to answer."""
 
 
 class ForwardDeadline:
@@ -55,12 +63,15 @@ class Inbound:
         conversations: ConversationStore,
         bot: BotClient,
         repeats: DynamoDBPersistenceLayer,
+        reader: ResponsesReader,
         settings: InboundSettings,
     ) -> None:
         self._clients = clients
         self._conversations = conversations
         self._bot = bot
+        self._reader = reader
         self._settings = settings
+        self._context: LambdaContext | None = None
         self._once = IdempotencyConfig(
             event_key_jmespath="[client_id, message.message_id]",
             payload_validation_jmespath="message",
@@ -72,7 +83,7 @@ class Inbound:
             data_keyword_argument="inbound",
             config=self._once,
             persistence_store=repeats,
-            output_serializer=PydanticSerializer(model=MessageReceipt),
+            output_serializer=PydanticSerializer(model=ForwardRecord),
             key_prefix="forward",
         )
 
@@ -80,39 +91,54 @@ class Inbound:
     def from_settings(cls, settings: InboundSettings) -> Inbound:
         dynamodb = boto3.client("dynamodb")
         secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+        conversations = ConversationStore(
+            dynamodb,
+            settings.conversations_table,
+            ttl_days=settings.conversation_ttl_days,
+            cache_ttl_seconds=settings.cache_ttl_seconds,
+        )
         return cls(
             ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds),
-            ConversationStore(
-                dynamodb,
-                settings.conversations_table,
-                ttl_days=settings.conversation_ttl_days,
-                cache_ttl_seconds=settings.cache_ttl_seconds,
-            ),
+            conversations,
             BotClient(
                 str(settings.bot_webhook_url),
                 token=lambda: str(secrets.get(settings.bot_token_secret, max_age=300)),
                 timeout_seconds=settings.bot_timeout_seconds,
             ),
             DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb),
+            ResponsesReader(
+                ResponsesLog(dynamodb, settings.responses_table),
+                conversations,
+                Watermarks(lambda: str(secrets.get(settings.watermark_key_secret, max_age=300))),
+            ),
             settings,
         )
 
     def starting(self, context: LambdaContext) -> None:
         """Called at the start of each invocation."""
+        self._context = context
         deadline = ForwardDeadline(context, self._settings.bot_timeout_seconds + FORWARD_MARGIN_SECONDS)
         # The idempotency utility reads only the remaining time of the context it is given.
         self._once.register_lambda_context(cast(LambdaContext, deadline))
 
-    def accept(self, headers: Mapping[str, str], body: str) -> MessageReceipt:
-        """The client's message, forwarded once per (client, messageId); a repeat answers `duplicate`."""
+    def accept(
+        self, headers: Mapping[str, str], body: str, parameters: Mapping[str, str] | None = None
+    ) -> MessageReceipt:
+        """The client's message, forwarded once per (client, messageId); a repeat answers `duplicate`.
+
+        With `?wait`, the answer also carries the responses recorded since the forward (since the first copy's
+        forward for a repeat), once the bot has been quiet a moment or `wait` seconds after the request came.
+        """
+        arrived = time.monotonic()
         client = self._clients.authenticate(bearer_token(headers))
         logger.append_keys(client_id=client.client_id)
+        wait = parse_query(ReplyWait, parameters).wait
         message = InboundMessage.model_validate(parse_json(body, self._settings.max_body_bytes))
         logger.append_keys(conversation_id=message.conversation_id, message_id=message.message_id)
         metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
         try:
-            receipt: MessageReceipt = self._forward_once(
-                inbound=ClientMessage(client_id=client.client_id, message=message)
+            record: ForwardRecord = self._forward_once(
+                inbound=ClientMessage(client_id=client.client_id, message=message), wait=wait > 0
             )
         except IdempotencyAlreadyInProgressError:
             raise MessageInProgress(
@@ -120,11 +146,38 @@ class Inbound:
             ) from None
         except IdempotencyValidationError:
             raise MessageIdReused("messageId was already used for a different message; use a new messageId") from None
-        return receipt
+        if not wait:
+            return record.receipt()
+        position = record.log_position
+        if position is None:  # a repeat of a message first sent without ?wait: from now on
+            position = self._reader.position(client.client_id, message.conversation_id)
+        page = self._reader.replies(client.client_id, message.conversation_id, position, self._until(arrived + wait))
+        return RepliesReceipt(**record.receipt().model_dump(), **page.model_dump())
 
-    def _forward(self, inbound: ClientMessage) -> MessageReceipt:
-        """Runs once per (client, messageId); a failure releases the messageId so the client can retry."""
+    def responses(
+        self, headers: Mapping[str, str], conversation_id: str, parameters: Mapping[str, str] | None
+    ) -> ResponsesPage:
+        """The client's conversation's responses after `after`; with `wait`, held until there is one."""
+        client = self._clients.authenticate(bearer_token(headers))
+        logger.append_keys(client_id=client.client_id, conversation_id=conversation_id)
+        query = parse_query(ResponsesQuery, parameters)
+        return self._reader.read(client.client_id, conversation_id, query, self._until(time.monotonic() + query.wait))
+
+    def _until(self, end: float) -> float:
+        """`end` (a monotonic time), or earlier if the invocation would run out of time before it."""
+        if self._context is None:
+            return end
+        left = self._context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
+        return min(end, time.monotonic() + left)
+
+    def _forward(self, inbound: ClientMessage, wait: bool = False) -> ForwardRecord:
+        """Runs once per (client, messageId); a failure releases the messageId so the client can retry.
+
+        With `wait`, it first notes where the conversation's responses log ends, to answer with what comes after.
+        """
         self._conversations.record(inbound.conversation())
+        message = inbound.message
+        position = self._reader.position(inbound.client_id, message.conversation_id) if wait else None
         try:
             self._bot.forward(inbound.for_bot())
         except BotUnavailable as error:
@@ -133,10 +186,12 @@ class Inbound:
             raise
         metrics.add_metric(name="Forwarded", unit=MetricUnit.Count, value=1)
         logger.info("forwarded to the bot")
-        return MessageReceipt(message_id=inbound.message.message_id, conversation_id=inbound.message.conversation_id)
+        return ForwardRecord(
+            message_id=message.message_id, conversation_id=message.conversation_id, log_position=position
+        )
 
 
-def _answer_repeat(response: Any, idempotent_data: DataRecord) -> MessageReceipt:
+def _answer_repeat(response: Any, idempotent_data: DataRecord) -> ForwardRecord:
     metrics.add_metric(name="Duplicate", unit=MetricUnit.Count, value=1)
     logger.info("repeated messageId: not forwarded again")
-    return MessageReceipt.model_validate(response).model_copy(update={"status": "duplicate"})
+    return ForwardRecord.model_validate(response).model_copy(update={"status": "duplicate"})

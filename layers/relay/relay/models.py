@@ -93,6 +93,28 @@ class MessageReceipt(CamelModel):
     status: Literal["forwarded", "duplicate"] = "forwarded"
 
 
+class ForwardRecord(MessageReceipt):
+    """The receipt as the idempotency record keeps it: with where the conversation's responses log ended when
+    the message was forwarded with `?wait`, so a repeat with `?wait` answers with the responses since then."""
+
+    log_position: int | None = None
+
+    def receipt(self) -> MessageReceipt:
+        return MessageReceipt.model_validate(self.model_dump(exclude={"log_position"}))
+
+
+class ResponsesPage(CamelModel):
+    """Responses of a conversation in the bot's order, each as a webhook delivery carries it, and the watermark
+    to go on from (GET /conversations/{conversationId}/responses)."""
+
+    responses: list[dict[str, Any]]
+    watermark: str
+
+
+class RepliesReceipt(MessageReceipt, ResponsesPage):
+    """The answer to POST /messages?wait: the receipt and the bot's responses since the forward."""
+
+
 class Conversation(CamelModel):
     """Maps the conversation id the bot knows back to the client and its own ids."""
 

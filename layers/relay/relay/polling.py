@@ -7,16 +7,16 @@ recorded, and a 20 s long poll costs at most 81 reads. A query that finds someth
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import Annotated
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from relay.conversations import ConversationStore
-from relay.errors import BadRequest, NotFound
-from relay.models import scoped
+from relay.errors import InvalidRequest, UnknownConversation
+from relay.models import ResponsesPage, scoped
 from relay.responses_log import PAGE_MAX_RESPONSES, Recorded, ResponsesLog, within_budget
 from relay.watermarks import InvalidWatermark, Watermarks
 
@@ -26,7 +26,7 @@ QUIET_SECONDS = 1.0
 LONG_POLL_MAX_SECONDS = 20
 REPLY_WAIT_MAX_SECONDS = 25
 
-logger = Logger(child=True)
+logger = Logger()  # the function's own logger: the same service, handler and keys
 metrics = Metrics()
 
 
@@ -48,20 +48,14 @@ class ReplyWait(BaseModel):
     wait: Annotated[float, Field(ge=0, le=REPLY_WAIT_MAX_SECONDS)] = 0
 
 
-class ResponsesPage(BaseModel):
-    """An answer: responses in the bot's order, each as a webhook delivery carries it, and where to go on from."""
-
-    responses: list[dict[str, Any]]
-    watermark: str
-
-
-def parse_query[Query: BaseModel](model: type[Query], parameters: dict[str, str] | None) -> Query:
-    """Query parameters into `model`; a bad one is a BadRequest naming it."""
+def parse_query[Query: BaseModel](model: type[Query], parameters: Mapping[str, str] | None) -> Query:
+    """Query parameters into `model`; a bad one is an InvalidRequest naming it."""
     try:
         return model.model_validate(parameters or {})
     except ValidationError as error:
-        problem = error.errors(include_url=False)[0]
-        raise BadRequest(f"query parameter {problem['loc'][0]}: {problem['msg']}") from None
+        problems = [(str(problem["loc"][0]), problem["msg"]) for problem in error.errors(include_url=False)]
+        message = "; ".join(f"query parameter {name}: {text}" for name, text in problems)
+        raise InvalidRequest(message, field=problems[0][0]) from None
 
 
 class ResponsesReader:
@@ -87,7 +81,7 @@ class ResponsesReader:
         position = 0 if query.after is None else self._position(query.after, client_id, conversation_id)
         found = self._log.after(client_id, conversation_id, position, query.limit)
         if not found and self._conversations.find(scoped(client_id, conversation_id)) is None:
-            raise NotFound(f"no conversation '{conversation_id}': send a message in it first")
+            raise UnknownConversation(f"no conversation '{conversation_id}' of yours: send a message in it first")
         waited = query.wait > 0 and not found
         end = min(self._clock() + query.wait, until)
         while not found and (left := end - self._clock()) > 0:
@@ -134,7 +128,7 @@ class ResponsesReader:
         try:
             return self._watermarks.read(watermark, client_id, conversation_id)
         except InvalidWatermark as error:
-            raise BadRequest(f"query parameter after: {error}") from None
+            raise InvalidRequest(f"query parameter after: {error}", field="after") from None
 
     def _page(self, client_id: str, conversation_id: str, recorded: list[Recorded], position: int) -> ResponsesPage:
         end = recorded[-1].position if recorded else position

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from relay.models import ClientResponse, scoped
 
-logger = Logger(child=True)
+logger = Logger()  # the function's own logger: the same service, handler and keys
 metrics = Metrics()
 
 POSITION_DIGITS = 40

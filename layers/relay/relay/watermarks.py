@@ -43,5 +43,7 @@ class Watermarks:
 
     def _tag(self, client_id: str, conversation_id: str, raw: bytes) -> bytes:
         # Length-prefixed, so no two (client, conversation) pairs give the same message.
-        message = b"".join(len(part).to_bytes(4, "big") + part for part in (client_id.encode(), conversation_id.encode()))
+        message = b"".join(
+            len(part).to_bytes(4, "big") + part for part in (client_id.encode(), conversation_id.encode())
+        )
         return hmac.new(self._key().encode(), message + raw, hashlib.sha256).digest()[:_TAG_BYTES]
