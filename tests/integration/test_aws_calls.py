@@ -1,7 +1,8 @@
 """AWS API calls per message in a warm container, counted with botocore's event hooks.
 
 Targets: inbound ≤ 2 (amortized) besides the forward to the bot, bot response ≤ 2,
-delivery 0 beyond the event source. Run with -s to see the figures.
+delivery 0 beyond the event source; the responses log 1 per response; a poll 1 read, empty or not,
+a 20 s long poll tens of reads. Run with -s to see the figures.
 """
 
 from __future__ import annotations
@@ -70,3 +71,69 @@ def test_warm_calls_per_message(counted: tuple[Relay, CallCounter], receiver: HT
     assert bot_response["sns:Publish"] == MESSAGES
     assert sum(delivery.values()) == 0
     assert len(receiver.log) == MESSAGES + 1
+
+
+def test_calls_per_recorded_response_and_per_poll(counted: tuple[Relay, CallCounter]) -> None:
+    relay, counter = counted
+    _, token = relay.add_client("acme")
+    relay.post_message(token, message("c-1"))
+    (forwarded,) = relay.forwarded()
+    relay.reply(forwarded)
+    relay.record()
+    relay.get_responses(token, "c-1")  # warms the container: the watermark key, the conversation
+    counter.take()
+
+    relay.reply(forwarded, MESSAGES)
+    counter.take()
+    relay.record()
+    recorded = counter.take()
+
+    watermark = relay.get_responses(token, "c-1", limit=1).json()["watermark"]
+    counter.take()
+    full = [relay.get_responses(token, "c-1", after=watermark).json() for _ in range(MESSAGES)]
+    non_empty = counter.take()
+    watermark = full[-1]["watermark"]
+    empty = [relay.get_responses(token, "c-1", after=watermark).json() for _ in range(MESSAGES)]
+    nothing_new = counter.take()
+
+    relay.post_message(token, message("c-1"), query="wait=0.5")
+    silent_wait = counter.take()
+
+    per = {name: sum(calls.values()) / MESSAGES for name, calls in [("recorded", recorded), ("poll", non_empty)]}
+    print(f"\nresponses log: {per['recorded']:.2f} calls per recorded response {dict(recorded)}")
+    print(f"poll with {MESSAGES} new responses: {per['poll']:.2f} calls {dict(non_empty)}")
+    print(f"poll with nothing new: {sum(nothing_new.values()) / MESSAGES:.2f} calls {dict(nothing_new)}")
+    print(f"POST ?wait=0.5 with a silent bot: {sum(silent_wait.values())} calls {dict(silent_wait)}")
+
+    assert all(len(page["responses"]) == MESSAGES for page in full) and all(not p["responses"] for p in empty)
+    assert recorded == {"dynamodb:PutItem": MESSAGES}
+    assert non_empty == nothing_new == {"dynamodb:Query": MESSAGES}
+
+
+def test_reads_per_long_poll_of_twenty_seconds(counted: tuple[Relay, CallCounter]) -> None:
+    """The reading flow on a clock that jumps instead of sleeping: the queries are real, the 20 s are not."""
+    from relay.conversations import ConversationStore
+    from relay.polling import LONG_POLL_MAX_SECONDS, ResponsesQuery, ResponsesReader
+    from relay.responses_log import ResponsesLog
+    from relay.watermarks import Watermarks
+
+    relay, counter = counted
+    _, token = relay.add_client("acme")
+    relay.post_message(token, message("c-1"))
+    now = [0.0]
+    dynamodb = boto3.client("dynamodb")
+    reader = ResponsesReader(
+        ResponsesLog(dynamodb, relay.stack.ref("ResponsesTable")),
+        ConversationStore(dynamodb, relay.stack.ref("ConversationsTable")),
+        Watermarks(lambda: "key"),
+        clock=lambda: now[0],
+        sleep=lambda seconds: now.__setitem__(0, now[0] + seconds),
+    )
+    counter.take()
+
+    page = reader.read("acme", "c-1", ResponsesQuery(wait=LONG_POLL_MAX_SECONDS), until=1000)
+
+    calls = counter.take()
+    print(f"\nlong poll of {LONG_POLL_MAX_SECONDS} s finding nothing: {dict(calls)}")
+    assert page.responses == [] and now[0] == LONG_POLL_MAX_SECONDS
+    assert 10 <= calls["dynamodb:Query"] <= 99, "tens of reads, not hundreds"
