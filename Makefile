@@ -52,13 +52,14 @@ integration: $(VENV)/.installed
 e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/e2e
 
-## make bench: figures for the note (cold start per function; AWS calls per message and per function's policy; the local stack)
+## make bench: figures for the note (cold start per function; AWS calls per message, poll and function's policy; the local stack)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/cold_start.py
 	$(PY) -m pytest -q -s tests/integration/test_aws_calls.py
 	$(PY) -m pytest -q --iam-summary tests/integration
 	$(PY) benchmarks/dev_start.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
+	$(PY) -m pytest -q -s tests/e2e/test_replies_over_http.py -k latency
 
 ## make build: what `sam build` makes for Lambda (python3.13, arm64)
 build: $(TOOLS)/.installed

@@ -35,6 +35,8 @@ RETRY_SCHEDULE = "1,2,4,8,16,32"
 CONCURRENCY = 4
 """Containers per function at most, to spare a laptop; further requests wait for one to be free."""
 DELIVERY_POLLERS = 2
+"""Pollers of the delivery queue: a slow webhook holds one. The responses log's quick puts need one: a second
+one's long poll, started while a conversation is in flight, would hold its next response back for a second."""
 _DEAD_LETTER_CHECK_SECONDS = 2
 # Settings that could point the stack's AWS clients at an account instead of moto.
 _ACCOUNT_VARIABLES = {"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"}
@@ -208,7 +210,7 @@ class LocalStack:
             if not function.spec.queue_url:
                 continue
             mapping = EventSourceMapping(sqs, function)
-            for index in range(DELIVERY_POLLERS):
+            for index in range(DELIVERY_POLLERS if function.spec.name == "DeliveryFunction" else 1):
                 self._thread(lambda mapping=mapping: mapping.run(self._stop), f"{function.spec.name}-poller-{index}")
             if dead_letters := _dead_letter_queue(sqs, function.spec.queue_url):
                 self._thread(lambda url=dead_letters: self._watch_dead_letters(sqs, url), "dead-letters")

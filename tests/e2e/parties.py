@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from relay import webhooks
-from stack_process import post_json
+from stack_process import StackProcess, get_json, post_json
 
 CLIENT_ID = "e2e"
 CLIENT_TOKEN = f"{CLIENT_ID}.{secrets.token_urlsafe(24)}"
@@ -18,9 +22,44 @@ BOT_TOKEN = secrets.token_urlsafe(24)
 BOT_SECRET = secrets.token_urlsafe(18)
 
 
+def send(
+    stack: StackProcess,
+    conversation: str,
+    text: str = "hello",
+    replies: int = 1,
+    token: str = CLIENT_TOKEN,
+    query: str = "",
+    **fields: Any,
+) -> tuple[int, Any]:
+    """POST /messages (with `query`, e.g. "wait=5") as a client; the bot answers with `replies` messages."""
+    message = {
+        "userId": "user-1",
+        "messageId": str(uuid.uuid4()),
+        "conversationId": conversation,
+        "type": "text",
+        "text": text,
+        "payload": {"text": text, "replies": replies},
+        **fields,
+    }
+    url = f"{stack.api_url}/messages" + (f"?{query}" if query else "")
+    return post_json(url, message, {"authorization": f"Bearer {token}"})
+
+
+def conversation() -> str:
+    return f"conversation-{uuid.uuid4().hex[:8]}"
+
+
+def responses(stack: StackProcess, chat: str, token: str = CLIENT_TOKEN, **query: Any) -> tuple[int, Any]:
+    """GET /conversations/{chat}/responses as a client, with `query` (after, wait, limit)."""
+    url = f"{stack.api_url}/conversations/{chat}/responses" + (f"?{urlencode(query)}" if query else "")
+    return get_json(url, {"authorization": f"Bearer {token}"} if token else {})
+
+
 class Bot:
     """A bot behind the Messaging API integration: it takes each forwarded message, then answers it through
-    the response URL with as many messages as the payload's `replies` asks (default 1), one request each, in order.
+    the response URL with as many messages as the payload's `replies` asks (default 1), one request each, in order,
+    `gap` seconds apart. When the payload asks for `late`, it then says one more thing ("late") unless the test
+    sets the conversation's `hold` within 10 s.
     """
 
     def __init__(self, server: HTTPServer) -> None:
@@ -29,7 +68,14 @@ class Bot:
         self.forwarded: list[dict] = []
         self.authorizations: list[str] = []
         self.reply_failures: list[str] = []
+        self.last_reply_at: dict[str, float] = {}
+        """When the bot's last response to each conversation was taken (its POST answered), time.monotonic()."""
+        self._holds: dict[str, threading.Event] = {}
         server.expect_request("/webhook", method="POST").respond_with_handler(self._take)
+
+    def hold(self, conversation: str) -> threading.Event:
+        """Set once the client has its answer; until then (10 s at most) the bot keeps back its late reply."""
+        return self._holds.setdefault(conversation, threading.Event())
 
     def forwarded_ids(self) -> list[str]:
         return [message["messageId"] for message in self.forwarded]
@@ -42,15 +88,25 @@ class Bot:
         return Response('{"message":{"id":"bp-msg"}}', 200, content_type="application/json")
 
     def _answer(self, message: dict) -> None:
-        for index in range(int(message["payload"].get("replies", 1))):
-            reply = {
-                "type": "text",
-                "payload": {"text": f"{message['text']} #{index + 1}"},
-                "conversationId": message["conversationId"],
-                "botpressUserId": "bp-user",
-                "botpressMessageId": secrets.token_hex(8),
-                "botpressConversationId": "bp-conversation",
-            }
-            status, body = post_json(self.response_url, reply)
-            if status != 200:
-                self.reply_failures.append(f"{status} {body}")
+        conversation = message["conversationId"].partition(":")[2]
+        count = int(message["payload"].get("replies", 1))
+        for index in range(count):
+            if index:
+                time.sleep(float(message["payload"].get("gap", 0)))
+            self._reply(message, f"{message['text']} #{index + 1}", conversation)
+        if message["payload"].get("late") and not self.hold(conversation).wait(10):
+            self._reply(message, "late", conversation)
+
+    def _reply(self, message: dict, text: str, conversation: str) -> None:
+        reply = {
+            "type": "text",
+            "payload": {"text": text},
+            "conversationId": message["conversationId"],
+            "botpressUserId": "bp-user",
+            "botpressMessageId": secrets.token_hex(8),
+            "botpressConversationId": "bp-conversation",
+        }
+        status, body = post_json(self.response_url, reply)
+        self.last_reply_at[conversation] = time.monotonic()
+        if status != 200:
+            self.reply_failures.append(f"{status} {body}")

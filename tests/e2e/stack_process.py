@@ -31,6 +31,11 @@ def post_json(url: str, body: Any, headers: dict[str, str] | None = None) -> tup
         return response.status, response.data.decode()
 
 
+def get_json(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    response = _http.request("GET", url, headers=headers or {})
+    return response.status, response.json()
+
+
 class StackProcess:
     """The stack's process group, its output as it comes, and the URLs its banner printed."""
 

@@ -5,36 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from harness import Receiver
-from parties import BOT_TOKEN, CLIENT_TOKEN, Bot
-from stack_process import StackProcess, post_json
-
-
-def send(
-    stack: StackProcess,
-    conversation: str,
-    text: str = "hello",
-    replies: int = 1,
-    token: str = CLIENT_TOKEN,
-    **fields: Any,
-) -> tuple[int, Any]:
-    """POST /messages as a client; the bot answers with `replies` messages."""
-    message = {
-        "userId": "user-1",
-        "messageId": str(uuid.uuid4()),
-        "conversationId": conversation,
-        "type": "text",
-        "text": text,
-        "payload": {"text": text, "replies": replies},
-        **fields,
-    }
-    return post_json(f"{stack.api_url}/messages", message, {"authorization": f"Bearer {token}"})
-
-
-def conversation() -> str:
-    return f"conversation-{uuid.uuid4().hex[:8]}"
+from parties import BOT_TOKEN, CLIENT_TOKEN, Bot, conversation, send
+from stack_process import StackProcess
 
 
 def test_a_message_reaches_the_bot_and_its_response_reaches_the_client_signed(
