@@ -59,3 +59,16 @@ def test_sample_responses_log_event_is_recorded_once(relay: Relay) -> None:
     assert first == again == {"batchItemFailures": []}
     response = json.loads(record["Records"][0]["body"])
     assert relay.logged(response["clientId"], response["conversationId"]) == [response["payload"]["text"]]
+
+
+def test_sample_poll_reads_what_the_sample_round_recorded(relay: Relay) -> None:
+    _, token = relay.add_client("acme")
+    relay.inbound.invoke(sample("inbound.json", **{"REPLACE-WITH-CLIENT-TOKEN": token}))
+    relay.bot_response.invoke(sample("bot_response.json", **{"REPLACE-WITH-BOT-RESPONSE-SECRET": relay.bot_secret}))
+    relay.record()
+
+    polled = relay.inbound.invoke(sample("get_responses.json", **{"REPLACE-WITH-CLIENT-TOKEN": token}))
+
+    assert polled["statusCode"] == 200, polled
+    (response,) = json_body(polled)["responses"]
+    assert response["payload"] == json.loads(sample("bot_response.json")["body"])["payload"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
@@ -19,6 +20,7 @@ from devstack.lambdas import path_parameters
 from devstack.template import ROOT, load, resources_of_type
 from relay.clients import bearer_token
 from relay.models import BotResponse, ClientResponse, InboundMessage, scoped
+from relay.polling import ResponsesQuery
 from relay.responses import is_install_probe
 from relay.settings import BotResponseSettings, DeliverySettings, InboundSettings, ResponsesLogSettings
 
@@ -27,7 +29,9 @@ HTTP_EVENTS = {
     "inbound.json": "InboundFunction",
     "bot_response.json": "BotResponseFunction",
     "bot_probe.json": "BotResponseFunction",
+    "get_responses.json": "InboundFunction",
 }
+POST_EVENTS = [name for name in HTTP_EVENTS if name != "get_responses.json"]
 SQS_EVENTS = {
     "delivery.json": "DeliveryFunction",
     "responses_log.json": "ResponsesLogFunction",
@@ -98,7 +102,7 @@ def test_http_event_hits_a_route_of_its_function(name: str, function: str) -> No
     assert (parsed.http_method, parsed.path) == (method, sample["rawPath"])
 
 
-@pytest.mark.parametrize("name", HTTP_EVENTS)
+@pytest.mark.parametrize("name", POST_EVENTS)
 def test_http_event_is_a_json_request_api_gateway_could_send(name: str) -> None:
     sample = event(name)
     headers = sample["headers"]
@@ -107,6 +111,16 @@ def test_http_event_is_a_json_request_api_gateway_could_send(name: str) -> None:
     assert headers["content-type"] == "application/json"
     assert sample["isBase64Encoded"] is False
     assert int(headers["content-length"]) == len(sample["body"].encode())
+
+
+def test_get_responses_event_is_a_poll_with_valid_parameters_and_no_body() -> None:
+    sample = event("get_responses.json")
+
+    assert bearer_token(sample["headers"])
+    assert "body" not in sample and "content-type" not in sample["headers"]
+    assert sample["queryStringParameters"] == dict(parse_qsl(sample["rawQueryString"]))
+    ResponsesQuery.model_validate(sample["queryStringParameters"])
+    assert sample["pathParameters"]["conversationId"] == body("inbound.json")["conversationId"]
 
 
 def test_inbound_event_carries_a_bearer_token_and_a_valid_message() -> None:

@@ -150,3 +150,45 @@ def test_an_intrinsic_function_the_local_stack_cannot_resolve_is_named_with_its_
     resolver = Resolver(template, parameters={}, pseudo={})
     with pytest.raises(ValueError, match=r"Resources\.Queue\.Properties\.QueueName: Fn::Join is an intrinsic function"):
         resolver(template["Resources"]["Queue"]["Properties"])
+
+
+def test_the_responses_log_is_subscribed_like_the_delivery_queue() -> None:
+    resources = TEMPLATE["Resources"]
+    subscription = resources["ResponsesLogSubscription"]["Properties"]
+    queue = resources["ResponsesLogQueue"]["Properties"]
+    function = FUNCTIONS["ResponsesLogFunction"]["Properties"]
+    assert subscription["RawMessageDelivery"] is True
+    assert subscription["Endpoint"] == {"Fn::GetAtt": ["ResponsesLogQueue", "Arn"]}
+    assert queue["FifoQueue"] is True and queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["ResponsesLogDeadLetterQueue", "Arn"]
+    }
+    assert resources["ResponsesLogDeadLetterQueue"]["Properties"]["FifoQueue"] is True
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"], "Lambda advises six times the function timeout"
+    assert function["Events"]["ResponsesLogQueue"]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_responses_log_is_written_by_its_function_and_only_queried_by_the_client_api() -> None:
+    grants = {
+        name: sorted(
+            action
+            for statement in statements(function["Properties"]["Policies"])
+            if statement["Resource"] == {"Fn::GetAtt": ["ResponsesTable", "Arn"]}
+            for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        )
+        for name, function in FUNCTIONS.items()
+    }
+    assert {name: actions for name, actions in grants.items() if actions} == {
+        "ResponsesLogFunction": ["dynamodb:PutItem"],
+        "InboundFunction": ["dynamodb:Query"],
+    }
+
+
+def test_the_client_api_answers_every_wait_within_api_gateways_30_seconds() -> None:
+    """A wait counts from the request's arrival, so the longest wait or the slowest bot, plus the margin kept to
+    answer, must fit in the function's timeout, which must end before API Gateway's 30 s."""
+    from relay.inbound import ANSWER_MARGIN_SECONDS
+    from relay.polling import LONG_POLL_MAX_SECONDS, REPLY_WAIT_MAX_SECONDS
+
+    timeout = FUNCTIONS["InboundFunction"]["Properties"]["Timeout"]
+    slowest_bot = TEMPLATE["Parameters"]["BotTimeoutSeconds"]["MaxValue"]
+    assert max(REPLY_WAIT_MAX_SECONDS, LONG_POLL_MAX_SECONDS, slowest_bot) + ANSWER_MARGIN_SECONDS <= timeout < 30
