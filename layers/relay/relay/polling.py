@@ -87,10 +87,12 @@ class ResponsesReader:
         while not found and (left := end - self._clock()) > 0:
             self._sleep(min(POLL_INTERVAL_SECONDS, left))
             found = self._log.after(client_id, conversation_id, position, query.limit)
+        page = within_budget(found)
         metrics.add_metric(name="ResponsesPolled", unit=MetricUnit.Count, value=1)
         if waited:
             metrics.add_metric(name="LongPollAnswered" if found else "LongPollTimedOut", unit=MetricUnit.Count, value=1)
-        return self._page(client_id, conversation_id, within_budget(found), position)
+        logger.info("responses read", extra={"responses": len(page), "long_poll": waited, "timed_out": not found})
+        return self._page(client_id, conversation_id, page, position)
 
     def position(self, client_id: str, conversation_id: str) -> int:
         """Where the conversation's log ends now: what a message forwarded next is answered after."""
