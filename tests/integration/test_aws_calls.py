@@ -121,7 +121,7 @@ def test_reads_per_long_poll_of_twenty_seconds(counted: tuple[Relay, CallCounter
     _, token = relay.add_client("acme")
     relay.post_message(token, message("c-1"))
     now = [0.0]
-    dynamodb = boto3.client("dynamodb")
+    dynamodb = relay.inbound.session.client("dynamodb")  # counted and IAM checked as the client API's
     reader = ResponsesReader(
         ResponsesLog(dynamodb, relay.stack.ref("ResponsesTable")),
         ConversationStore(dynamodb, relay.stack.ref("ConversationsTable")),
