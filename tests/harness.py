@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import boto3
 from pytest_httpserver import HTTPServer
@@ -142,7 +142,7 @@ class Relay:
 
     def get_responses(self, token: str | None, conversation: str, **query: Any) -> Response:
         """GET /conversations/{conversation}/responses with `query` (after, wait, limit) as given."""
-        path = f"/conversations/{conversation}/responses"
+        path = f"/conversations/{quote(conversation, safe='')}/responses"
         return self._call(self.inbound, path, b"", _bearer(token), urlencode(query), method="GET")
 
     def post_bot_response(self, body: Any, secret: str | None = None) -> Response:

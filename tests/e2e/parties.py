@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -51,7 +51,7 @@ def conversation() -> str:
 
 def responses(stack: StackProcess, chat: str, token: str = CLIENT_TOKEN, **query: Any) -> tuple[int, Any]:
     """GET /conversations/{chat}/responses as a client, with `query` (after, wait, limit)."""
-    url = f"{stack.api_url}/conversations/{chat}/responses" + (f"?{urlencode(query)}" if query else "")
+    url = f"{stack.api_url}/conversations/{quote(chat, safe='')}/responses" + (f"?{urlencode(query)}" if query else "")
     return get_json(url, {"authorization": f"Bearer {token}"} if token else {})
 
 

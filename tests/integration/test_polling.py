@@ -192,6 +192,15 @@ def test_a_long_poll_with_nothing_new_answers_empty_with_the_same_watermark(rela
     assert answer.json() == {"responses": [], "watermark": watermark}
 
 
+def test_a_conversation_id_of_any_characters_is_found_percent_encoded(relay: Relay, acme: str) -> None:
+    odd = "order 42/ü?#%"
+    relay.post_message(acme, message(odd, text="odd"))
+    relay.reply(relay.forwarded()[0])
+    relay.record()
+
+    assert texts(relay.get_responses(acme, odd)) == ["reply 1 to odd"]
+
+
 def test_unknown_and_other_clients_conversations_are_not_found(relay: Relay, acme: str) -> None:
     _, globex = relay.add_client("globex")
     relay.post_message(globex, message("shared-id"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from typing import Any, cast
+from urllib.parse import unquote
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -155,9 +156,13 @@ class Inbound:
         return RepliesReceipt(**record.receipt().model_dump(), **page.model_dump())
 
     def responses(
-        self, headers: Mapping[str, str], conversation_id: str, parameters: Mapping[str, str] | None
+        self, headers: Mapping[str, str], path_segment: str, parameters: Mapping[str, str] | None
     ) -> ResponsesPage:
-        """The client's conversation's responses after `after`; with `wait`, held until there is one."""
+        """The client's conversation's responses after `after`; with `wait`, held until there is one.
+
+        `path_segment` is the conversation id as the path carries it, percent-encoded.
+        """
+        conversation_id = unquote(path_segment)
         client = self._clients.authenticate(bearer_token(headers))
         logger.append_keys(client_id=client.client_id, conversation_id=conversation_id)
         query = parse_query(ResponsesQuery, parameters)
