@@ -59,7 +59,7 @@ bench: $(VENV)/.installed
 	$(PY) -m pytest -q --iam-summary tests/integration
 	$(PY) benchmarks/dev_start.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
-	$(PY) -m pytest -q -s tests/e2e/test_replies_over_http.py -k latency
+	REPLY_LATENCY_RUNS=10 $(PY) -m pytest -q -s tests/e2e/test_replies_over_http.py -k latency
 
 ## make build: what `sam build` makes for Lambda (python3.13, arm64)
 build: $(TOOLS)/.installed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -12,7 +13,8 @@ from parties import Bot, conversation, responses, send
 from relay.polling import QUIET_SECONDS
 from stack_process import StackProcess
 
-RUNS = 5
+RUNS = int(os.environ.get("REPLY_LATENCY_RUNS", "3"))
+"""`make bench` asks for more."""
 
 
 def texts(body: dict[str, Any]) -> list[str]:
