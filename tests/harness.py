@@ -38,6 +38,17 @@ class Attempt:
     conversation: str
     text: str
     status: int
+    started: float = 0.0
+    headers: dict[str, str] | None = None
+
+
+@dataclass
+class Refusal:
+    """How the receiver answers one response (by its text) for its first `times` attempts."""
+
+    times: int
+    status: int = 500
+    headers: dict[str, str] | None = None
 
 
 class Receiver:
@@ -53,6 +64,7 @@ class Receiver:
         self._secret_of = secret_of
         self._pause = pause
         self._failing: dict[str, tuple[int, Callable[[], bool]]] = {}
+        self._refusals: dict[str, Refusal] = {}
         self._lock = threading.Lock()
         server.expect_request(path, method="POST").respond_with_handler(self._take)
 
@@ -60,6 +72,15 @@ class Receiver:
         """Answer 500 to the conversation's first `times` attempts, and to any after them until `until()`."""
         self._failing[conversation] = (times, until)
         return self
+
+    def refuse(self, text: str, times: int, status: int = 500, headers: dict[str, str] | None = None) -> Receiver:
+        """Answer `status` (with `headers`) to the first `times` attempts of the response whose text is `text`."""
+        self._refusals[text] = Refusal(times, status, headers)
+        return self
+
+    def tries(self, text: str) -> list[Attempt]:
+        """Every attempt of the response whose text is `text`, in order."""
+        return [a for a in self.attempts if a.text == text]
 
     def delivered(self, conversation: str) -> list[str]:
         return [a.text for a in self.attempts if a.conversation == conversation and a.status == 204]
@@ -82,16 +103,28 @@ class Receiver:
         except Exception as error:
             self.unverified.append(f"{error!r}: {data!r}")
             return HttpResponse(status=400)
+        started = time.monotonic()
         time.sleep(self._pause)
-        conversation = body["conversationId"]
+        conversation, text = body["conversationId"], body["payload"]["text"]
         with self._lock:
             tried = sum(1 for attempt in self.attempts if attempt.conversation == conversation)
             times, until = self._failing.get(conversation, (0, lambda: True))
-            status = 500 if tried < times or not until() else 204
+            status, headers = 500 if tried < times or not until() else 204, None
+            refusal = self._refusals.get(text)
+            if refusal and len(self.tries(text)) < refusal.times:
+                status, headers = refusal.status, refusal.headers
             self.attempts.append(
-                Attempt(time.monotonic(), request.headers["webhook-id"], conversation, body["payload"]["text"], status)
+                Attempt(
+                    time.monotonic(),
+                    request.headers["webhook-id"],
+                    conversation,
+                    text,
+                    status,
+                    started,
+                    dict(request.headers),
+                )
             )
-        return HttpResponse(status=status)
+        return HttpResponse(status=status, headers=headers)
 
 
 class Relay:

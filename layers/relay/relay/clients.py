@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -45,15 +46,35 @@ class ClientStore:
         self._dynamodb = dynamodb
         self._table = table_name
         self._cache: TTLCache[str, Client] = TTLCache(maxsize=1024, ttl=cache_ttl_seconds)
+        self._lock = threading.Lock()  # the delivery function reads clients from several threads
 
     def get(self, client_id: str) -> Client | None:
-        if (cached := self._cache.get(client_id)) is not None:
+        with self._lock:
+            cached = self._cache.get(client_id)
+        if cached is not None:
             return cached
         item = self._dynamodb.get_item(TableName=self._table, Key={"clientId": {"S": client_id}}).get("Item")
         client = _from_item(item) if item else None
         if client is not None:
-            self._cache[client_id] = client
+            with self._lock:
+                self._cache[client_id] = client
         return client
+
+    def forget(self, client_id: str) -> None:
+        """Read the client's record afresh next time: it has just changed."""
+        with self._lock:
+            self._cache.pop(client_id, None)
+
+    def switch_off_url(self, client_id: str) -> None:
+        """Stop POSTing to the client's response URL (its receiver answered 410 Gone)."""
+        self._dynamodb.update_item(
+            TableName=self._table,
+            Key={"clientId": {"S": client_id}},
+            UpdateExpression="SET responseUrlOff = :yes",
+            ConditionExpression="attribute_exists(clientId)",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
+        self.forget(client_id)
 
     def authenticate(self, token: str) -> Client:
         """The enabled client this token belongs to; compared in constant time."""
@@ -68,7 +89,7 @@ class ClientStore:
     def put(self, client: Client, *, new: bool = False) -> None:
         extra = {"ConditionExpression": "attribute_not_exists(clientId)"} if new else {}
         self._dynamodb.put_item(TableName=self._table, Item=_to_item(client), **extra)
-        self._cache.pop(client.client_id, None)
+        self.forget(client.client_id)
 
     def register(self, client_id: str, name: str, response_url: str | None = None) -> tuple[Client, str]:
         """Create a client with a fresh token and signing secret; the token is returned once and never stored."""

@@ -7,6 +7,9 @@ from typing import Annotated
 from pydantic import Field, HttpUrl, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+MAX_RETRY_DELAY_SECONDS = 43000
+"""SQS keeps a received message invisible at most 12 hours (43200 s); this leaves the function's own run."""
+
 
 class _Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
@@ -36,7 +39,9 @@ class BotResponseSettings(_Settings):
 
 class DeliverySettings(_Settings):
     clients_table: str
+    delivery_state_table: str
     delivery_queue_url: str
+    dead_letter_queue_url: str
     webhook_timeout_seconds: PositiveFloat = 10.0
     delivery_max_attempts: PositiveInt = 7
     delivery_retry_schedule: Annotated[tuple[int, ...], NoDecode] = Field(default=(5, 300, 1800, 7200, 18000, 36000))
@@ -52,7 +57,9 @@ class DeliverySettings(_Settings):
     @field_validator("delivery_retry_schedule")
     @classmethod
     def _check_schedule(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        # SQS keeps a message invisible at most 12 hours after it was received; leave the function's run.
-        if not value or any(not 0 <= delay <= 43000 for delay in value):
-            raise ValueError("needs one or more delays between 0 and 43000 seconds (SQS's 12-hour visibility limit)")
+        if not value or any(not 0 <= delay <= MAX_RETRY_DELAY_SECONDS for delay in value):
+            raise ValueError(
+                f"needs one or more delays between 0 and {MAX_RETRY_DELAY_SECONDS} seconds"
+                " (SQS's 12-hour visibility limit)"
+            )
         return value
