@@ -44,9 +44,10 @@ integration: $(VENV)/.installed
 e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/e2e
 
-## make bench: figures for the note (cold start per function; AWS calls per message; the local stack)
+## make bench: figures for the note (cold start per function; delivery batch ratio; AWS calls per message; the local stack)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/cold_start.py
+	$(PY) benchmarks/delivery_batch.py
 	$(PY) -m pytest -q -s tests/integration/test_aws_calls.py
 	$(PY) benchmarks/dev_start.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty

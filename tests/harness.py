@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -21,9 +22,9 @@ RETRY_SCHEDULE = "1,2"
 MAX_ATTEMPTS = 3
 
 
-def local_server() -> Iterator[HTTPServer]:
-    """A real HTTP server on 127.0.0.1, for a fixture to yield from."""
-    server = HTTPServer(host="127.0.0.1", port=0)
+def local_server(*, threaded: bool = False) -> Iterator[HTTPServer]:
+    """A real HTTP server on 127.0.0.1, for a fixture to yield from; `threaded` takes requests at once."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=threaded)
     server.start()
     yield server
     server.clear()
@@ -77,6 +78,11 @@ class Receiver:
         """Answer `status` (with `headers`) to the first `times` attempts of the response whose text is `text`."""
         self._refusals[text] = Refusal(times, status, headers)
         return self
+
+    def most_at_once(self) -> int:
+        """The largest number of deliveries the receiver was handling at the same moment."""
+        edges = sorted([(a.started, 1) for a in self.attempts] + [(a.at, -1) for a in self.attempts])
+        return max(itertools.accumulate(change for _, change in edges), default=0)
 
     def tries(self, text: str) -> list[Attempt]:
         """Every attempt of the response whose text is `text`, in order."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import uuid
+from collections.abc import Iterator
 
 import boto3
 import pytest
@@ -12,7 +13,7 @@ from pytest_httpserver import HTTPServer
 
 from devstack.esm import EventSourceMapping
 from devstack.lambdas import LocalFunction
-from harness import MAX_ATTEMPTS, Receiver, Relay, message
+from harness import MAX_ATTEMPTS, Receiver, Relay, local_server, message
 
 # A stopped conversation waits this long (plus a margin) before going to the dead-letter queue, so that
 # every container's cached client record knows of the stop; short here to keep the tests quick.
@@ -49,6 +50,27 @@ def bot_says(relay: Relay, forwarded: dict, text: str) -> dict:
 
 def texts(responses: list[dict]) -> list[str]:
     return [response["payload"]["text"] for response in responses]
+
+
+@pytest.fixture
+def busy_receiver() -> Iterator[HTTPServer]:
+    """A receiver that takes many requests at once, as a real one does."""
+    yield from local_server(threaded=True)
+
+
+def test_a_batchs_conversations_are_delivered_at_once_each_in_order(relay: Relay, busy_receiver: HTTPServer) -> None:
+    client, token = relay.add_client("acme", response_url=busy_receiver.url_for("/hook"))
+    slow = Receiver(busy_receiver, {"acme": client.webhook_secret}, pause=0.5)
+    conversations = [f"c{n}" for n in range(10)]
+    single = {c: texts(relay.reply(start_conversation(relay, token, c))) for c in conversations}
+
+    assert relay.mapping.poll() == 10, "one batch"
+
+    assert slow.most_at_once() == 10, "the batch's ten conversations were delivered at the same time"
+    threes = {c: texts(relay.reply(start_conversation(relay, token, c), 3)) for c in conversations[:3]}
+    relay.drain()
+    for conversation in conversations:
+        assert slow.delivered(conversation) == single[conversation] + threes.get(conversation, [])
 
 
 def test_responses_behind_a_failing_one_keep_all_their_own_attempts(relay: Relay, receiver: HTTPServer) -> None:
