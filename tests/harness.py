@@ -41,6 +41,7 @@ class Attempt:
     status: int
     started: float = 0.0
     headers: dict[str, str] | None = None
+    body: bytes = b""
 
 
 @dataclass
@@ -128,6 +129,7 @@ class Receiver:
                     status,
                     started,
                     dict(request.headers),
+                    data,
                 )
             )
         return HttpResponse(status=status, headers=headers)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
+import time
 import uuid
 from collections.abc import Iterator
 
 import boto3
 import pytest
 from pytest_httpserver import HTTPServer
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from devstack.esm import EventSourceMapping
 from devstack.lambdas import LocalFunction
 from harness import MAX_ATTEMPTS, Receiver, Relay, local_server, message
+from relay import cli
 
 # A stopped conversation waits this long (plus a margin) before going to the dead-letter queue, so that
 # every container's cached client record knows of the stop; short here to keep the tests quick.
@@ -187,3 +192,77 @@ def test_messages_an_invocation_has_no_time_for_are_delivered_by_the_next_one(
     assert slow.delivered("c") == replies
     assert {a.status for a in slow.attempts} == {204}
     assert '"DeliveryFailed"' not in capsys.readouterr().out
+
+
+# ── what the receiver says ──
+
+
+def test_retry_after_is_honoured(relay: Relay, receiver: HTTPServer) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    (reply,) = texts(relay.reply(start_conversation(relay, token, "c")))
+    busy = Receiver(receiver, {"acme": client.webhook_secret}).refuse(reply, 1, 429, {"Retry-After": "3"})
+
+    relay.drain(timeout=30)
+
+    first, second = busy.tries(reply)
+    assert (first.status, second.status) == (429, 204)
+    assert second.started - first.at >= 3, "not sooner than asked (the schedule alone would wait 1 s)"
+
+
+def test_410_gone_switches_the_response_url_off_until_an_operator_sets_it_again(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    forwarded = start_conversation(relay, token, "c")
+    replies = texts(relay.reply(forwarded, 3))
+    gone = Receiver(receiver, {"acme": client.webhook_secret}).refuse(replies[0], 1, 410)
+
+    relay.drain()
+
+    assert [a.text for a in gone.attempts] == [replies[0]], "nothing more is attempted there"
+    assert relay.clients.get("acme").response_url_off
+    assert '"ResponseUrlGone":[1.0]' in capsys.readouterr().out.replace(" ", "")
+    assert relay.dead_letters() == [], "its responses are not undeliverable: they stay on SNS"
+
+    assert cli.main(["--table", relay.stack.ref("ClientsTable"), "list"]) == 0
+    assert "OFF" in capsys.readouterr().out
+    assert cli.main(["--table", relay.stack.ref("ClientsTable"), "set-url", "acme", receiver.url_for("/hook")]) == 0
+    relay.delivery.module.delivery._clients.forget("acme")  # the container's cache, as after its minute
+    later = bot_says(relay, forwarded, "after the URL is back")
+    relay.drain()
+
+    assert gone.delivered("c") == [later["payload"]["text"]]
+
+
+# ── rotation ──
+
+
+def test_during_a_rotations_grace_deliveries_verify_with_either_secret_and_after_it_only_the_new(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    old_secret = client.webhook_secret
+    assert cli.main(["--table", relay.stack.ref("ClientsTable"), "rotate", "acme", "--secret", "--grace", "3s"]) == 0
+    new_secret = re.search(r"signing secret:\s+(\S+)", capsys.readouterr().out).group(1)
+    secret_of = {"acme": old_secret}  # the receiver has not been given the new secret yet
+    taker = Receiver(receiver, secret_of)
+    forwarded = start_conversation(relay, token, "c")
+
+    relay.reply(forwarded)
+    relay.drain()
+
+    during = taker.attempts[-1]
+    assert during.status == 204, taker.unverified
+    assert len(during.headers["Webhook-Signature"].split(" ")) == 2, "one signature per valid secret"
+    Webhook(new_secret).verify(during.body, during.headers)
+
+    time.sleep(3)  # the grace period ends
+    relay.delivery.module.delivery._clients.forget("acme")  # the container's cache, as after its minute
+    secret_of["acme"] = new_secret
+    relay.reply(forwarded)
+    relay.drain()
+
+    after = taker.attempts[-1]
+    assert after.status == 204, taker.unverified
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old_secret).verify(after.body, after.headers)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from devstack.template import ROOT, load, resources_of_type
+from relay.clients import AUTH_ATTRIBUTES
 
 TOOLS = ROOT / ".tools" / "bin"
 TEMPLATE = load()
@@ -97,3 +98,15 @@ def test_subscription_delivers_raw_messages_to_the_fifo_queue() -> None:
     assert subscription["RawMessageDelivery"] is True
     assert TEMPLATE["Resources"]["ResponsesTopic"]["Properties"]["FifoTopic"] is True
     assert TEMPLATE["Resources"]["DeliveryQueue"]["Properties"]["FifoQueue"] is True
+
+
+def test_the_client_api_may_read_only_the_attributes_authentication_reads() -> None:
+    (statement,) = [
+        statement
+        for policy in FUNCTIONS["InboundFunction"]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if statement["Resource"] == {"Fn::GetAtt": ["ClientsTable", "Arn"]}
+    ]
+    assert statement["Action"] == "dynamodb:GetItem"
+    assert statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"] == list(AUTH_ATTRIBUTES)
+    assert statement["Condition"]["StringEqualsIfExists"]["dynamodb:Select"] == "SPECIFIC_ATTRIBUTES"
