@@ -266,3 +266,32 @@ def test_during_a_rotations_grace_deliveries_verify_with_either_secret_and_after
     assert after.status == 204, taker.unverified
     with pytest.raises(WebhookVerificationError):
         Webhook(old_secret).verify(after.body, after.headers)
+
+
+# ── operators ──
+
+
+def test_redrive_of_one_conversation_delivers_it_whole_in_order_once_the_receiver_is_back(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    doomed = texts(relay.reply(start_conversation(relay, token, "doomed"), 3))
+    other = texts(relay.reply(start_conversation(relay, token, "other"), 1))
+    flaky = Receiver(receiver, {"acme": client.webhook_secret}).refuse(doomed[0], MAX_ATTEMPTS).fail("other", 1000)
+    relay.drain(timeout=30)
+    queues = [
+        "--queue",
+        relay.stack.ref("DeliveryQueue"),
+        "--dead-letter-queue",
+        relay.stack.ref("DeliveryDeadLetterQueue"),
+    ]
+    capsys.readouterr()
+
+    assert cli.main(["redrive", *queues, "--client", "acme", "--conversation", "doomed", "--dry-run"]) == 0
+    assert "Would move 3 " in capsys.readouterr().out
+    assert cli.main(["redrive", *queues, "--client", "acme", "--conversation", "doomed"]) == 0
+    assert "Moved 3 " in capsys.readouterr().out
+    relay.drain(timeout=30)
+
+    assert flaky.delivered("doomed") == doomed, "the conversation whole, in order, after its redrive"
+    assert texts(relay.dead_letters()) == other, "only the conversation asked for moved"

@@ -27,6 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from relay import webhooks
 from relay.clients import ClientStore, Rotation, hash_token, new_token
 from relay.models import Client, ClientId
+from relay.redrive import redrive
 
 STACK_OUTPUT = "ClientsTableName"
 TABLE_ENV = "CLIENTS_TABLE"
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.run is redrive_command:  # queues, not the clients table
+            return redrive_command(args)
         table = resolve_table(args)
         store = ClientStore(aws_client(args, "dynamodb"), table)
         return args.run(store, args)
@@ -118,6 +121,11 @@ def aws_client(args: argparse.Namespace, service: str) -> Any:
 
 def table_from_stack(cloudformation: Any, stack_name: str) -> str:
     """The clients table of a deployed relay stack: its `ClientsTableName` output."""
+    return stack_outputs(cloudformation, stack_name, STACK_OUTPUT)[STACK_OUTPUT]
+
+
+def stack_outputs(cloudformation: Any, stack_name: str, *wanted: str) -> dict[str, str]:
+    """Outputs of a deployed relay stack, each of `wanted` present."""
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
@@ -125,11 +133,12 @@ def table_from_stack(cloudformation: Any, stack_name: str) -> str:
             raise CommandError(f"stack '{stack_name}' not found in region {cloudformation.meta.region_name}") from None
         raise
     outputs = {output["OutputKey"]: output.get("OutputValue", "") for output in stacks[0].get("Outputs") or []}
-    if not outputs.get(STACK_OUTPUT):
-        raise CommandError(
-            f"stack '{stack_name}' has no {STACK_OUTPUT} output: is it a messaging relay stack, fully deployed?"
-        )
-    return outputs[STACK_OUTPUT]
+    for name in wanted:
+        if not outputs.get(name):
+            raise CommandError(
+                f"stack '{stack_name}' has no {name} output: is it a messaging relay stack, fully deployed?"
+            )
+    return outputs
 
 
 # ── Subcommands ──────────────────────────────────────────────────────────────────────────────
@@ -247,6 +256,38 @@ def _set_enabled(store: ClientStore, client_id: str, *, enabled: bool) -> int:
     )
     print(f"Client '{client.client_id}' {state}: {effect}. {_CACHE_NOTE}")
     return OK
+
+
+def redrive_command(args: argparse.Namespace) -> int:
+    if args.conversation and not args.client:
+        raise CommandError("--conversation needs --client: conversation ids are the client's own", BAD_INPUT)
+    if args.stack:
+        outputs = stack_outputs(aws_client(args, "cloudformation"), args.stack, *_QUEUE_OUTPUTS)
+        queue, dead_letters = (outputs[name] for name in _QUEUE_OUTPUTS)
+    elif args.queue and args.dead_letter_queue:
+        queue, dead_letters = args.queue, args.dead_letter_queue
+    else:
+        raise CommandError(
+            "which queues? Give --stack STACK_NAME, or --queue URL and --dead-letter-queue URL", BAD_INPUT
+        )
+
+    def wanted(client_id: str, conversation_id: str) -> bool:
+        return (not args.client or client_id == args.client) and (
+            not args.conversation or conversation_id == args.conversation
+        )
+
+    result = redrive(aws_client(args, "sqs"), dead_letters, queue, wanted, args.dry_run)
+    verb = "Would move" if args.dry_run else "Moved"
+    total = sum(result.moved.values())
+    print(f"{verb} {total} response(s) back to the delivery queue, each conversation in its order:")
+    for (client_id, conversation_id), count in sorted(result.moved.items()):
+        print(f"  {client_id}  {_cell(conversation_id)}  {count}")
+    if result.left:
+        print(f"{result.left} other response(s) stay in the dead-letter queue.")
+    return OK
+
+
+_QUEUE_OUTPUTS = ("DeliveryQueueUrl", "DeliveryDeadLetterQueueUrl")
 
 
 def _existing(store: ClientStore, client_id: str) -> Client:
@@ -376,6 +417,20 @@ def _build_parser() -> argparse.ArgumentParser:
     target.add_argument("url", metavar="URL", nargs="?", help="the new response URL")
     target.add_argument("--none", action="store_true", help="remove the response URL (SNS subscribers only)")
     command.set_defaults(run=set_url)
+
+    command = commands.add_parser(
+        "redrive",
+        parents=[common],
+        help="move dead-lettered responses back to the delivery queue (all, one client's, one conversation's)",
+    )
+    command.add_argument("--client", help="only this client's responses")
+    command.add_argument("--conversation", help="only this conversation's (needs --client)")
+    command.add_argument("--dry-run", action="store_true", help="say what would move; move nothing")
+    command.add_argument("--queue", help="the delivery queue's URL (default: the stack's DeliveryQueueUrl output)")
+    command.add_argument(
+        "--dead-letter-queue", help="the dead-letter queue's URL (default: the stack's DeliveryDeadLetterQueueUrl)"
+    )
+    command.set_defaults(run=redrive_command)
     return parser
 
 
