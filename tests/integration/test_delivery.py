@@ -65,7 +65,8 @@ def busy_receiver() -> Iterator[HTTPServer]:
 
 def test_a_batchs_conversations_are_delivered_at_once_each_in_order(relay: Relay, busy_receiver: HTTPServer) -> None:
     client, token = relay.add_client("acme", response_url=busy_receiver.url_for("/hook"))
-    slow = Receiver(busy_receiver, {"acme": client.webhook_secret}, pause=0.5)
+    # Long enough for all ten to arrive while the first is still being answered, even on a loaded machine.
+    slow = Receiver(busy_receiver, {"acme": client.webhook_secret}, pause=2.0)
     conversations = [f"c{n}" for n in range(10)]
     single = {c: texts(relay.reply(start_conversation(relay, token, c))) for c in conversations}
 
