@@ -109,7 +109,13 @@ RETRY_SCHEDULE = re.compile(TEMPLATE["Parameters"]["DeliveryRetrySchedule"]["All
 
 def function_accepts(schedule: str) -> bool:
     try:
-        DeliverySettings(clients_table="t", delivery_queue_url="q", delivery_retry_schedule=schedule)
+        DeliverySettings(
+            clients_table="t",
+            delivery_state_table="s",
+            delivery_queue_url="q",
+            dead_letter_queue_url="d",
+            delivery_retry_schedule=schedule,
+        )
     except ValidationError:
         return False
     return True
