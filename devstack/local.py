@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from pydantic import ValidationError
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from devstack.console import say
 from devstack.echo_bot import EchoBot
@@ -50,7 +51,7 @@ class LocalStack:
         self._bound: list[Any] = []
         self._running: list[Any] = []
         self._functions: list[Function] = []
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: BaseWSGIServer | None = None
         self._aws_environment: dict[str, str] = {}
         self.gateway: Gateway | None = None
         self.stack: Stack | None = None
@@ -149,21 +150,26 @@ class LocalStack:
             thread.join(5)
         for function in self._functions:
             function.stop()
-        if self._moto:
-            self._moto.stop()
+        if self._moto:  # last: whatever still runs may yet call AWS
+            self._moto.shutdown()
+            self._moto.server_close()
 
     # ── parts ──
 
     @property
     def _moto_url(self) -> str:
         assert self._moto
-        host, port = self._moto.get_host_and_port()
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._moto.server_port}"
 
     def _start_moto(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call would drown the functions' own
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
+        # One request at a time: moto's backends are not thread-safe, and the functions change the delivery
+        # queue from their own processes (a retry's visibility, the release of untried messages) while the
+        # stack receives from it; interleaved, moto can hand out a later message of a group waiting its turn.
+        self._moto = make_server(
+            "127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), request_handler=MotoRequestHandler
+        )
+        threading.Thread(target=self._moto.serve_forever, name="moto", daemon=True).start()
         # Every AWS client of the stack and its functions talks to moto, never to an account: the functions'
         # containers get only this besides their own environment; the stack's own clients read it from ours.
         self._aws_environment = {
