@@ -35,7 +35,8 @@ from relay.models import Client
 RETRY_SCHEDULE = "1,2,4,8,16,32"
 CONCURRENCY = 4
 """Containers per function at most, to spare a laptop; further requests wait for one to be free."""
-DELIVERY_POLLERS = 2
+POLLERS = 2
+"""Pollers of each event source mapping."""
 _DEAD_LETTER_CHECK_SECONDS = 2
 # Settings that could point the stack's AWS clients at an account instead of moto.
 _ACCOUNT_VARIABLES = {"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"}
@@ -81,8 +82,13 @@ class LocalStack:
                 function.warm()
             for function in self._functions:
                 function.wait_ready()
-        self._start_event_sources()
-        self.gateway.route_to(list(self._functions))
+        mappings = self._start_event_sources()
+
+        def wake() -> None:  # a response published to the topic is in the queues when its function answers
+            for mapping in mappings:
+                mapping.wake()
+
+        self.gateway.route_to(list(self._functions), wake)
         self._serve(self.gateway)
 
     @contextmanager
@@ -208,16 +214,19 @@ class LocalStack:
         )
         store.put(client, new=True)
 
-    def _start_event_sources(self) -> None:
+    def _start_event_sources(self) -> list[EventSourceMapping]:
         sqs = boto3.client("sqs")
+        mappings = []
         for function in self._functions:
             if not function.spec.queue_url:
                 continue
             mapping = EventSourceMapping(sqs, function)
-            for index in range(DELIVERY_POLLERS):
+            mappings.append(mapping)
+            for index in range(POLLERS):
                 self._thread(lambda mapping=mapping: mapping.run(self._stop), f"{function.spec.name}-poller-{index}")
             if dead_letters := _dead_letter_queue(sqs, function.spec.queue_url):
                 self._thread(lambda url=dead_letters: self._watch_dead_letters(sqs, url), "dead-letters")
+        return mappings
 
     def _watch_dead_letters(self, sqs: Any, url: str) -> None:
         """Say when something lands in the dead-letter queue, as the deployed alarm would."""
