@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from devstack.console import say
 from devstack.lambdas import Invocable, api_response, http_event, path_parameters
-from devstack.servers import LocalServer
+from devstack.servers import LocalRequestHandler, LocalServer
 
 _MAX_BODY_BYTES = 10 * 1024 * 1024  # the HTTP API's payload limit
 _SERVER_ERROR = b'{"message":"Internal Server Error"}'
@@ -34,9 +33,8 @@ class Gateway(LocalServer):
         self.invoked = invoked
 
 
-class _Request(BaseHTTPRequestHandler):
+class _Request(LocalRequestHandler):
     server: Gateway
-    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         self._route()

@@ -173,7 +173,7 @@ class LocalStack:
         # queue from their own processes (a retry's visibility, the release of untried messages) while the
         # stack receives from it; interleaved, moto can hand out a later message of a group waiting its turn.
         self._moto = make_server(
-            "127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), request_handler=MotoRequestHandler
+            "127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), request_handler=_MotoRequest
         )
         threading.Thread(target=self._moto.serve_forever, name="moto", daemon=True).start()
         # Every AWS client of the stack and its functions talks to moto, never to an account: the functions'
@@ -246,6 +246,10 @@ class LocalStack:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+
+class _MotoRequest(MotoRequestHandler):
+    disable_nagle_algorithm = True  # werkzeug writes headers and body apart: see devstack.servers
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
