@@ -36,10 +36,12 @@ class Gateway(LocalServer):
 class _Request(LocalRequestHandler):
     server: Gateway
 
-    def do_GET(self) -> None:
-        self._route()
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+    def __getattr__(self, name: str) -> Any:
+        """Every method, even one the HTTP server does not know (TRACE, QUERY): the routes decide, as API
+        Gateway's do, so what no route takes is a JSON 404 rather than the server's HTML 501."""
+        if name.startswith("do_"):
+            return self._route
+        raise AttributeError(name)
 
     def _route(self) -> None:
         started = time.monotonic()

@@ -275,7 +275,8 @@ def main() -> int:
         print(stack.banner(), flush=True)
         steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in stack.timings.items())
         say("stack", f"serving after {time.monotonic() - started:.1f} s ({steps})")
-        threading.Event().wait()
+        while True:  # a signal that reaches another thread is handled once this thread runs: sleep briefly
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     except FunctionError as error:  # its container printed the traceback
@@ -288,8 +289,7 @@ def main() -> int:
             return 1
         raise
     finally:
-        for signum in _STOP_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
-            signal.signal(signum, signal.SIG_IGN)
+        _ignore_stop_signals()
         say("stack", "stopping")
         stack.stop()
         say("stack", "stopped")
@@ -306,7 +306,22 @@ def _dead_letter_queue(sqs: Any, url: str) -> str | None:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    # Ignored from now on, before anything else: a second signal (Ctrl-C twice, or the terminal's and make's
+    # at once) would raise again in the clean-up and cut it short.
+    _ignore_stop_signals()
     raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> None:
+    # A handler that does nothing rather than SIG_IGN: a signal already pending would make Python print
+    # "Signal 15 ignored due to race condition" with a traceback.
+    for signum in _STOP_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _ignore)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """Stopping already."""
 
 
 def _stop_with_make() -> None:

@@ -118,7 +118,10 @@ def test_a_function_error_or_a_malformed_result_is_a_500(serve: Any, result: Any
     assert (response.status, response.json()) == (500, {"message": "Internal Server Error"})
 
 
-@pytest.mark.parametrize(("method", "path"), [("POST", "/elsewhere"), ("GET", "/work"), ("POST", "/work/extra")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/elsewhere"), ("GET", "/work"), ("POST", "/work/extra"), ("TRACE", "/work"), ("QUERY", "/work")],
+)
 def test_no_route_is_a_404(serve: Any, method: str, path: str) -> None:
     function = Recorded({"statusCode": 200}, [("POST", "/work")])
     url = serve(function)
