@@ -122,7 +122,8 @@ class _Lane(threading.Thread):
                 "botpressConversationId": "bp-conversation",
             }
             _http.request("POST", self._bot.response_url, json=reply)
-            self._bot.replied.setdefault(message["conversationId"], []).append(message["text"])
+            conversation = message["conversationId"].partition(":")[2]  # the client's own id, as delivered
+            self._bot.replied.setdefault(conversation, []).append(message["text"])
 
 
 class Receiver:
