@@ -60,6 +60,7 @@ bench: $(VENV)/.installed
 	$(PY) -m pytest -q -s tests/integration/test_aws_calls.py
 	$(PY) -m pytest -q --iam-summary tests/integration
 	$(PY) benchmarks/dev_start.py
+	$(PY) benchmarks/local_stack.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
 
 ## make build: what `sam build` makes for Lambda (python3.13, arm64)
