@@ -52,12 +52,15 @@ integration: $(VENV)/.installed
 e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/e2e
 
-## make bench: figures for the note (cold start per function; AWS calls per message, poll and function's policy; the local stack)
+## make bench: figures for the note (cold start per function; delivery batch ratio; AWS calls per message, poll and
+## function's policy; the local stack)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/cold_start.py
+	$(PY) benchmarks/delivery_batch.py
 	$(PY) -m pytest -q -s tests/integration/test_aws_calls.py
 	$(PY) -m pytest -q --iam-summary tests/integration
 	$(PY) benchmarks/dev_start.py
+	$(PY) benchmarks/local_stack.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
 	REPLY_LATENCY_RUNS=10 $(PY) -m pytest -q -s tests/e2e/test_replies_over_http.py -k latency
 

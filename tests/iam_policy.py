@@ -148,13 +148,36 @@ def describe(
     )
 
 
+# A transaction is authorized item by item, as the underlying single-item action on that item's table
+# (DynamoDB developer guide, "Using IAM with DynamoDB transactions").
+_TRANSACTION_ITEM_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+def describe_all(
+    function: str, policy: Policy, prefix: str, operation: str, params: Mapping[str, Any], test: str = ""
+) -> list[Call]:
+    """The calls IAM authorizes for one API call: one, or one per item of a DynamoDB transaction."""
+    if prefix == "dynamodb" and operation in ("TransactWriteItems", "TransactGetItems"):
+        return [
+            describe(function, policy, prefix, _TRANSACTION_ITEM_ACTIONS[kind], item_params, test)
+            for item in params.get("TransactItems", [])
+            for kind, item_params in item.items()
+        ]
+    return [describe(function, policy, prefix, operation, params, test)]
+
+
 def _arn(service: str, resource: str) -> str:
     return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}"
 
 
 def _dynamodb_tables(params: Mapping[str, Any]) -> list[str]:
     tables = [params["TableName"]] if "TableName" in params else list(params.get("RequestItems", {}))
-    tables += [next(iter(item.values()))["TableName"] for item in params.get("TransactItems", [])]
     arns = [table if table.startswith("arn:") else _arn("dynamodb", f"table/{table}") for table in tables]
     index = f"/index/{params['IndexName']}" if "IndexName" in params else ""
     return [arn + index for arn in arns] or ["*"]
@@ -373,9 +396,9 @@ class CallRecorder:
             return
         signing_name = model.service_model.signing_name
         prefix = PREFIX_OF.get(signing_name, signing_name)
-        call = describe(spec.name, self._policy(spec), prefix, model.name, context["iam_params"], self.test)
+        calls = describe_all(spec.name, self._policy(spec), prefix, model.name, context["iam_params"], self.test)
         with self._lock:
-            self.calls.append(call)
+            self.calls.extend(calls)
 
     def _policy(self, spec: FunctionSpec) -> Policy:
         with self._lock:

@@ -85,8 +85,9 @@ def test_calls_on_any_thread_count_for_the_function_whose_client_makes_them(
     relay: Relay, iam_checked: CallRecorder
 ) -> None:
     iam_checked.take()
-    store = relay.delivery.module.clients  # the delivery function's client store, made at import
-    worker = threading.Thread(target=store.get, args=("acme",))
+    dynamodb = relay.delivery.module.dynamodb  # the delivery function's client, made at import
+    table = relay.stack.ref("ClientsTable")
+    worker = threading.Thread(target=dynamodb.get_item, kwargs={"TableName": table, "Key": {"clientId": {"S": "a"}}})
     worker.start()
     worker.join()
 

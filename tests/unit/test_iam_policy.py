@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from devstack.provision import ACCOUNT, REGION, FunctionSpec
-from iam_policy import describe, role_policy, violations
+from iam_policy import Policy, Statement, decide, describe, describe_all, role_policy, violations
 
 TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/relay-dev-ClientsTable"
 QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/relay-dev-delivery.fifo"
@@ -131,3 +131,21 @@ def test_the_managed_policies_sam_attaches_count_for_the_function() -> None:
     assert refused([], "sqs", "DeleteMessage", delete, name="DeliveryFunction") == []
     assert refused([], "xray", "GetSamplingRules", {}, name="DeliveryFunction") == []  # Tracing: Active
     assert refused([], "sqs", "ChangeMessageVisibility", delete, name="DeliveryFunction")
+
+
+def test_a_transaction_is_authorized_item_by_item_as_the_underlying_actions() -> None:
+    policy = Policy((Statement("s", {"Effect": "Allow", "Action": "dynamodb:UpdateItem", "Resource": "*"}),))
+    params = {
+        "TransactItems": [
+            {"Update": {"TableName": "a", "Key": {}, "UpdateExpression": "SET x = :x"}},
+            {"Put": {"TableName": "b", "Item": {}}},
+        ]
+    }
+
+    calls = describe_all("F", policy, "dynamodb", "TransactWriteItems", params)
+
+    assert [(call.action, call.resources) for call in calls] == [
+        ("dynamodb:UpdateItem", (f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/a",)),
+        ("dynamodb:PutItem", (f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/b",)),
+    ]
+    assert [decide(call, call.resources[0])[0] is not None for call in calls] == [True, False]

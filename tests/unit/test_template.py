@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from devstack.template import ROOT, Resolver, load, resources_of_type
+from relay.clients import AUTH_ATTRIBUTES
 from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings
 
 TOOLS = ROOT / ".tools" / "bin"
@@ -83,8 +84,12 @@ def test_no_sam_policy_template_grants_more_than_written() -> None:
 def test_delivery_retries_agree_with_the_queue() -> None:
     queue = TEMPLATE["Resources"]["DeliveryQueue"]["Properties"]
     delivery = FUNCTIONS["DeliveryFunction"]["Properties"]
-    assert queue["RedrivePolicy"]["maxReceiveCount"] == {"Ref": "DeliveryMaxAttempts"}
     assert delivery["Environment"]["Variables"]["DELIVERY_MAX_ATTEMPTS"] == {"Ref": "DeliveryMaxAttempts"}
+    # A message waiting behind failing ones in its batch is received again with each of their attempts;
+    # the receive count is only a safety net and must never dead-letter before the function does.
+    most_attempts = TEMPLATE["Parameters"]["DeliveryMaxAttempts"]["MaxValue"]
+    batch_size = delivery["Events"]["DeliveryQueue"]["Properties"]["BatchSize"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] > (batch_size - 1) * most_attempts + most_attempts
     assert queue["VisibilityTimeout"] >= 6 * delivery["Timeout"], "Lambda advises six times the function timeout"
     assert (event := delivery["Events"]["DeliveryQueue"]["Properties"])["FunctionResponseTypes"] == [
         "ReportBatchItemFailures"
@@ -104,7 +109,13 @@ RETRY_SCHEDULE = re.compile(TEMPLATE["Parameters"]["DeliveryRetrySchedule"]["All
 
 def function_accepts(schedule: str) -> bool:
     try:
-        DeliverySettings(clients_table="t", delivery_queue_url="q", delivery_retry_schedule=schedule)
+        DeliverySettings(
+            clients_table="t",
+            delivery_state_table="s",
+            delivery_queue_url="q",
+            dead_letter_queue_url="d",
+            delivery_retry_schedule=schedule,
+        )
     except ValidationError:
         return False
     return True
@@ -150,6 +161,18 @@ def test_an_intrinsic_function_the_local_stack_cannot_resolve_is_named_with_its_
     resolver = Resolver(template, parameters={}, pseudo={})
     with pytest.raises(ValueError, match=r"Resources\.Queue\.Properties\.QueueName: Fn::Join is an intrinsic function"):
         resolver(template["Resources"]["Queue"]["Properties"])
+
+
+def test_the_client_api_may_read_only_the_attributes_authentication_reads() -> None:
+    (statement,) = [
+        statement
+        for policy in FUNCTIONS["InboundFunction"]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if statement["Resource"] == {"Fn::GetAtt": ["ClientsTable", "Arn"]}
+    ]
+    assert statement["Action"] == "dynamodb:GetItem"
+    assert statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"] == list(AUTH_ATTRIBUTES)
+    assert statement["Condition"]["StringEqualsIfExists"]["dynamodb:Select"] == "SPECIFIC_ATTRIBUTES"
 
 
 def test_the_responses_log_is_subscribed_like_the_delivery_queue() -> None:

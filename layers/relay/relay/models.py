@@ -171,5 +171,19 @@ class Client(CamelModel):
     token_hash: str = Field(repr=False)
     webhook_secret: str = Field(repr=False)
     response_url: HttpUrl | None = None
+    response_url_off: bool = False
+    """Set when the receiver answered 410 Gone: nothing is POSTed there until an operator sets the URL again."""
     enabled: bool = True
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    previous_token_hash: str | None = Field(default=None, repr=False)
+    previous_token_expires_at: datetime | None = None
+    previous_webhook_secret: str | None = Field(default=None, repr=False)
+    previous_secret_expires_at: datetime | None = None
+    stopped_conversations: int = 0
+    """Conversations whose delivery stopped at an undeliverable response (see relay.delivery)."""
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The current secret, and the previous one while its grace period after a rotation lasts."""
+        previous = self.previous_webhook_secret
+        expires = self.previous_secret_expires_at
+        return [self.webhook_secret, *([previous] if previous and expires and now < expires else [])]

@@ -46,7 +46,9 @@ class ResponsesLogSettings(_Settings):
 
 class DeliverySettings(_Settings):
     clients_table: str
+    delivery_state_table: str
     delivery_queue_url: str
+    dead_letter_queue_url: str
     webhook_timeout_seconds: PositiveFloat = 10.0
     delivery_max_attempts: PositiveInt = 7
     delivery_retry_schedule: Annotated[tuple[int, ...], NoDecode] = Field(default=(5, 300, 1800, 7200, 18000, 36000))
@@ -63,6 +65,8 @@ class DeliverySettings(_Settings):
     @classmethod
     def _check_schedule(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if not value or any(not 0 <= delay <= MAX_RETRY_DELAY_SECONDS for delay in value):
-            limit = MAX_RETRY_DELAY_SECONDS
-            raise ValueError(f"needs one or more delays between 0 and {limit} seconds (SQS's 12-hour visibility limit)")
+            raise ValueError(
+                f"needs one or more delays between 0 and {MAX_RETRY_DELAY_SECONDS} seconds"
+                " (SQS's 12-hour visibility limit)"
+            )
         return value
