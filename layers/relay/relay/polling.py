@@ -91,7 +91,9 @@ class ResponsesReader:
         metrics.add_metric(name="ResponsesPolled", unit=MetricUnit.Count, value=1)
         if waited:
             metrics.add_metric(name="LongPollAnswered" if found else "LongPollTimedOut", unit=MetricUnit.Count, value=1)
-        logger.info("responses read", extra={"responses": len(page), "long_poll": waited, "timed_out": not found})
+        logger.info(
+            "responses read", extra={"responses": len(page), "long_poll": waited, "timed_out": waited and not found}
+        )
         return self._page(client_id, conversation_id, page, position)
 
     def position(self, client_id: str, conversation_id: str) -> int:
