@@ -8,7 +8,7 @@ TOOLS := .tools
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: dev test lint unit integration e2e bench build clean
+.PHONY: dev test lint unit integration e2e bench build openapi clean
 
 $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-dev.txt
 	@echo "Setting up $(VENV) with the project's dependencies (first run only; about a minute)..."
@@ -50,6 +50,10 @@ bench: $(VENV)/.installed
 	$(PY) -m pytest -q -s tests/integration/test_aws_calls.py
 	$(PY) benchmarks/dev_start.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
+
+## make openapi: regenerate openapi.yaml from the models (a test fails while the committed file is stale)
+openapi: $(VENV)/.installed
+	$(PY) tools/openapi.py > openapi.yaml
 
 ## make build: what `sam build` makes for Lambda (python3.13, arm64)
 build: $(TOOLS)/.installed

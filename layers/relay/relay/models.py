@@ -24,6 +24,8 @@ class CamelModel(BaseModel):
         alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
         populate_by_name=True,
         frozen=True,
+        use_attribute_docstrings=True,  # the docstrings below describe the fields in openapi.yaml
+        json_schema_serialization_defaults_required=True,  # an answer always carries its defaults
     )
 
     def to_json(self) -> str:
@@ -91,6 +93,29 @@ class MessageReceipt(CamelModel):
     message_id: str
     conversation_id: str
     status: Literal["forwarded", "duplicate"] = "forwarded"
+
+
+class BotResponseReceipt(CamelModel):
+    """What the bot gets back: its response was published, or its install-time probe answered."""
+
+    status: Literal["published", "ok"]
+
+
+class FieldError(CamelModel):
+    """One bad field of a refused request, and what is wrong with it."""
+
+    field: str
+    """The field's name on the wire, dotted for nested fields (`payload.text`); `(body)` for the whole body."""
+    message: str
+
+
+class ErrorBody(CamelModel):
+    """The body of every refused request."""
+
+    message: str
+    """What is wrong, in a sentence."""
+    errors: list[FieldError] | None = None
+    """Each bad field, when the fault lies in fields."""
 
 
 class Conversation(CamelModel):
