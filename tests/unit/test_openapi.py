@@ -40,4 +40,3 @@ def test_every_route_of_the_template_is_described_and_no_other() -> None:
     paths = yaml.safe_load(COMMITTED.read_text())["paths"]
 
     assert {(method, path) for path, operations in paths.items() for method in operations} == routes
-

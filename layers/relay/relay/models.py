@@ -25,7 +25,6 @@ class CamelModel(BaseModel):
         populate_by_name=True,
         frozen=True,
         use_attribute_docstrings=True,  # the docstrings below describe the fields in openapi.yaml
-        json_schema_serialization_defaults_required=True,  # an answer always carries its defaults
     )
 
     def to_json(self) -> str:
@@ -45,9 +44,9 @@ class InboundMessage(CamelModel):
     conversation_id: Id
     type: MessageType
     text: Annotated[str, StringConstraints(min_length=1)]
-    payload: dict[str, Any] = Field(default_factory=dict)
-    """Optional on the wire: as the Botpress integration's webhook does, an absent payload becomes
-    `{"text": text}` and a payload without `text` gets the text copied into it."""
+    payload: dict[str, Any] = Field(default_factory=dict, json_schema_extra={"type": ["object", "null"]})
+    """Optional: as the Botpress integration's webhook does, an absent (or null) payload becomes `{"text": text}`
+    and a payload without `text` gets the text copied into it."""
 
     @model_validator(mode="before")
     @classmethod
