@@ -195,7 +195,7 @@ def _operation(op: Operation, schema: dict[tuple[type[BaseModel], JsonSchemaMode
         }
     described["responses"] = {
         "200": {
-            "description": op.answer.__doc__.splitlines()[0] if op.answer.__doc__ else "OK",
+            "description": _summary(op.answer),
             "content": {JSON: {"schema": schema[op.answer, "serialization"], "example": op.answer_example}},
         },
         **{str(int(status)): _refusal(status, why, schema[ErrorBody, "serialization"]) for status, why in _refused(op)},
@@ -209,7 +209,7 @@ def _refused(op: Operation) -> list[tuple[HTTPStatus, str]]:
     why: dict[HTTPStatus, list[str]] = {}
     for kind, status in STATUS.items():
         if any(issubclass(kind, refusal) for refusal in op.refusals):
-            why.setdefault(status, []).append(_first_line(kind))
+            why.setdefault(status, []).append(_summary(kind))
     if op.body:
         why.setdefault(HTTPStatus.UNPROCESSABLE_ENTITY, []).append("A field is missing or invalid: each is named.")
     for status, reason in GATEWAY_ANSWERS.items():
@@ -222,8 +222,9 @@ def _refusal(status: HTTPStatus, why: str, error_body: Any) -> dict[str, Any]:
     return {"description": why, **headers, "content": {JSON: {"schema": error_body}}}
 
 
-def _first_line(kind: type) -> str:
-    return (kind.__doc__ or kind.__name__).strip().splitlines()[0]
+def _summary(kind: type) -> str:
+    """The first paragraph of a docstring, on one line."""
+    return " ".join((kind.__doc__ or kind.__name__).strip().split("\n\n")[0].split())
 
 
 class _Dumper(yaml.SafeDumper):

@@ -36,4 +36,3 @@ def test_any_request_is_answered_as_described(case: Case, credentials: str, stac
         # A messageId reused for another message is rightly a 422: each example gets its own, valid or not as drawn.
         case.body["messageId"] = f"{message_id}-{uuid.uuid4()}"
     case.call_and_validate(base_url=stack.api_url, headers=headers)
-

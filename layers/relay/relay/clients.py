@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -13,7 +14,7 @@ from cachetools import TTLCache
 
 from relay import webhooks
 from relay.errors import Unauthorized
-from relay.models import Client
+from relay.models import CLIENT_ID_PATTERN, Client
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -58,7 +59,8 @@ class ClientStore:
     def authenticate(self, token: str) -> Client:
         """The enabled client this token belongs to; compared in constant time."""
         client_id, dot, _ = token.partition(".")
-        client = self.get(client_id) if dot and client_id else None
+        # An id no client can have is not looked up: DynamoDB refuses a key over 2 KB with an error, not a miss.
+        client = self.get(client_id) if dot and re.fullmatch(CLIENT_ID_PATTERN, client_id) else None
         if client is None or not hmac.compare_digest(hash_token(token), client.token_hash):
             raise Unauthorized("invalid client token")
         if not client.enabled:

@@ -11,7 +11,8 @@ from pydantic.alias_generators import to_camel
 Id = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"\S")]
 """An id chosen by a client or the bot: non-blank, bounded so it fits in keys and message attributes."""
 
-ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
 """Ours to choose: no '.' (it ends the id in a token) and no ':' (it ends the id in a scoped id)."""
 
 MessageType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")]
