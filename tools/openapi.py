@@ -45,6 +45,8 @@ class Operation:
     client_token: bool = True
     """Authenticated with the client's bearer token; otherwise by what its path parameters say."""
     parameters: list[dict[str, Any]] = field(default_factory=list)
+    query: type[BaseModel] | None = None
+    """The model the flow reads the query string into: each field becomes a query parameter."""
 
 
 OPERATIONS = [
@@ -104,8 +106,9 @@ OPERATIONS = [
             }
         ],
     ),
-    # Issue 7 adds GET /conversations/{conversationId}/responses and POST /messages?wait= here: an Operation
-    # each (the query parameters as `parameters`, its page model as `answer`, its refusals from the layer).
+    # SLOT (issue 7): GET /conversations/{conversationId}/responses is one more Operation here (answer: the page
+    # model, query: the query model, parameters: the conversationId path parameter, refusals: the layer's list);
+    # POST /messages?wait= adds `query=` (the wait model) and its answer model to the entry above.
 ]
 
 GATEWAY_ANSWERS = {
@@ -128,10 +131,10 @@ HEADERS: dict[HTTPStatus, dict[str, Any]] = {
 }
 
 
-def describe() -> dict[str, Any]:
+def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
     used = [
-        *((op.body, "validation") for op in OPERATIONS if op.body),
-        *((op.answer, "serialization") for op in OPERATIONS),
+        *((op.body, "validation") for op in operations if op.body),
+        *((op.answer, "serialization") for op in operations),
         (ErrorBody, "serialization"),
     ]
     refs, defs = models_json_schema(used, by_alias=True, ref_template=REF)
@@ -140,7 +143,7 @@ def describe() -> dict[str, Any]:
             property_.pop("title", None)  # made from the alias ("Conversationid"): the name says it better
     schema = {(model, mode): ref for (model, mode), ref in refs.items()}
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
+    for op in operations:
         paths.setdefault(op.path, {})[op.method] = _operation(op, schema)
     return {
         "openapi": "3.1.0",
@@ -181,8 +184,8 @@ def _operation(op: Operation, schema: dict[tuple[type[BaseModel], JsonSchemaMode
         "operationId": f"{op.method}{''.join(p.strip('{}').title() for p in op.path.split('/'))}",
         "security": [{"clientToken": []}] if op.client_token else [],
     }
-    if op.parameters:
-        described["parameters"] = op.parameters
+    if parameters := [*op.parameters, *_query_parameters(op.query)]:
+        described["parameters"] = parameters
     if op.body:
         body = schema[op.body, "validation"]
         if op.body_or:
@@ -201,6 +204,23 @@ def _operation(op: Operation, schema: dict[tuple[type[BaseModel], JsonSchemaMode
         **{str(int(status)): _refusal(status, why, schema[ErrorBody, "serialization"]) for status, why in _refused(op)},
     }
     return described
+
+
+def _query_parameters(query: type[BaseModel] | None) -> list[dict[str, Any]]:
+    if query is None:
+        return []
+    schema = query.model_json_schema(mode="validation", by_alias=True)
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            **({"description": field.pop("description")} if "description" in field else {}),
+            "schema": {key: value for key, value in field.items() if key != "title"},
+        }
+        for name, field in schema["properties"].items()
+    ]
 
 
 def _refused(op: Operation) -> list[tuple[HTTPStatus, str]]:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Annotated
 
 import yaml
 from openapi_spec_validator import validate
+from pydantic import BaseModel, Field
 
 from devstack.template import ROOT, load, resources_of_type
+from relay.errors import InvalidRequest
+from relay.models import ErrorBody
+from tools.openapi import Operation, describe
 
 COMMITTED = ROOT / "openapi.yaml"
 
@@ -40,3 +45,22 @@ def test_every_route_of_the_template_is_described_and_no_other() -> None:
     paths = yaml.safe_load(COMMITTED.read_text())["paths"]
 
     assert {(method, path) for path, operations in paths.items() for method in operations} == routes
+
+
+def test_a_query_model_becomes_described_query_parameters() -> None:
+    class Page(BaseModel):
+        after: str | None = None
+        limit: Annotated[int, Field(ge=1, le=100, description="At most this many.")] = 100
+
+    operation = Operation(
+        "get", "/things", "Things", "A page of things.", (InvalidRequest,), ErrorBody, {"message": "x"}, query=Page
+    )
+
+    document = describe([operation])
+
+    validate(document)
+    after, limit = document["paths"]["/things"]["get"]["parameters"]
+    assert (after["name"], after["in"], after["required"]) == ("after", "query", False)
+    assert limit["description"] == "At most this many."
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
+    assert "400" in document["paths"]["/things"]["get"]["responses"]
