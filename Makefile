@@ -8,7 +8,7 @@ TOOLS := .tools
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: dev test lint unit integration e2e bench build openapi clean
+.PHONY: dev test lint unit integration e2e fuzz bench build openapi clean
 
 $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-dev.txt
 	@echo "Setting up $(VENV) with the project's dependencies (first run only; about a minute)..."
@@ -43,6 +43,10 @@ integration: $(VENV)/.installed
 
 e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/e2e
+
+## make fuzz: a longer fuzzing of the local stack from openapi.yaml (make test runs 25 examples per case)
+fuzz: $(VENV)/.installed
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest -q tests/e2e/test_fuzz.py
 
 ## make bench: figures for the note (cold start per function; AWS calls per message; the local stack)
 bench: $(VENV)/.installed
