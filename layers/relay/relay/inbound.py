@@ -24,12 +24,30 @@ from relay.bodies import parse_json
 from relay.bot import BotClient
 from relay.clients import ClientStore, bearer_token
 from relay.conversations import ConversationStore
-from relay.errors import BotUnavailable, MessageIdReused, MessageInProgress
+from relay.errors import (
+    BotUnavailable,
+    InvalidRequest,
+    MessageIdReused,
+    MessageInProgress,
+    RelayError,
+    TooLarge,
+    Unauthorized,
+)
 from relay.models import ClientMessage, InboundMessage, MessageReceipt
 from relay.settings import InboundSettings
 
 logger = Logger()  # the function's own logger: the same service, handler and keys
 metrics = Metrics()
+
+REFUSALS: tuple[type[RelayError], ...] = (
+    Unauthorized,
+    InvalidRequest,
+    TooLarge,
+    MessageInProgress,
+    MessageIdReused,
+    BotUnavailable,
+)
+"""What POST /messages can refuse a request with: its handler answers these, openapi.yaml describes them."""
 
 FORWARD_MARGIN_SECONDS = 5.0
 """Besides the bot's timeout, what a forward may take (conversation record, bot token): a crashed forward's
