@@ -12,7 +12,7 @@ TOOLS := .tools
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: dev test lint unit integration e2e bench build clean
+.PHONY: dev test lint unit integration e2e fuzz bench build openapi clean
 
 $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-dev.txt
 	$(NEED_PYTHON)
@@ -41,6 +41,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/mypy
 
 # The unit tests run sam validate and checkov on the template: they need .tools.
 unit: $(VENV)/.installed $(TOOLS)/.installed
@@ -51,6 +52,10 @@ integration: $(VENV)/.installed
 
 e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/e2e
+
+## make fuzz: a longer fuzzing of the local stack from openapi.yaml (make test runs 25 examples per case)
+fuzz: $(VENV)/.installed
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest -q tests/e2e/test_fuzz.py
 
 ## make bench: figures for the note (cold start per function; delivery batch ratio; AWS calls per message, poll and
 ## function's policy; the local stack)
@@ -63,6 +68,10 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/local_stack.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
 	REPLY_LATENCY_RUNS=10 $(PY) -m pytest -q -s tests/e2e/test_replies_over_http.py -k latency
+
+## make openapi: regenerate openapi.yaml from the models (a test fails while the committed file is stale)
+openapi: $(VENV)/.installed
+	$(PY) tools/openapi.py > openapi.yaml
 
 ## make build: what `sam build` makes for Lambda (python3.13, arm64)
 build: $(TOOLS)/.installed

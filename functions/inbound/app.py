@@ -9,9 +9,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from relay import errors
 from relay.api import create_resolver, request_body
-from relay.inbound import Inbound
+from relay.inbound import POLL_REFUSALS, REFUSALS, Inbound
 from relay.settings import InboundSettings
 
 logger = Logger()
@@ -19,15 +18,7 @@ metrics = Metrics()
 tracer = Tracer(patch_modules=["botocore"])  # not urllib3: URLs stay out of traces
 
 inbound = Inbound.from_settings(InboundSettings())
-app = create_resolver(
-    errors.Unauthorized,
-    errors.InvalidRequest,
-    errors.TooLarge,
-    errors.UnknownConversation,
-    errors.MessageInProgress,
-    errors.MessageIdReused,
-    errors.BotUnavailable,
-)
+app = create_resolver(*dict.fromkeys(REFUSALS + POLL_REFUSALS))
 
 
 @app.post("/messages")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 from collections.abc import Iterator, Mapping
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from relay import webhooks
 from relay.errors import Unauthorized
-from relay.models import CamelModel, Client
+from relay.models import CLIENT_ID_PATTERN, CamelModel, Client
 
 AUTH_ATTRIBUTES = ("clientId", "tokenHash", "previousTokenHash", "previousTokenExpiresAt", "enabled")
 """All that authenticating a client reads from its record: never its signing secret. The client API's IAM
@@ -147,7 +148,8 @@ class ClientStore:
             ReturnValues=returns,
         )
         self.forget(client_id)
-        return answer.get("Attributes", {})
+        attributes: dict[str, Any] = answer.get("Attributes", {})
+        return attributes
 
     def switch_off_url(self, client_id: str) -> None:
         """Stop POSTing to the client's response URL (its receiver answered 410 Gone)."""
@@ -156,7 +158,9 @@ class ClientStore:
     def authenticate(self, token: str) -> Credentials:
         """The enabled client this token belongs to, read without its signing secret."""
         client_id, dot, _ = token.partition(".")
-        credentials = self._credentials_of(client_id) if dot and client_id else None
+        # An id no client can have is not looked up: DynamoDB refuses a key over 2 KB with an error, not a miss.
+        valid_id = dot and re.fullmatch(CLIENT_ID_PATTERN, client_id)
+        credentials = self._credentials_of(client_id) if valid_id else None
         if credentials is None or not credentials.accepts(token, datetime.now(UTC)):
             raise Unauthorized("invalid client token")
         if not credentials.enabled:

@@ -27,7 +27,16 @@ from relay.bodies import parse_json
 from relay.bot import BotClient
 from relay.clients import ClientStore, bearer_token
 from relay.conversations import ConversationStore
-from relay.errors import BotUnavailable, MessageIdReused, MessageInProgress
+from relay.errors import (
+    BotUnavailable,
+    InvalidRequest,
+    MessageIdReused,
+    MessageInProgress,
+    RelayError,
+    TooLarge,
+    Unauthorized,
+    UnknownConversation,
+)
 from relay.models import ClientMessage, ForwardRecord, InboundMessage, MessageReceipt, RepliesReceipt, ResponsesPage
 from relay.polling import ReplyWait, ResponsesQuery, ResponsesReader, parse_query
 from relay.responses_log import ResponsesLog
@@ -36,6 +45,19 @@ from relay.watermarks import Watermarks
 
 logger = Logger()  # the function's own logger: the same service, handler and keys
 metrics = Metrics()
+
+REFUSALS: tuple[type[RelayError], ...] = (
+    Unauthorized,
+    InvalidRequest,
+    TooLarge,
+    MessageInProgress,
+    MessageIdReused,
+    BotUnavailable,
+)
+"""What POST /messages can refuse a request with: its handler answers these, openapi.yaml describes them."""
+
+POLL_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, InvalidRequest, UnknownConversation)
+"""What GET /conversations/{conversationId}/responses can refuse a request with."""
 
 FORWARD_MARGIN_SECONDS = 5.0
 """Besides the bot's timeout, what a forward may take (conversation record, bot token): a crashed forward's

@@ -35,9 +35,16 @@ class ResponsesQuery(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    after: Annotated[str, Field(min_length=1)] | None = None
-    wait: Annotated[float, Field(ge=0, le=LONG_POLL_MAX_SECONDS)] = 0
-    limit: Annotated[int, Field(ge=1, le=PAGE_MAX_RESPONSES)] = PAGE_MAX_RESPONSES
+    after: Annotated[
+        str | None, Field(min_length=1, description="A watermark of an earlier answer: only responses newer than it.")
+    ] = None
+    wait: Annotated[
+        float,
+        Field(ge=0, le=LONG_POLL_MAX_SECONDS, description="Seconds to hold the request while nothing is newer."),
+    ] = 0
+    limit: Annotated[
+        int, Field(ge=1, le=PAGE_MAX_RESPONSES, description="Responses per answer at most (4 MiB of them at most).")
+    ] = PAGE_MAX_RESPONSES
 
 
 class ReplyWait(BaseModel):
@@ -45,7 +52,14 @@ class ReplyWait(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    wait: Annotated[float, Field(ge=0, le=REPLY_WAIT_MAX_SECONDS)] = 0
+    wait: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=REPLY_WAIT_MAX_SECONDS,
+            description="Seconds (from the request's arrival) to wait for the bot's responses to this message.",
+        ),
+    ] = 0
 
 
 def parse_query[Query: BaseModel](model: type[Query], parameters: Mapping[str, str] | None) -> Query:
