@@ -31,5 +31,5 @@ def growing_fifo_sequence_numbers() -> None:
                     message.sequence_number = str(next(numbers))
                 add_message(queue, message)
 
-        Queue.add_message = numbered
+        Queue.add_message = numbered  # type: ignore[method-assign,assignment]
         _installed = True
