@@ -35,4 +35,7 @@ def test_any_request_is_answered_as_described(case: Case, credentials: str, stac
     if isinstance(message_id, str) and message_id.strip():
         # A messageId reused for another message is rightly a 422: each example gets its own, valid or not as drawn.
         case.body["messageId"] = f"{message_id}-{uuid.uuid4()}"
+    if case.query and "after" in case.query:
+        # A watermark is the relay's to issue, signed: a drawn one is rightly a 400 naming `after` (test_polling).
+        del case.query["after"]
     case.call_and_validate(base_url=stack.api_url, headers=headers)
