@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -12,10 +12,10 @@ from relay import errors
 from relay.api import create_resolver, request_body
 from relay.bot_responses import BotResponses
 from relay.settings import BotResponseSettings
+from relay.tracing import tracer
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer(patch_modules=["botocore"])
 
 bot_responses = BotResponses.from_settings(BotResponseSettings())
 app = create_resolver(errors.WrongSecret, errors.InvalidRequest, errors.TooLarge, errors.UnknownConversation)

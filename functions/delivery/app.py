@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.batch.exceptions import SQSFifoMessageGroupCircuitBreakerError
@@ -15,11 +15,11 @@ from relay.clients import ClientStore
 from relay.delivery import DeliveryFailed, DeliveryQueue, NotAttempted, deliver, retry_delay
 from relay.models import ClientResponse
 from relay.settings import DeliverySettings
+from relay.tracing import tracer
 
 settings = DeliverySettings()
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer(patch_modules=["botocore"])
 
 clients = ClientStore(boto3.client("dynamodb"), settings.clients_table, settings.cache_ttl_seconds)
 queue = DeliveryQueue(boto3.client("sqs"), settings.delivery_queue_url)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic_settings import BaseSettings
+from pydantic import BaseModel
 
 from devstack.lambdas import path_parameters
 from devstack.template import ROOT, load, resources_of_type
@@ -28,7 +28,7 @@ HTTP_EVENTS = {
     "bot_response.json": "BotResponseFunction",
     "bot_probe.json": "BotResponseFunction",
 }
-SETTINGS: dict[str, type[BaseSettings]] = {
+SETTINGS: dict[str, type[BaseModel]] = {
     "InboundFunction": InboundSettings,
     "BotResponseFunction": BotResponseSettings,
     "DeliveryFunction": DeliverySettings,

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+from typing import Any
 
-from pydantic import Field, HttpUrl, PositiveFloat, PositiveInt, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, PositiveFloat, PositiveInt, field_validator, model_validator
 
 
-class _Settings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+class _Settings(BaseModel):
+    """Each field from the environment variable of its name in capitals. Plain pydantic: pydantic-settings
+    would add its loaders for files, secrets and clouds to every cold start."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {name: os.environ[name.upper()] for name in cls.model_fields if name.upper() in os.environ} | data
 
     cache_ttl_seconds: PositiveFloat = 60.0
     """How long a warm container trusts a cached client or conversation record."""
@@ -39,7 +49,7 @@ class DeliverySettings(_Settings):
     delivery_queue_url: str
     webhook_timeout_seconds: PositiveFloat = 10.0
     delivery_max_attempts: PositiveInt = 7
-    delivery_retry_schedule: Annotated[tuple[int, ...], NoDecode] = Field(default=(5, 300, 1800, 7200, 18000, 36000))
+    delivery_retry_schedule: tuple[int, ...] = Field(default=(5, 300, 1800, 7200, 18000, 36000))
     """Seconds to wait before each retry: the n-th failure waits the n-th entry (the last one repeats)."""
 
     @field_validator("delivery_retry_schedule", mode="before")
