@@ -41,7 +41,7 @@ WARM_FROM = 10  # events before the warm CPU is measured
 # Timed from its first line. Nothing is imported before the handler but what the interpreter itself loads.
 PROBE = """
 import time
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), time.process_time()
 import importlib, os, sys
 sys.path.insert(0, sys.argv[1])
 if os.environ.get("BENCH_COUNT_CALLS") == "1":  # not a timed run: count the AWS calls of the handler's clients
@@ -50,7 +50,7 @@ if os.environ.get("BENCH_COUNT_CALLS") == "1":  # not a timed run: count the AWS
     boto3.setup_default_session()
     boto3.DEFAULT_SESSION.events.register("before-call", lambda model, **_: calls[-1].append(model.name))
 handler = importlib.import_module("app").lambda_handler
-imported = time.perf_counter()
+imported, imported_cpu = time.perf_counter(), time.process_time()
 import json, resource, secrets
 events = [json.loads(line) for line in open(sys.argv[2])]
 warm_from, memory_after = int(sys.argv[3]), int(sys.argv[4])
@@ -75,9 +75,9 @@ def invoke(event):
     status = result.get("statusCode", 200)
     assert status == 200 and not result.get("batchItemFailures"), result
 
-first_started = time.perf_counter()
+first_started, first_started_cpu = time.perf_counter(), time.process_time()
 invoke(events[0])
-first = time.perf_counter() - first_started
+first, first_cpu = time.perf_counter() - first_started, time.process_time() - first_started_cpu
 for event in events[1:warm_from]:
     invoke(event)
 cpu_started = time.process_time()
@@ -89,7 +89,9 @@ cpu = (time.process_time() - cpu_started) / (len(events) - warm_from)
 if count:
     print(json.dumps({"first": calls[0], "warm": calls[-1]}))
 else:
-    print(json.dumps({"import": imported - started, "first": imported - started + first, "cpu": cpu, "rss": rss}))
+    cold = {"import": imported - started, "first": imported - started + first}
+    cold_cpu = {"import_cpu": imported_cpu - started_cpu, "first_cpu": imported_cpu - started_cpu + first_cpu}
+    print(json.dumps(cold | cold_cpu | {"cpu": cpu, "rss": rss}))
 """
 
 
@@ -268,19 +270,23 @@ def main() -> None:
 
 def report(results: dict[tuple[str, str], list[dict[str, float]]], args: argparse.Namespace) -> None:
     tracing = "X-Ray SDK tracing on" if args.tracing else "tracing off in the process"
-    print(
-        f"this project / bare boto3 handler, median of {args.runs} interleaved fresh interpreters ({tracing}):\n"
-        f"{'function':<20} {'import':>18} {'import+1st event':>20} {'warm CPU/event':>18} "
-        f"{'peak RSS @' + str(MEMORY_AFTER):>18}"
-    )
-    units = {"import": (1000, "ms"), "first": (1000, "ms"), "cpu": (1000, "ms"), "rss": (1 / 1024, "MiB")}
-    for name in FUNCTIONS:
+    print(f"this project / bare boto3 handler, median of {args.runs} interleaved fresh interpreters ({tracing}):")
+    measures = {
+        "import (wall)": ("import", 1000, "ms"),
+        "import + first event (wall)": ("first", 1000, "ms"),
+        "import (CPU)": ("import_cpu", 1000, "ms"),
+        "import + first event (CPU)": ("first_cpu", 1000, "ms"),
+        "warm CPU per event": ("cpu", 1000, "ms"),
+        f"peak RSS after {MEMORY_AFTER} events": ("rss", 1 / 1024, "MiB"),
+    }
+    print(f"{'':<36}" + "".join(f"{name:>26}" for name in FUNCTIONS))
+    for label, (key, scale, unit) in measures.items():
         cells = []
-        for measure, (scale, unit) in units.items():
-            this = statistics.median(r[measure] for r in results[(name, "this")])
-            bare = statistics.median(r[measure] for r in results[(name, "bare")])
-            cells.append(f"{this / bare:5.2f}x ({this * scale:.1f}/{bare * scale:.1f} {unit})".rjust(19))
-        print(f"{name:<20}" + "".join(cells))
+        for name in FUNCTIONS:
+            this = statistics.median(r[key] for r in results[(name, "this")])
+            bare = statistics.median(r[key] for r in results[(name, "bare")])
+            cells.append(f"{this / bare:.2f}x ({this * scale:.1f}/{bare * scale:.1f} {unit})".rjust(26))
+        print(f"{label:<36}" + "".join(cells))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from relay import errors
 from relay.api import create_resolver, request_body
 from relay.bot_responses import BotResponses
+from relay.function import tracer
 from relay.settings import BotResponseSettings
-from relay.tracing import tracer
 
 logger = Logger()
 metrics = Metrics()

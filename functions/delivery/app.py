@@ -13,16 +13,16 @@ from pydantic import ValidationError
 
 from relay.clients import ClientStore
 from relay.delivery import DeliveryFailed, DeliveryQueue, NotAttempted, deliver, retry_delay
+from relay.function import ClientOnFirstUse, tracer
 from relay.models import ClientResponse
 from relay.settings import DeliverySettings
-from relay.tracing import tracer
 
 settings = DeliverySettings()
 logger = Logger()
 metrics = Metrics()
 
 clients = ClientStore(boto3.client("dynamodb"), settings.clients_table, settings.cache_ttl_seconds)
-queue = DeliveryQueue(boto3.client("sqs"), settings.delivery_queue_url)
+queue = DeliveryQueue(ClientOnFirstUse("sqs"), settings.delivery_queue_url)  # only failures need it
 # A failed message holds up only its own conversation (message group); the others in the batch go on.
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 processor.raise_on_entire_batch_failure = False  # failures are reported per message, never as an invocation error

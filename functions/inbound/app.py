@@ -10,9 +10,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay import errors
 from relay.api import create_resolver, request_body
+from relay.function import tracer
 from relay.inbound import Inbound
 from relay.settings import InboundSettings
-from relay.tracing import tracer
 
 logger = Logger()
 metrics = Metrics()

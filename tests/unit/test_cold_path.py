@@ -1,6 +1,7 @@
 """What a cold start loads: each handler imported in a fresh interpreter, as Lambda imports it.
 
-Nothing the first event does not need: no X-Ray SDK unless tracing is on, no pydantic-settings.
+Nothing the first event does not need: no X-Ray SDK unless tracing is on, no pydantic-settings, no AWS
+client that only a failure needs.
 """
 
 from __future__ import annotations
@@ -20,10 +21,18 @@ NOT_ON_THE_COLD_PATH = ["aws_xray_sdk", "pydantic_settings"]
 
 PROBE = """
 import json, sys
+import boto3
+clients = []
+boto3.setup_default_session()
+boto3.DEFAULT_SESSION.events.register("creating-client-class", lambda event_name, **_: clients.append(event_name))
 sys.path.insert(0, sys.argv[1])
 import app
 xray = sys.modules.get("aws_xray_sdk.core.patcher")
-print(json.dumps({"modules": sorted(sys.modules), "patched": sorted(xray._PATCHED_MODULES) if xray else []}))
+print(json.dumps({
+    "modules": sorted(sys.modules),
+    "patched": sorted(xray._PATCHED_MODULES) if xray else [],
+    "clients": sorted(event.rpartition(".")[2] for event in clients),
+}))
 """
 
 
@@ -56,6 +65,16 @@ def test_a_cold_start_without_tracing_loads_neither_the_xray_sdk_nor_pydantic_se
     modules = cold_start(function, POWERTOOLS_TRACE_DISABLED="true")["modules"]
 
     assert [package for package in NOT_ON_THE_COLD_PATH if loaded(modules, package)] == []
+
+
+def test_a_cold_start_makes_only_the_clients_a_first_event_uses() -> None:
+    clients = {function: cold_start(function)["clients"] for function in FUNCTIONS}
+
+    assert clients == {
+        "InboundFunction": ["dynamodb", "secrets-manager"],
+        "BotResponseFunction": ["dynamodb", "secrets-manager", "sns"],
+        "DeliveryFunction": ["dynamodb"],  # the queue's client comes with the first failed delivery
+    }
 
 
 def test_with_tracing_on_aws_calls_are_traced_and_http_calls_are_not() -> None:

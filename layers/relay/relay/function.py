@@ -1,4 +1,6 @@
-"""The functions' X-Ray tracer: the X-Ray SDK is loaded only when its subsegments are wanted.
+"""What every function sets up besides its flow: its X-Ray tracer and its SnapStart restore hook.
+
+The X-Ray SDK is loaded only when its subsegments are wanted.
 
 Lambda records each invocation's segment by itself (`Tracing: Active`). The SDK adds subsegments for the
 handler and each AWS call, at a price on every cold start (README, "Design notes"), so it is loaded only
@@ -9,11 +11,15 @@ imports the SDK even when tracing is off, hence this module.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+
+from relay import http
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
@@ -47,3 +53,35 @@ def create_tracer() -> Tracer | Untraced:
 
 
 tracer = create_tracer()
+
+
+class ClientOnFirstUse:
+    """A boto3 client made when first called: one that only a rare path needs costs no cold start its time."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._client: Any = None
+
+    def __getattr__(self, operation: str) -> Any:
+        if self._client is None:
+            self._client = boto3.client(self._service)
+        return getattr(self._client, operation)
+
+
+def renew_after_restore() -> None:
+    """Every environment restored from one SnapStart snapshot starts from the same memory: renew what must differ.
+
+    Nothing else needs it: no invocation runs before the snapshot, so no secret, client record, conversation
+    or idempotency record is cached in it, and boto3's clients get their credentials from Lambda's
+    container credentials under SnapStart, refreshed as they expire.
+    """
+    random.seed()  # botocore's retry jitter would otherwise draw the same numbers in every copy
+    http.pool.clear()  # a connection opened before the snapshot is dead after it
+
+
+try:
+    from snapshot_restore_py import register_after_restore
+except ImportError:  # outside Lambda's managed runtime (tests, make dev), which brings it: never restored
+    pass
+else:
+    register_after_restore(renew_after_restore)
