@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import BaseModel
 
 from devstack.lambdas import path_parameters
-from devstack.template import ROOT, load, resources_of_type
+from devstack.template import ROOT, Resolver, load, parameter_values, resources_of_type
 from relay.clients import bearer_token
 from relay.models import BotResponse, ClientResponse, InboundMessage, scoped
 from relay.responses import is_install_probe
@@ -34,6 +34,7 @@ SETTINGS: dict[str, type[BaseModel]] = {
     "DeliveryFunction": DeliverySettings,
 }
 TEMPLATE = load()
+DEFAULTS = Resolver(TEMPLATE, parameter_values(TEMPLATE, {"BotWebhookUrl": "https://bot.example/webhook"}), {})
 FUNCTIONS = resources_of_type(TEMPLATE, "AWS::Serverless::Function")
 
 
@@ -214,6 +215,8 @@ def test_env_file_keeps_the_templates_defaults_and_marks_what_to_replace(functio
             assert values[name] == declared, name
         elif parameters.get(declared.get("Ref"), {}).get("Default") is not None:
             assert values[name] == str(parameters[declared["Ref"]]["Default"]), name
+        elif "Fn::If" in declared:  # a choice between fixed values: the one the parameters' defaults make
+            assert values[name] == DEFAULTS(declared), name
         else:  # a resource of the stack, or a parameter without a default: the user's own value
             assert "REPLACE" in values[name], name
 
