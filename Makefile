@@ -10,10 +10,10 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 
 .PHONY: dev test lint unit integration e2e bench build clean
 
-$(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-dev.txt
+$(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-runtime.txt requirements-dev.txt
 	@echo "Setting up $(VENV) with the project's dependencies (first run only; about a minute)..."
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -r layers/relay/requirements.txt -r requirements-dev.txt
+	$(VENV)/bin/pip install $(PIP_FLAGS) -r layers/relay/requirements.txt -r requirements-runtime.txt -r requirements-dev.txt
 	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 

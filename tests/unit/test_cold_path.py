@@ -36,7 +36,7 @@ print(json.dumps({
 """
 
 
-def cold_start(function: str, **environment: str) -> dict[str, list[str]]:
+def cold_start(function: str, prelude: str = "", **environment: str) -> dict[str, list[str]]:
     code = ROOT / "functions" / FUNCTIONS[function]
     env = {
         "PATH": os.environ["PATH"],
@@ -50,9 +50,15 @@ def cold_start(function: str, **environment: str) -> dict[str, list[str]]:
         **environment,
     }
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(code)], env=env, capture_output=True, text=True, check=False, timeout=60
+        [sys.executable, "-c", prelude + PROBE, str(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
-    assert done.returncode == 0, done.stderr
+    if done.returncode:
+        raise RuntimeError(done.stderr)
     return json.loads(done.stdout)
 
 
@@ -82,3 +88,10 @@ def test_with_tracing_on_aws_calls_are_traced_and_http_calls_are_not() -> None:
     started = cold_start("InboundFunction", POWERTOOLS_TRACE_DISABLED="false")
 
     assert started["patched"] == ["botocore"]
+
+
+def test_tracing_on_without_the_sdk_in_any_layer_fails_at_init_saying_what_to_do() -> None:
+    without_sdk = "import sys; sys.modules['aws_xray_sdk'] = None\n"  # as in Lambda with only the relay's layer
+
+    with pytest.raises(RuntimeError, match="X-Ray SDK is in none of the function's layers: add the public Powertools"):
+        cold_start("BotResponseFunction", without_sdk, POWERTOOLS_TRACE_DISABLED="false")

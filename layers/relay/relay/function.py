@@ -48,6 +48,14 @@ def create_tracer() -> Tracer | Untraced:
         return Untraced()
     from aws_lambda_powertools import Tracer
 
+    try:
+        import aws_xray_sdk  # noqa: F401
+    except ImportError:
+        raise RuntimeError(
+            "POWERTOOLS_TRACE_DISABLED is false (TraceAwsCalls) but the X-Ray SDK is in none of the function's "
+            "layers: add the public Powertools layer (README, Design notes) or set TraceAwsCalls to false"
+        ) from None
+
     # botocore only, not urllib3: the URLs of the bot and of clients' webhooks can carry secrets.
     return Tracer(patch_modules=["botocore"])
 
