@@ -47,6 +47,7 @@ e2e: $(VENV)/.installed
 ## make bench: figures for the note (cold start per function; AWS calls per message; the local stack)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/cold_start.py
+	$(PY) benchmarks/layer_bytecode.py
 	$(PY) -m pytest -q -s tests/integration/test_aws_calls.py
 	$(PY) benchmarks/dev_start.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
