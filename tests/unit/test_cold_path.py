@@ -93,5 +93,5 @@ def test_with_tracing_on_aws_calls_are_traced_and_http_calls_are_not() -> None:
 def test_tracing_on_without_the_sdk_in_any_layer_fails_at_init_saying_what_to_do() -> None:
     without_sdk = "import sys; sys.modules['aws_xray_sdk'] = None\n"  # as in Lambda with only the relay's layer
 
-    with pytest.raises(RuntimeError, match="X-Ray SDK is in none of the function's layers: add the public Powertools"):
+    with pytest.raises(RuntimeError, match="in none of the function's layers: set the stack's XRaySdkLayerArn"):
         cold_start("BotResponseFunction", without_sdk, POWERTOOLS_TRACE_DISABLED="false")

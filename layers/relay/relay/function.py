@@ -52,8 +52,8 @@ def create_tracer() -> Tracer | Untraced:
         import aws_xray_sdk  # noqa: F401
     except ImportError:
         raise RuntimeError(
-            "POWERTOOLS_TRACE_DISABLED is false (TraceAwsCalls) but the X-Ray SDK is in none of the function's "
-            "layers: add the public Powertools layer (README, Design notes) or set TraceAwsCalls to false"
+            "POWERTOOLS_TRACE_DISABLED is false but the X-Ray SDK is in none of the function's layers: "
+            "set the stack's XRaySdkLayerArn to the public Powertools layer (README, Design notes)"
         ) from None
 
     # botocore only, not urllib3: the URLs of the bot and of clients' webhooks can carry secrets.
