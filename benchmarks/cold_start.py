@@ -193,15 +193,17 @@ class Bench:
             "AWS_DEFAULT_REGION": "us-east-1",
             "PYTHONPATH": str(ROOT / "layers" / "relay"),
         }
-        if tracing:
-            self.base_env |= {
+        # Over the function's own environment, whatever the template says.
+        self.tracing_env = (
+            {
                 "POWERTOOLS_TRACE_DISABLED": "false",
                 "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{free_port()}",
                 "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
                 "BENCH_TRACE": "1",
             }
-        else:
-            self.base_env["POWERTOOLS_TRACE_DISABLED"] = "true"
+            if tracing
+            else {"POWERTOOLS_TRACE_DISABLED": "true"}
+        )
 
     def probe(self, run: int, name: str, side: str, *, count_calls: bool = False) -> dict[str, Any]:
         code_dir = (
@@ -210,6 +212,7 @@ class Bench:
         env = {
             **self.base_env,
             **self.environments[name],
+            **self.tracing_env,
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "LAMBDA_TASK_ROOT": str(code_dir),
             "BENCH_COUNT_CALLS": "1" if count_calls else "",
