@@ -1,16 +1,21 @@
 # Every target sets itself up on a fresh machine: a virtual environment for the project (.venv)
 # and one for the SAM CLI and checkov (.tools), which pin their own versions of shared packages.
 SHELL := /bin/bash
-export PYENV_VERSION ?= 3.13.0
-PYTHON ?= $(shell command -v python3.13 || command -v python3)
+# The first of python3.13 and python3 that is a Python 3.13 (any 3.13.x); under pyenv, .python-version picks it.
+ifndef PYTHON
+PYTHON := $(shell for p in python3.13 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null && { command -v $$p; break; }; done)
+endif
+NEED_PYTHON = @test -n "$(PYTHON)" || { echo "Python 3.13 (any 3.13.x) is needed: neither python3.13 nor python3 is one" >&2; exit 1; }
 VENV := .venv
 TOOLS := .tools
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: dev test lint unit integration e2e bench build clean
+.PHONY: dev test lint unit integration e2e fuzz bench build openapi clean
 
 $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-runtime.txt requirements-dev.txt
+	$(NEED_PYTHON)
 	@echo "Setting up $(VENV) with the project's dependencies (first run only; about a minute)..."
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -r layers/relay/requirements.txt -r requirements-runtime.txt -r requirements-dev.txt
@@ -18,6 +23,8 @@ $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-ru
 	touch $@
 
 $(TOOLS)/.installed: requirements-tools.txt
+	$(NEED_PYTHON)
+	@echo "Setting up $(TOOLS) with the SAM CLI and checkov (first run only)..."
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install $(PIP_FLAGS) -r requirements-tools.txt
 	touch $@
@@ -34,8 +41,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/mypy
 
-unit: $(VENV)/.installed
+# The unit tests run sam validate and checkov on the template: they need .tools.
+unit: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m pytest tests/unit
 
 integration: $(VENV)/.installed
@@ -44,13 +53,25 @@ integration: $(VENV)/.installed
 e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/e2e
 
-## make bench: figures for the note (cold start per function; AWS calls per message; the local stack)
+## make fuzz: a longer fuzzing of the local stack from openapi.yaml (make test runs 25 examples per case)
+fuzz: $(VENV)/.installed
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest -q tests/e2e/test_fuzz.py
+
+## make bench: figures for the note (cold start per function; delivery batch ratio; AWS calls per message and per
+## function's policy; the local stack)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/cold_start.py
 	$(PY) benchmarks/layer_bytecode.py
+	$(PY) benchmarks/delivery_batch.py
 	$(PY) -m pytest -q -s tests/integration/test_aws_calls.py
+	$(PY) -m pytest -q --iam-summary tests/integration
 	$(PY) benchmarks/dev_start.py
+	$(PY) benchmarks/local_stack.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
+
+## make openapi: regenerate openapi.yaml from the models (a test fails while the committed file is stale)
+openapi: $(VENV)/.installed
+	$(PY) tools/openapi.py > openapi.yaml
 
 ## make build: what `sam build` makes for Lambda (python3.13, arm64)
 build: $(TOOLS)/.installed

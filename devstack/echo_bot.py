@@ -11,13 +11,12 @@ import json
 import queue
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import urllib3
 
 from devstack.console import say
-from devstack.servers import LocalServer
+from devstack.servers import LocalRequestHandler, LocalServer
 
 _FIELDS = ("userId", "messageId", "conversationId", "type", "text", "payload")
 
@@ -71,9 +70,8 @@ def _botpress_id(tag: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, tag))
 
 
-class _Request(BaseHTTPRequestHandler):
+class _Request(LocalRequestHandler):
     server: EchoBot
-    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))

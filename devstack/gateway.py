@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Callable
 from typing import Any
 
 from devstack.console import say
 from devstack.lambdas import Invocable, api_response, http_event, path_parameters
-from devstack.servers import LocalServer
+from devstack.servers import LocalRequestHandler, LocalServer
 
 _MAX_BODY_BYTES = 10 * 1024 * 1024  # the HTTP API's payload limit
 _SERVER_ERROR = b'{"message":"Internal Server Error"}'
@@ -25,19 +25,23 @@ class Gateway(LocalServer):
         # Bound at once, so a port in use is reported before anything else starts; routed later.
         super().__init__(port, _Request)
         self.routes: list[tuple[str, str, Invocable]] = []
+        self.invoked: Callable[[], None] = lambda: None
 
-    def route_to(self, functions: list[Invocable]) -> None:
+    def route_to(self, functions: list[Invocable], invoked: Callable[[], None] = lambda: None) -> None:
+        """Serve the functions' routes; `invoked` is called after each invocation (it may have sent to a queue)."""
         self.routes = [(method, route, f) for f in functions for method, route in f.spec.http_routes]
+        self.invoked = invoked
 
 
-class _Request(BaseHTTPRequestHandler):
+class _Request(LocalRequestHandler):
     server: Gateway
-    protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:
-        self._route()
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+    def __getattr__(self, name: str) -> Any:
+        """Every method, even one the HTTP server does not know (TRACE, QUERY): the routes decide, as API
+        Gateway's do, so what no route takes is a JSON 404 rather than the server's HTML 501."""
+        if name.startswith("do_"):
+            return self._route
+        raise AttributeError(name)
 
     def _route(self) -> None:
         started = time.monotonic()
@@ -77,6 +81,7 @@ class _Request(BaseHTTPRequestHandler):
         except Exception as error:  # a function error or a malformed result: API Gateway answers 500
             say("api", f"{method} {route}: {error}")
             status, headers, raw, cookies = 500, {"content-type": "application/json"}, _SERVER_ERROR, []
+        self.server.invoked()
         self._send(status, headers, raw, cookies)
         # The route, not the path: the path of /bot/responses/{secret} carries the secret.
         say("api", f"{method} {route} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)")

@@ -8,13 +8,17 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from unittest import mock
 from urllib.parse import parse_qsl
+
+import boto3
 
 from devstack.provision import ACCOUNT, REGION, FunctionSpec
 
@@ -46,6 +50,14 @@ class Invocable(Protocol):
     def invoke(self, event: dict[str, Any]) -> Any: ...
 
 
+# Each function's own boto3 session (its role) is shown to these before its handler is imported: tests record the
+# AWS calls its clients make and check them against the function's policy.
+session_observers: list[Callable[[FunctionSpec, boto3.Session], None]] = []
+# The function whose handler is running, for calls through clients it creates per invocation from boto3's default.
+running_function: ContextVar[FunctionSpec | None] = ContextVar("running_function", default=None)
+_importing = threading.Lock()
+
+
 class LocalFunction:
     """A function's handler, imported with the function's environment the way a fresh container imports it."""
 
@@ -63,14 +75,26 @@ class LocalFunction:
         module_spec = importlib.util.spec_from_file_location(f"{spec.name}_{module_name}", path)
         assert module_spec and module_spec.loader
         self.module = importlib.util.module_from_spec(module_spec)
-        with mock.patch.dict(os.environ, self.environment):
+        self.session = boto3.Session(region_name=REGION)
+        for observe in session_observers:
+            observe(spec, self.session)
+        # The clients the handler creates at import (`boto3.client(...)`) come from the function's own session.
+        with (
+            _importing,
+            mock.patch.dict(os.environ, self.environment),
+            mock.patch.object(boto3, "DEFAULT_SESSION", self.session),
+        ):
             sys.modules[module_spec.name] = self.module
             module_spec.loader.exec_module(self.module)
         self.handler: Callable[[dict[str, Any], Any], Any] = getattr(self.module, function_name)
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        with mock.patch.dict(os.environ, self.environment):
-            return self.handler(event, LambdaContext(self.spec.name, self.spec.timeout_seconds))
+        running = running_function.set(self.spec)
+        try:
+            with mock.patch.dict(os.environ, self.environment):
+                return self.handler(event, LambdaContext(self.spec.name, self.spec.timeout_seconds))
+        finally:
+            running_function.reset(running)
 
 
 def http_event(
@@ -101,7 +125,7 @@ def http_event(
     for name, value in parse_qsl(query, keep_blank_values=True):
         parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
     now = time.time()
-    event = {
+    event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": f"{method} {route}",
         "rawPath": path,

@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from pydantic import ValidationError
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from devstack.console import say
 from devstack.echo_bot import EchoBot
@@ -34,7 +35,8 @@ from relay.models import Client
 RETRY_SCHEDULE = "1,2,4,8,16,32"
 CONCURRENCY = 4
 """Containers per function at most, to spare a laptop; further requests wait for one to be free."""
-DELIVERY_POLLERS = 2
+POLLERS = 2
+"""Pollers of each event source mapping."""
 _DEAD_LETTER_CHECK_SECONDS = 2
 # Settings that could point the stack's AWS clients at an account instead of moto.
 _ACCOUNT_VARIABLES = {"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"}
@@ -50,7 +52,7 @@ class LocalStack:
         self._bound: list[Any] = []
         self._running: list[Any] = []
         self._functions: list[Function] = []
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: BaseWSGIServer | None = None
         self._aws_environment: dict[str, str] = {}
         self.gateway: Gateway | None = None
         self.stack: Stack | None = None
@@ -80,8 +82,13 @@ class LocalStack:
                 function.warm()
             for function in self._functions:
                 function.wait_ready()
-        self._start_event_sources()
-        self.gateway.route_to(list(self._functions))
+        mappings = self._start_event_sources()
+
+        def wake() -> None:  # a response published to the topic is in the queues when its function answers
+            for mapping in mappings:
+                mapping.wake()
+
+        self.gateway.route_to(list(self._functions), wake)
         self._serve(self.gateway)
 
     @contextmanager
@@ -149,21 +156,26 @@ class LocalStack:
             thread.join(5)
         for function in self._functions:
             function.stop()
-        if self._moto:
-            self._moto.stop()
+        if self._moto:  # last: whatever still runs may yet call AWS
+            self._moto.shutdown()
+            self._moto.server_close()
 
     # ── parts ──
 
     @property
     def _moto_url(self) -> str:
         assert self._moto
-        host, port = self._moto.get_host_and_port()
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._moto.server_port}"
 
     def _start_moto(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call would drown the functions' own
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
+        # One request at a time: moto's backends are not thread-safe, and the functions change the delivery
+        # queue from their own processes (a retry's visibility, the release of untried messages) while the
+        # stack receives from it; interleaved, moto can hand out a later message of a group waiting its turn.
+        self._moto = make_server(
+            "127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), request_handler=_MotoRequest
+        )
+        threading.Thread(target=self._moto.serve_forever, name="moto", daemon=True).start()
         # Every AWS client of the stack and its functions talks to moto, never to an account: the functions'
         # containers get only this besides their own environment; the stack's own clients read it from ours.
         self._aws_environment = {
@@ -202,16 +214,19 @@ class LocalStack:
         )
         store.put(client, new=True)
 
-    def _start_event_sources(self) -> None:
+    def _start_event_sources(self) -> list[EventSourceMapping]:
         sqs = boto3.client("sqs")
+        mappings = []
         for function in self._functions:
             if not function.spec.queue_url:
                 continue
             mapping = EventSourceMapping(sqs, function)
-            for index in range(DELIVERY_POLLERS):
+            mappings.append(mapping)
+            for index in range(POLLERS):
                 self._thread(lambda mapping=mapping: mapping.run(self._stop), f"{function.spec.name}-poller-{index}")
             if dead_letters := _dead_letter_queue(sqs, function.spec.queue_url):
                 self._thread(lambda url=dead_letters: self._watch_dead_letters(sqs, url), "dead-letters")
+        return mappings
 
     def _watch_dead_letters(self, sqs: Any, url: str) -> None:
         """Say when something lands in the dead-letter queue, as the deployed alarm would."""
@@ -231,6 +246,10 @@ class LocalStack:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+
+class _MotoRequest(MotoRequestHandler):
+    disable_nagle_algorithm = True  # werkzeug writes headers and body apart: see devstack.servers
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -256,7 +275,8 @@ def main() -> int:
         print(stack.banner(), flush=True)
         steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in stack.timings.items())
         say("stack", f"serving after {time.monotonic() - started:.1f} s ({steps})")
-        threading.Event().wait()
+        while True:  # a signal that reaches another thread is handled once this thread runs: sleep briefly
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     except FunctionError as error:  # its container printed the traceback
@@ -269,8 +289,7 @@ def main() -> int:
             return 1
         raise
     finally:
-        for signum in _STOP_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
-            signal.signal(signum, signal.SIG_IGN)
+        _ignore_stop_signals()
         say("stack", "stopping")
         stack.stop()
         say("stack", "stopped")
@@ -283,11 +302,27 @@ def _dead_letter_queue(sqs: Any, url: str) -> str | None:
     if "RedrivePolicy" not in attributes:
         return None
     arn = json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]
-    return sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+    dead_letters: str = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+    return dead_letters
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    # Ignored from now on, before anything else: a second signal (Ctrl-C twice, or the terminal's and make's
+    # at once) would raise again in the clean-up and cut it short.
+    _ignore_stop_signals()
     raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> None:
+    # A handler that does nothing rather than SIG_IGN: a signal already pending would make Python print
+    # "Signal 15 ignored due to race condition" with a traceback.
+    for signum in _STOP_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _ignore)
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """Stopping already."""
 
 
 def _stop_with_make() -> None:

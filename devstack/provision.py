@@ -30,6 +30,7 @@ class FunctionSpec:
     http_routes: list[tuple[str, str]]
     queue_url: str | None
     batch_size: int
+    policies: Any = ()  # the template's Policies, resolved: what tests check the function's AWS calls against
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def provision(
     resolver = Resolver(
         template,
         parameter_values(template, parameters),
-        {"AWS::StackName": STACK_NAME, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT},
+        {"AWS::StackName": STACK_NAME, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"},
     )
     values = dict(secret_values or {})
     _tables(template, resolver, session.client("dynamodb"))
@@ -171,4 +172,5 @@ def _function(template: dict[str, Any], resolver: Resolver, name: str, spec: dic
         http_routes=routes,
         queue_url=queue_url,
         batch_size=batch_size,
+        policies=resolver(spec["Properties"].get("Policies", [])),
     )

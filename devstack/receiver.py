@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from devstack.console import say
-from devstack.servers import LocalServer
+from devstack.servers import LocalRequestHandler, LocalServer
 
 
 class Receiver(LocalServer):
@@ -22,9 +21,8 @@ class Receiver(LocalServer):
         self.webhook = Webhook(webhook_secret)
 
 
-class _Request(BaseHTTPRequestHandler):
+class _Request(LocalRequestHandler):
     server: Receiver
-    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))

@@ -26,8 +26,10 @@ def _short_form(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]
             value = value.split(".", 1)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
-    else:
+    elif isinstance(node, yaml.MappingNode):
         value = loader.construct_mapping(node, deep=True)
+    else:
+        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{suffix}", node.start_mark)
     return {name: value}
 
 
@@ -35,12 +37,13 @@ _Loader.add_multi_constructor("!", _short_form)
 
 
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader plus CloudFormation tags
+    template: dict[str, Any] = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader plus CFN tags
+    return template
 
 
 @dataclass
 class Resolver:
-    """Evaluates Ref, GetAtt, Sub, If, Equals and Not against parameters and provisioned resources."""
+    """Evaluates Ref, GetAtt, Sub, If, Equals and Not against parameters and provisioned resources; refuses others."""
 
     template: dict[str, Any]
     parameters: dict[str, str]
@@ -70,6 +73,8 @@ class Resolver:
                 return str(left) == str(right)
             if key == "Fn::Not":
                 return not self(argument[0])
+            if key.startswith("Fn::"):
+                raise ValueError(f"{self._where(value)}: {key} is an intrinsic function the local stack cannot resolve")
         resolved = {k: self(v) for k, v in value.items()}
         return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
@@ -84,6 +89,18 @@ class Resolver:
 
     def condition(self, name: str) -> bool:
         return bool(self(self.template["Conditions"][name]))
+
+    def _where(self, node: dict[str, Any]) -> str:
+        """The node's path in the template, such as `Resources.Queue.Properties.QueueName`."""
+
+        def search(tree: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
+            if tree is node:
+                return path
+            children = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+            return next((found for k, v in children if (found := search(v, (*path, str(k)))) is not None), None)
+
+        path = search(self.template, ())
+        return ".".join(path) if path else repr(node)
 
     def _sub(self, name: str) -> str:
         resource, _, attribute = name.partition(".")

@@ -21,6 +21,12 @@ os.environ.update(
 )
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--iam-summary", action="store_true", help="print the AWS calls the IAM check covered per function"
+    )
+
+
 @pytest.fixture
 def aws() -> Iterator[boto3.Session]:
     with mock_aws():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -21,9 +22,9 @@ RETRY_SCHEDULE = "1,2"
 MAX_ATTEMPTS = 3
 
 
-def local_server() -> Iterator[HTTPServer]:
-    """A real HTTP server on 127.0.0.1, for a fixture to yield from."""
-    server = HTTPServer(host="127.0.0.1", port=0)
+def local_server(*, threaded: bool = False) -> Iterator[HTTPServer]:
+    """A real HTTP server on 127.0.0.1, for a fixture to yield from; `threaded` takes requests at once."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=threaded)
     server.start()
     yield server
     server.clear()
@@ -38,6 +39,18 @@ class Attempt:
     conversation: str
     text: str
     status: int
+    started: float = 0.0
+    headers: dict[str, str] | None = None
+    body: bytes = b""
+
+
+@dataclass
+class Refusal:
+    """How the receiver answers one response (by its text) for its first `times` attempts."""
+
+    times: int
+    status: int = 500
+    headers: dict[str, str] | None = None
 
 
 class Receiver:
@@ -53,6 +66,7 @@ class Receiver:
         self._secret_of = secret_of
         self._pause = pause
         self._failing: dict[str, tuple[int, Callable[[], bool]]] = {}
+        self._refusals: dict[str, Refusal] = {}
         self._lock = threading.Lock()
         server.expect_request(path, method="POST").respond_with_handler(self._take)
 
@@ -60,6 +74,20 @@ class Receiver:
         """Answer 500 to the conversation's first `times` attempts, and to any after them until `until()`."""
         self._failing[conversation] = (times, until)
         return self
+
+    def refuse(self, text: str, times: int, status: int = 500, headers: dict[str, str] | None = None) -> Receiver:
+        """Answer `status` (with `headers`) to the first `times` attempts of the response whose text is `text`."""
+        self._refusals[text] = Refusal(times, status, headers)
+        return self
+
+    def most_at_once(self) -> int:
+        """The largest number of deliveries the receiver was handling at the same moment."""
+        edges = sorted([(a.started, 1) for a in self.attempts] + [(a.at, -1) for a in self.attempts])
+        return max(itertools.accumulate(change for _, change in edges), default=0)
+
+    def tries(self, text: str) -> list[Attempt]:
+        """Every attempt of the response whose text is `text`, in order."""
+        return [a for a in self.attempts if a.text == text]
 
     def delivered(self, conversation: str) -> list[str]:
         return [a.text for a in self.attempts if a.conversation == conversation and a.status == 204]
@@ -82,16 +110,29 @@ class Receiver:
         except Exception as error:
             self.unverified.append(f"{error!r}: {data!r}")
             return HttpResponse(status=400)
+        started = time.monotonic()
         time.sleep(self._pause)
-        conversation = body["conversationId"]
+        conversation, text = body["conversationId"], body["payload"]["text"]
         with self._lock:
             tried = sum(1 for attempt in self.attempts if attempt.conversation == conversation)
             times, until = self._failing.get(conversation, (0, lambda: True))
-            status = 500 if tried < times or not until() else 204
+            status, headers = 500 if tried < times or not until() else 204, None
+            refusal = self._refusals.get(text)
+            if refusal and len(self.tries(text)) < refusal.times:
+                status, headers = refusal.status, refusal.headers
             self.attempts.append(
-                Attempt(time.monotonic(), request.headers["webhook-id"], conversation, body["payload"]["text"], status)
+                Attempt(
+                    time.monotonic(),
+                    request.headers["webhook-id"],
+                    conversation,
+                    text,
+                    status,
+                    started,
+                    dict(request.headers),
+                    data,
+                )
             )
-        return HttpResponse(status=status)
+        return HttpResponse(status=status, headers=headers)
 
 
 class Relay:

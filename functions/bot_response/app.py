@@ -8,9 +8,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from relay import errors
 from relay.api import create_resolver, request_body
-from relay.bot_responses import BotResponses
+from relay.bot_responses import REFUSALS, BotResponses
 from relay.function import tracer
 from relay.settings import BotResponseSettings
 
@@ -18,12 +17,12 @@ logger = Logger()
 metrics = Metrics()
 
 bot_responses = BotResponses.from_settings(BotResponseSettings())
-app = create_resolver(errors.WrongSecret, errors.InvalidRequest, errors.TooLarge, errors.UnknownConversation)
+app = create_resolver(*REFUSALS)
 
 
 @app.post("/bot/responses/<secret>")
 def post_bot_response(secret: str) -> dict[str, str]:
-    return {"status": bot_responses.receive(secret, request_body(app.current_event))}
+    return bot_responses.receive(secret, request_body(app.current_event)).model_dump(by_alias=True)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

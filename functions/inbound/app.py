@@ -8,24 +8,16 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from relay import errors
 from relay.api import create_resolver, request_body
 from relay.function import tracer
-from relay.inbound import Inbound
+from relay.inbound import REFUSALS, Inbound
 from relay.settings import InboundSettings
 
 logger = Logger()
 metrics = Metrics()
 
 inbound = Inbound.from_settings(InboundSettings())
-app = create_resolver(
-    errors.Unauthorized,
-    errors.InvalidRequest,
-    errors.TooLarge,
-    errors.MessageInProgress,
-    errors.MessageIdReused,
-    errors.BotUnavailable,
-)
+app = create_resolver(*REFUSALS)
 
 
 @app.post("/messages")

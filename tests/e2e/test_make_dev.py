@@ -99,3 +99,15 @@ def test_a_port_in_use_is_named() -> None:
 
     assert result.returncode == 1
     assert re.search(rf"port {port} is in use; choose another, e.g. PORT=\d+ make dev", result.stderr)
+
+
+def test_a_second_signal_during_the_clean_up_does_not_cut_it_short() -> None:
+    with StackProcess.start(environment()) as stack:
+        # Two signals at once, as when a terminal and `make` both pass one on: the second lands in the clean-up.
+        os.kill(stack.process.pid, signal.SIGINT)
+        os.kill(stack.process.pid, signal.SIGTERM)
+        stack.process.wait(30)
+
+        assert stack.leftovers() == []
+        stack.wait_for_output(r"stack +stopped")
+        assert "Traceback" not in stack.output

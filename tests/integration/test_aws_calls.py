@@ -7,39 +7,35 @@ delivery 0 beyond the event source. Run with -s to see the figures.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
 
 import boto3
 import pytest
 from pytest_httpserver import HTTPServer
 
 from harness import Relay, message
+from iam_policy import CallRecorder
 
 MESSAGES = 20
 
 
 class CallCounter:
-    def __init__(self) -> None:
-        self.calls: Counter[str] = Counter()
+    """Counts the calls the IAM check records (each function's own clients; the harness's calls are not)."""
 
-    def __call__(self, model: Any, **_: Any) -> None:
-        self.calls[f"{model.service_model.service_name}:{model.name}"] += 1
+    def __init__(self, recorder: CallRecorder) -> None:
+        self._recorder = recorder
+        self._seen = 0
 
     def take(self) -> Counter[str]:
-        calls, self.calls = self.calls, Counter()
-        return calls
+        calls = self._recorder.calls[self._seen :]
+        self._seen += len(calls)
+        return Counter(call.operation for call in calls)
 
 
 @pytest.fixture
-def counted(aws: boto3.Session, bot: HTTPServer) -> Iterator[tuple[Relay, CallCounter]]:
-    """The relay with every AWS call its handlers make counted (the harness's own calls are not)."""
-    counter = CallCounter()
-    boto3.setup_default_session(region_name="us-east-1")  # the session the handlers' clients come from
-    boto3.DEFAULT_SESSION.events.register("before-call", counter)
+def counted(aws: boto3.Session, bot: HTTPServer, iam_checked: CallRecorder) -> tuple[Relay, CallCounter]:
+    """The relay with every AWS call its handlers make counted."""
     bot.expect_request("/webhook", method="POST").respond_with_json({})
-    yield Relay(aws, bot), counter
-    boto3.DEFAULT_SESSION = None
+    return Relay(aws, bot), CallCounter(iam_checked)
 
 
 def test_warm_calls_per_message(counted: tuple[Relay, CallCounter], receiver: HTTPServer) -> None:

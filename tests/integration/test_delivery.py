@@ -4,19 +4,114 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
+import uuid
+from collections.abc import Iterator
 
 import boto3
 import pytest
 from pytest_httpserver import HTTPServer
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from devstack.esm import EventSourceMapping
 from devstack.lambdas import LocalFunction
-from harness import MAX_ATTEMPTS, Receiver, Relay, message
+from harness import MAX_ATTEMPTS, Receiver, Relay, local_server, message
+from relay import cli
+
+# A stopped conversation waits this long (plus a margin) before going to the dead-letter queue, so that
+# every container's cached client record knows of the stop; short here to keep the tests quick.
+CACHE_TTL_SECONDS = "0.5"
+
+
+def with_delivery_environment(relay: Relay, **environment: str) -> Relay:
+    relay.delivery = LocalFunction(relay.delivery.spec, environment)
+    relay.mapping = EventSourceMapping(relay.sqs, relay.delivery)
+    return relay
+
+
+@pytest.fixture
+def relay(relay: Relay) -> Relay:
+    return with_delivery_environment(relay, CACHE_TTL_SECONDS=CACHE_TTL_SECONDS)
 
 
 def start_conversation(relay: Relay, token: str, conversation: str) -> dict:
     relay.post_message(token, message(conversation=conversation, text=conversation))
     return relay.forwarded()[-1]
+
+
+def bot_says(relay: Relay, forwarded: dict, text: str) -> dict:
+    """The bot sends one response with this text in the forwarded message's conversation."""
+    body = {
+        "type": "text",
+        "payload": {"text": text},
+        "conversationId": forwarded["conversationId"],
+        "botpressMessageId": str(uuid.uuid4()),
+    }
+    assert relay.post_bot_response(body).status == 200
+    return body
+
+
+def texts(responses: list[dict]) -> list[str]:
+    return [response["payload"]["text"] for response in responses]
+
+
+@pytest.fixture
+def busy_receiver() -> Iterator[HTTPServer]:
+    """A receiver that takes many requests at once, as a real one does."""
+    yield from local_server(threaded=True)
+
+
+def test_a_batchs_conversations_are_delivered_at_once_each_in_order(relay: Relay, busy_receiver: HTTPServer) -> None:
+    client, token = relay.add_client("acme", response_url=busy_receiver.url_for("/hook"))
+    # Long enough for all ten to arrive while the first is still being answered, even on a loaded machine.
+    slow = Receiver(busy_receiver, {"acme": client.webhook_secret}, pause=2.0)
+    conversations = [f"c{n}" for n in range(10)]
+    single = {c: texts(relay.reply(start_conversation(relay, token, c))) for c in conversations}
+
+    assert relay.mapping.poll() == 10, "one batch"
+
+    assert slow.most_at_once() == 10, "the batch's ten conversations were delivered at the same time"
+    threes = {c: texts(relay.reply(start_conversation(relay, token, c), 3)) for c in conversations[:3]}
+    relay.drain()
+    for conversation in conversations:
+        assert slow.delivered(conversation) == single[conversation] + threes.get(conversation, [])
+
+
+def test_responses_behind_a_failing_one_keep_all_their_own_attempts(relay: Relay, receiver: HTTPServer) -> None:
+    """Receives spent waiting behind a failing response are not attempts: only real POSTs count."""
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    replies = texts(relay.reply(start_conversation(relay, token, "c"), 3))
+    flaky = Receiver(receiver, {"acme": client.webhook_secret})
+    flaky.refuse(replies[0], MAX_ATTEMPTS - 1).refuse(replies[1], 1)
+
+    relay.drain(timeout=30)
+
+    assert flaky.delivered("c") == replies, "every response, in the bot's order"
+    assert [a.status for a in flaky.tries(replies[0])] == [500] * (MAX_ATTEMPTS - 1) + [204]
+    assert [a.status for a in flaky.tries(replies[1])] == [500, 204], "its first refusal was its first attempt"
+    assert [a.status for a in flaky.tries(replies[2])] == [204]
+    assert relay.dead_letters() == []
+
+
+def test_a_conversation_stops_at_its_undeliverable_response_and_nothing_later_is_delivered(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    forwarded = start_conversation(relay, token, "c")
+    replies = texts(relay.reply(forwarded, 3))
+    other = texts(relay.reply(start_conversation(relay, token, "other"), 1))
+    flaky = Receiver(receiver, {"acme": client.webhook_secret}).refuse(replies[0], 1000)
+
+    relay.drain(timeout=30)
+    later = bot_says(relay, forwarded, "said after the stop")
+    relay.drain(timeout=30)
+
+    assert len(flaky.tries(replies[0])) == MAX_ATTEMPTS, "its full schedule of real attempts"
+    assert flaky.delivered("c") == [], "nothing of the conversation after its undeliverable response"
+    assert flaky.delivered("other") == other, "the other conversation was not held up"
+    dead = relay.dead_letters()
+    assert texts(dead) == [*replies, later["payload"]["text"]], "the conversation whole, in order"
 
 
 def test_failing_receiver_is_retried_with_growing_delays_in_order_without_holding_up_others(
@@ -87,13 +182,126 @@ def test_messages_an_invocation_has_no_time_for_are_delivered_by_the_next_one(
     relay.mapping = EventSourceMapping(relay.sqs, relay.delivery)
     client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
     slow = Receiver(receiver, {"acme": client.webhook_secret}, pause=0.8)
-    replies = [relay.reply(start_conversation(relay, token, f"c{n}"))[0] for n in range(4)]
+    replies = texts(relay.reply(start_conversation(relay, token, "c"), 4))
 
     first_batch = relay.mapping.poll()
     delivered_first = len(slow.attempts)
     relay.drain()
 
-    assert first_batch == 4 and delivered_first < 4, "the function's 4 s cannot fit four 0.8 s deliveries"
-    assert sorted(a.webhook_id for a in slow.attempts) == sorted(f"msg_{r['botpressMessageId']}" for r in replies)
+    assert first_batch == 4 and delivered_first < 4, "the function's 4 s cannot fit four 0.8 s deliveries in a row"
+    assert slow.delivered("c") == replies
     assert {a.status for a in slow.attempts} == {204}
     assert '"DeliveryFailed"' not in capsys.readouterr().out
+
+
+# ── what the receiver says ──
+
+
+def test_retry_after_is_honoured(relay: Relay, receiver: HTTPServer) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    (reply,) = texts(relay.reply(start_conversation(relay, token, "c")))
+    busy = Receiver(receiver, {"acme": client.webhook_secret}).refuse(reply, 1, 429, {"Retry-After": "3"})
+
+    relay.drain(timeout=30)
+
+    first, second = busy.tries(reply)
+    assert (first.status, second.status) == (429, 204)
+    assert second.started - first.at >= 3, "not sooner than asked (the schedule alone would wait 1 s)"
+
+
+def test_410_gone_switches_the_response_url_off_until_an_operator_sets_it_again(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    forwarded = start_conversation(relay, token, "c")
+    replies = texts(relay.reply(forwarded, 3))
+    gone = Receiver(receiver, {"acme": client.webhook_secret}).refuse(replies[0], 1, 410)
+
+    relay.drain()
+
+    assert [a.text for a in gone.attempts] == [replies[0]], "nothing more is attempted there"
+    assert relay.clients.get("acme").response_url_off
+    assert '"ResponseUrlGone":[1.0]' in capsys.readouterr().out.replace(" ", "")
+    assert relay.dead_letters() == [], "its responses are not undeliverable: they stay on SNS"
+
+    assert cli.main(["--table", relay.stack.ref("ClientsTable"), "list"]) == 0
+    assert "OFF" in capsys.readouterr().out
+    assert cli.main(["--table", relay.stack.ref("ClientsTable"), "set-url", "acme", receiver.url_for("/hook")]) == 0
+    relay.delivery.module.delivery._clients.forget("acme")  # the container's cache, as after its minute
+    later = bot_says(relay, forwarded, "after the URL is back")
+    relay.drain()
+
+    assert gone.delivered("c") == [later["payload"]["text"]]
+
+
+# ── rotation ──
+
+
+def end_grace(relay: Relay, client_id: str) -> None:
+    """The rotation's grace period is over: as an hour later, without waiting for it."""
+    boto3.client("dynamodb", region_name="us-east-1").update_item(
+        TableName=relay.stack.ref("ClientsTable"),
+        Key={"clientId": {"S": client_id}},
+        UpdateExpression="SET previousSecretExpiresAt = :past",
+        ExpressionAttributeValues={":past": {"S": "2000-01-01T00:00:00Z"}},
+    )
+
+
+def test_during_a_rotations_grace_deliveries_verify_with_either_secret_and_after_it_only_the_new(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    old_secret = client.webhook_secret
+    assert cli.main(["--table", relay.stack.ref("ClientsTable"), "rotate", "acme", "--secret", "--grace", "1h"]) == 0
+    new_secret = re.search(r"signing secret:\s+(\S+)", capsys.readouterr().out).group(1)
+    secret_of = {"acme": old_secret}  # the receiver has not been given the new secret yet
+    taker = Receiver(receiver, secret_of)
+    forwarded = start_conversation(relay, token, "c")
+
+    relay.reply(forwarded)
+    relay.drain()
+
+    during = taker.attempts[-1]
+    assert during.status == 204, taker.unverified
+    assert len(during.headers["Webhook-Signature"].split(" ")) == 2, "one signature per valid secret"
+    Webhook(new_secret).verify(during.body, during.headers)
+
+    end_grace(relay, "acme")
+    relay.delivery.module.delivery._clients.forget("acme")  # the container's cache, as after its minute
+    secret_of["acme"] = new_secret
+    relay.reply(forwarded)
+    relay.drain()
+
+    after = taker.attempts[-1]
+    assert after.status == 204, taker.unverified
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old_secret).verify(after.body, after.headers)
+
+
+# ── operators ──
+
+
+def test_redrive_of_one_conversation_delivers_it_whole_in_order_once_the_receiver_is_back(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    doomed = texts(relay.reply(start_conversation(relay, token, "doomed"), 3))
+    other = texts(relay.reply(start_conversation(relay, token, "other"), 1))
+    flaky = Receiver(receiver, {"acme": client.webhook_secret}).refuse(doomed[0], MAX_ATTEMPTS).fail("other", 1000)
+    relay.drain(timeout=30)
+    queues = [
+        "--queue",
+        relay.stack.ref("DeliveryQueue"),
+        "--dead-letter-queue",
+        relay.stack.ref("DeliveryDeadLetterQueue"),
+    ]
+    capsys.readouterr()
+
+    assert cli.main(["redrive", *queues, "--client", "acme", "--conversation", "doomed", "--dry-run"]) == 0
+    assert "Would move 3 " in capsys.readouterr().out
+    assert cli.main(["redrive", *queues, "--client", "acme", "--conversation", "doomed"]) == 0
+    assert "Moved 3 " in capsys.readouterr().out
+    relay.drain(timeout=30)
+
+    assert flaky.delivered("doomed") == doomed, "the conversation whole, in order, after its redrive"
+    assert texts(relay.dead_letters()) == other, "only the conversation asked for moved"

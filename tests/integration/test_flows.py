@@ -41,9 +41,9 @@ def test_bot_responses_publish_known_conversations_only(relay: Relay) -> None:
     relay.post_message(token, message(conversation="c-1"))
     response = {"type": "text", "payload": {"text": "hi"}, "botpressMessageId": str(uuid.uuid4())}
 
-    assert bot_responses.receive(relay.bot_secret, json.dumps({**response, "conversationId": "acme:c-1"})) == (
-        "published"
-    )
+    receipt = bot_responses.receive(relay.bot_secret, json.dumps({**response, "conversationId": "acme:c-1"}))
+
+    assert receipt.status == "published"
     with pytest.raises(UnknownConversation):
         bot_responses.receive(relay.bot_secret, json.dumps({**response, "conversationId": "acme:other"}))
     with pytest.raises(WrongSecret):

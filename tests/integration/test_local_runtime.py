@@ -21,7 +21,9 @@ from devstack.runtime import Function, FunctionError
 from harness import Relay
 
 
-def spec(code_dir: Path, routes: list[tuple[str, str]] | None = None, timeout_seconds: int = 3) -> FunctionSpec:
+def spec(
+    code_dir: Path, routes: list[tuple[str, str]] | None = None, timeout_seconds: int = 3, queue_url: str | None = None
+) -> FunctionSpec:
     return FunctionSpec(
         name="ProbeFunction",
         code_dir=code_dir,
@@ -29,7 +31,7 @@ def spec(code_dir: Path, routes: list[tuple[str, str]] | None = None, timeout_se
         timeout_seconds=timeout_seconds,
         environment={"POWERTOOLS_SERVICE_NAME": "probe"},
         http_routes=routes or [],
-        queue_url=None,
+        queue_url=queue_url,
         batch_size=10,
     )
 
@@ -116,7 +118,10 @@ def test_a_function_error_or_a_malformed_result_is_a_500(serve: Any, result: Any
     assert (response.status, response.json()) == (500, {"message": "Internal Server Error"})
 
 
-@pytest.mark.parametrize(("method", "path"), [("POST", "/elsewhere"), ("GET", "/work"), ("POST", "/work/extra")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/elsewhere"), ("GET", "/work"), ("POST", "/work/extra"), ("TRACE", "/work"), ("QUERY", "/work")],
+)
 def test_no_route_is_a_404(serve: Any, method: str, path: str) -> None:
     function = Recorded({"statusCode": 200}, [("POST", "/work")])
     url = serve(function)
@@ -223,3 +228,71 @@ def test_the_dead_letter_queue_watched_is_the_one_the_delivery_queue_redrives_to
 
     assert dead_letters == relay.stack.ref("DeliveryDeadLetterQueue")
     assert _dead_letter_queue(relay.sqs, dead_letters) is None
+
+
+# ── the event source mapping ──
+
+
+class Conversations:
+    """A delivery function on a FIFO queue, scripted to replay one interleaving of the mapping's two pollers.
+
+    The first response of conversation `g` is held until conversation `x`'s response has failed (its retry
+    made due half a second after that invocation ends); `g`'s first is then done and deleted while the other
+    poller is receiving, and `x`'s comes back while the rest of `g` waits.
+    """
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self.spec = spec(Path("."), queue_url=queue_url)
+        self.sqs = sqs
+        self.handed_over: list[str] = []
+        self.first_taken = threading.Event()
+        self.x_failed = threading.Event()
+        self.done = threading.Event()
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        bodies = [record["body"] for record in event["Records"]]
+        self.handed_over.extend(bodies)
+        if bodies == ["g1"]:
+            self.first_taken.set()
+            self.x_failed.wait(10)
+            time.sleep(0.2)  # the other poller is receiving by now
+            return {"batchItemFailures": []}
+        if bodies == ["x1"] and not self.x_failed.is_set():
+            (record,) = event["Records"]
+            self.sqs.change_message_visibility(
+                QueueUrl=self.spec.queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=1
+            )
+            time.sleep(0.5)
+            self.x_failed.set()
+            return {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+        if {"g1", "g2", "g3", "x1"} <= set(self.handed_over):
+            self.done.set()
+        return {"batchItemFailures": []}
+
+
+def test_the_mapping_never_hands_over_a_later_response_while_an_earlier_one_waits(aws: Any) -> None:
+    from devstack.esm import EventSourceMapping
+
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(
+        QueueName="delivery.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    )["QueueUrl"]
+    function = Conversations(aws.client("sqs"), url)
+    mapping = EventSourceMapping(sqs, function)
+    stop = threading.Event()
+    pollers = [threading.Thread(target=mapping.run, args=(stop,), daemon=True) for _ in range(2)]
+    sqs.send_message(QueueUrl=url, MessageBody="g1", MessageGroupId="g")
+    for poller in pollers:
+        poller.start()
+    try:
+        assert function.first_taken.wait(10)
+        for body in ("g2", "x1", "g3"):
+            sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=body[0])
+        assert function.done.wait(20), function.handed_over
+    finally:
+        stop.set()
+        for poller in pollers:
+            poller.join(10)
+
+    conversation_g = [body for body in function.handed_over if body.startswith("g")]
+    assert conversation_g == ["g1", "g2", "g3"], function.handed_over

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 
 import boto3
@@ -12,9 +14,11 @@ from standardwebhooks import Webhook
 
 from devstack.provision import provision
 from devstack.template import load
+from relay import cli
 from relay.cli import main
-from relay.clients import ClientStore
+from relay.clients import AUTH_ATTRIBUTES, ClientStore
 from relay.errors import Unauthorized
+from relay.models import Client
 
 
 class Operator:
@@ -35,6 +39,13 @@ class Operator:
     def store(self) -> ClientStore:
         """A store with an empty cache, as a freshly started function has."""
         return ClientStore(self.session.client("dynamodb"), self.table)
+
+    def signed_in(self, token: str) -> Client:
+        """The full record of the client this token authenticates (authentication alone reads no secret)."""
+        store = self.store()
+        client = store.get(store.authenticate(token).client_id)
+        assert client is not None
+        return client
 
     def create(self, client_id: str = "acme", *extra: str) -> tuple[str, str]:
         assert self("create", "--id", client_id, "--name", f"{client_id} back end", *extra) == 0, self.err
@@ -66,7 +77,7 @@ def test_create_prints_a_working_token_and_signing_secret_once(operator: Operato
 
     assert printed(operator.out, "client id") == "acme"
     assert "will not be shown again" in operator.out
-    client = operator.store().authenticate(token)
+    client = operator.signed_in(token)
     assert client.client_id == "acme"
     assert client.name == "acme back end"
     assert str(client.response_url) == "https://acme.example/hook"
@@ -78,7 +89,7 @@ def test_create_prints_a_working_token_and_signing_secret_once(operator: Operato
 def test_create_without_a_response_url(operator: Operator) -> None:
     token, _ = operator.create("acme")
 
-    assert operator.store().authenticate(token).response_url is None
+    assert operator.signed_in(token).response_url is None
 
 
 def test_create_refuses_an_existing_id_and_keeps_its_credentials(operator: Operator) -> None:
@@ -89,7 +100,7 @@ def test_create_refuses_an_existing_id_and_keeps_its_credentials(operator: Opera
     assert status == 1
     assert "already exists" in operator.err
     assert "token" not in operator.out
-    client = operator.store().authenticate(token)
+    client = operator.signed_in(token)
     assert (client.name, client.webhook_secret) == ("acme back end", secret)
 
 
@@ -156,33 +167,67 @@ def test_list_of_an_empty_table_says_so(operator: Operator) -> None:
 # ── rotate ──
 
 
-def test_rotate_replaces_the_token_and_the_secret(operator: Operator) -> None:
+def test_rotate_now_replaces_the_token_and_the_secret_at_once(operator: Operator) -> None:
     old_token, old_secret = operator.create("acme")
 
-    assert operator("rotate", "acme") == 0
+    assert operator("rotate", "acme", "--now") == 0
 
     new_token, new_secret = printed(operator.out, "bearer token"), printed(operator.out, "signing secret")
     assert "will not be shown again" in operator.out
     store = operator.store()
     with pytest.raises(Unauthorized):
         store.authenticate(old_token)
-    client = store.authenticate(new_token)
+    client = operator.signed_in(new_token)
     assert new_secret.startswith("whsec_")
     assert new_secret != old_secret
     assert client.webhook_secret == new_secret
+    assert client.signing_secrets(datetime.now(UTC)) == [new_secret]
+
+
+def test_rotate_keeps_the_previous_token_and_secret_for_the_grace_period(operator: Operator) -> None:
+    old_token, old_secret = operator.create("acme")
+
+    assert operator("rotate", "acme", "--grace", "1s") == 0
+
+    new_token, new_secret = printed(operator.out, "bearer token"), printed(operator.out, "signing secret")
+    assert "keeps working until" in operator.out
+    assert operator.signed_in(old_token).client_id == operator.signed_in(new_token).client_id == "acme"
+    assert operator.signed_in(new_token).signing_secrets(datetime.now(UTC)) == [new_secret, old_secret]
+    time.sleep(1.1)
+    with pytest.raises(Unauthorized):
+        operator.store().authenticate(old_token)
+    assert operator.signed_in(new_token).signing_secrets(datetime.now(UTC)) == [new_secret]
+
+
+def test_rotate_grace_defaults_to_a_day(operator: Operator) -> None:
+    token, secret = operator.create("acme")
+    before = datetime.now(UTC)
+
+    assert operator("rotate", "acme", "--secret") == 0
+
+    client = operator.signed_in(token)
+    assert client.previous_webhook_secret == secret
+    assert client.previous_secret_expires_at is not None
+    assert timedelta(hours=24) <= client.previous_secret_expires_at - before < timedelta(hours=24, minutes=1)
+
+
+def test_a_bad_grace_is_bad_input(operator: Operator) -> None:
+    operator.create("acme")
+
+    assert operator("rotate", "acme", "--grace", "soon") == 2
+    assert "--grace" in operator.err and "24h" in operator.err
 
 
 def test_rotate_token_only_keeps_the_signing_secret(operator: Operator) -> None:
     old_token, secret = operator.create("acme")
 
-    assert operator("rotate", "acme", "--token") == 0
+    assert operator("rotate", "acme", "--token", "--now") == 0
 
     assert "signing secret" not in operator.out
     assert "whsec_" not in operator.out
-    store = operator.store()
     with pytest.raises(Unauthorized):
-        store.authenticate(old_token)
-    assert store.authenticate(printed(operator.out, "bearer token")).webhook_secret == secret
+        operator.store().authenticate(old_token)
+    assert operator.signed_in(printed(operator.out, "bearer token")).webhook_secret == secret
 
 
 def test_rotate_secret_only_keeps_the_token_working(operator: Operator) -> None:
@@ -194,7 +239,64 @@ def test_rotate_secret_only_keeps_the_token_working(operator: Operator) -> None:
     new_secret = printed(operator.out, "signing secret")
     assert new_secret.startswith("whsec_")
     assert new_secret != old_secret
-    assert operator.store().authenticate(token).webhook_secret == new_secret
+    assert operator.signed_in(token).webhook_secret == new_secret
+
+
+# ── two operators at once ──
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (["set-url", "acme", "https://new.example/hook"], ["disable", "acme"]),
+        (["disable", "acme"], ["rotate", "acme", "--secret"]),
+        (["rotate", "acme", "--secret"], ["set-url", "acme", "https://new.example/hook"]),
+    ],
+    ids=["set-url vs disable", "disable vs rotate", "rotate vs set-url"],
+)
+def test_two_operators_at_once_both_keep_their_change(
+    operator: Operator, monkeypatch: pytest.MonkeyPatch, first: list[str], second: list[str]
+) -> None:
+    """The second command runs between the first one's read and its write: neither change is lost."""
+    _, secret = operator.create("acme", "--response-url", "https://old.example/hook")
+    ran: list[int] = []
+
+    def meanwhile(**_: object) -> None:
+        if not ran:
+            ran.append(-1)  # once: the second command's own write must not start a third
+            ran[0] = operator(*second)
+
+    original = cli.aws_client
+
+    def aws_client(args: object, service: str) -> object:
+        client = original(args, service)
+        client.meta.events.register("before-call.dynamodb.UpdateItem", meanwhile)
+        return client
+
+    monkeypatch.setattr(cli, "aws_client", aws_client)
+    assert operator(*first) == 0
+
+    assert ran == [0]
+    client = operator.store().get("acme")
+    commands = {first[0], second[0]}
+    assert ("set-url" not in commands) or str(client.response_url) == "https://new.example/hook"
+    assert ("disable" not in commands) or not client.enabled
+    assert ("rotate" not in commands) or client.webhook_secret != secret
+
+
+def test_authentication_reads_only_the_token_attributes(operator: Operator) -> None:
+    token, _ = operator.create("acme", "--response-url", "https://acme.example/hook")
+    requests: list[dict] = []
+    dynamodb = operator.session.client("dynamodb")
+    dynamodb.meta.events.register("provide-client-params.dynamodb.GetItem", lambda params, **_: requests.append(params))
+
+    ClientStore(dynamodb, operator.table).authenticate(token)
+
+    (request,) = requests
+    names = request["ExpressionAttributeNames"]
+    read = {names.get(part.strip(), part.strip()) for part in request["ProjectionExpression"].split(",")}
+    assert read == set(AUTH_ATTRIBUTES)
+    assert "webhookSecret" not in read
 
 
 # ── disable, enable, set-url ──
@@ -223,12 +325,12 @@ def test_set_url_changes_and_removes_the_response_url(operator: Operator) -> Non
     token, secret = operator.create("acme", "--response-url", "https://old.example/hook")
 
     assert operator("set-url", "acme", "https://new.example/hook") == 0
-    client = operator.store().authenticate(token)
+    client = operator.signed_in(token)
     assert str(client.response_url) == "https://new.example/hook"
     assert client.webhook_secret == secret
 
     assert operator("set-url", "acme", "--none") == 0
-    assert operator.store().authenticate(token).response_url is None
+    assert operator.signed_in(token).response_url is None
 
 
 def test_set_url_refuses_a_bad_url_and_keeps_the_old_one(operator: Operator) -> None:
@@ -237,7 +339,7 @@ def test_set_url_refuses_a_bad_url_and_keeps_the_old_one(operator: Operator) -> 
     assert operator("set-url", "acme", "acme.example/hook") == 2
 
     assert "URL" in operator.err
-    assert str(operator.store().authenticate(token).response_url) == "https://acme.example/hook"
+    assert str(operator.signed_in(token).response_url) == "https://acme.example/hook"
 
 
 @pytest.mark.parametrize("argv", [["set-url", "acme"], ["set-url", "acme", "https://acme.example/hook", "--none"]])

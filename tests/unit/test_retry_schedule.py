@@ -1,32 +1,56 @@
-"""How long a failed delivery waits, and the schedule a deployer configures."""
+"""How long a failed delivery waits: the schedule a deployer configures, and what the receiver asks for."""
 
 from __future__ import annotations
+
+import email.utils
 
 import pytest
 from pydantic import ValidationError
 
-from relay.delivery import retry_delay
-from relay.settings import DeliverySettings
+from relay.delivery import retry_after, retry_delay
+from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings
 
 SVIX = (5, 300, 1800, 7200, 18000, 36000)
+NAMES = {"clients_table": "t", "delivery_state_table": "s", "delivery_queue_url": "q", "dead_letter_queue_url": "d"}
 
 
-def test_each_failure_waits_longer_and_the_last_goes_to_the_dead_letter_queue() -> None:
-    delays = [retry_delay(attempt, SVIX, 7) for attempt in range(1, 8)]
-    assert delays == [5, 300, 1800, 7200, 18000, 36000, 0]
+def test_each_failure_waits_longer() -> None:
+    assert [retry_delay(attempt, SVIX) for attempt in range(1, 7)] == list(SVIX)
 
 
 def test_a_schedule_shorter_than_the_attempts_repeats_its_last_delay() -> None:
-    assert [retry_delay(attempt, (1, 2), 5) for attempt in range(1, 6)] == [1, 2, 2, 2, 0]
+    assert [retry_delay(attempt, (1, 2)) for attempt in range(1, 5)] == [1, 2, 2, 2]
 
 
 def test_schedule_is_read_from_a_comma_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DELIVERY_RETRY_SCHEDULE", "5,300,1800")
-    assert DeliverySettings(clients_table="t", delivery_queue_url="q").delivery_retry_schedule == (5, 300, 1800)
+    assert DeliverySettings(**NAMES).delivery_retry_schedule == (5, 300, 1800)
 
 
 @pytest.mark.parametrize("schedule", ["", "5,x", "5,50000", "-1"])
 def test_a_bad_schedule_is_refused_at_start(monkeypatch: pytest.MonkeyPatch, schedule: str) -> None:
     monkeypatch.setenv("DELIVERY_RETRY_SCHEDULE", schedule)
     with pytest.raises(ValidationError, match="delivery_retry_schedule"):
-        DeliverySettings(clients_table="t", delivery_queue_url="q")
+        DeliverySettings(**NAMES)
+
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("120", 120),
+        (" 0 ", 0),
+        (email.utils.formatdate(NOW + 90, usegmt=True), 90),
+        (email.utils.formatdate(NOW - 90, usegmt=True), 0),
+        ("999999", MAX_RETRY_DELAY_SECONDS),
+        (email.utils.formatdate(NOW + 3 * 86400, usegmt=True), MAX_RETRY_DELAY_SECONDS),
+        ("soon", None),
+        ("-5", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date_within_sqs_limit(header: str | None, seconds: int) -> None:
+    assert retry_after(header, now=NOW) == seconds

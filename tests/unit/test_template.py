@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
-from devstack.template import ROOT, load, resources_of_type
+from devstack.template import ROOT, Resolver, load, resources_of_type
+from relay.clients import AUTH_ATTRIBUTES
+from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings
 
 TOOLS = ROOT / ".tools" / "bin"
 TEMPLATE = load()
@@ -79,8 +84,12 @@ def test_no_sam_policy_template_grants_more_than_written() -> None:
 def test_delivery_retries_agree_with_the_queue() -> None:
     queue = TEMPLATE["Resources"]["DeliveryQueue"]["Properties"]
     delivery = FUNCTIONS["DeliveryFunction"]["Properties"]
-    assert queue["RedrivePolicy"]["maxReceiveCount"] == {"Ref": "DeliveryMaxAttempts"}
     assert delivery["Environment"]["Variables"]["DELIVERY_MAX_ATTEMPTS"] == {"Ref": "DeliveryMaxAttempts"}
+    # A message waiting behind failing ones in its batch is received again with each of their attempts;
+    # the receive count is only a safety net and must never dead-letter before the function does.
+    most_attempts = TEMPLATE["Parameters"]["DeliveryMaxAttempts"]["MaxValue"]
+    batch_size = delivery["Events"]["DeliveryQueue"]["Properties"]["BatchSize"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] > (batch_size - 1) * most_attempts + most_attempts
     assert queue["VisibilityTimeout"] >= 6 * delivery["Timeout"], "Lambda advises six times the function timeout"
     assert (event := delivery["Events"]["DeliveryQueue"]["Properties"])["FunctionResponseTypes"] == [
         "ReportBatchItemFailures"
@@ -93,3 +102,74 @@ def test_subscription_delivers_raw_messages_to_the_fifo_queue() -> None:
     assert subscription["RawMessageDelivery"] is True
     assert TEMPLATE["Resources"]["ResponsesTopic"]["Properties"]["FifoTopic"] is True
     assert TEMPLATE["Resources"]["DeliveryQueue"]["Properties"]["FifoQueue"] is True
+
+
+RETRY_SCHEDULE = re.compile(TEMPLATE["Parameters"]["DeliveryRetrySchedule"]["AllowedPattern"])
+
+
+def function_accepts(schedule: str) -> bool:
+    try:
+        DeliverySettings(
+            clients_table="t",
+            delivery_state_table="s",
+            delivery_queue_url="q",
+            dead_letter_queue_url="d",
+            delivery_retry_schedule=schedule,
+        )
+    except ValidationError:
+        return False
+    return True
+
+
+def test_retry_schedule_pattern_takes_every_delay_sqs_allows_and_no_other() -> None:
+    """CloudFormation refuses at deploy the delays the delivery function would refuse at every start."""
+    accepted = [n for n in range(10 * MAX_RETRY_DELAY_SECONDS) if RETRY_SCHEDULE.fullmatch(str(n))]
+    assert accepted == list(range(MAX_RETRY_DELAY_SECONDS + 1))
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        TEMPLATE["Parameters"]["DeliveryRetrySchedule"]["Default"],
+        f"0,{MAX_RETRY_DELAY_SECONDS}",
+        f"5,{MAX_RETRY_DELAY_SECONDS + 1}",
+        f"{MAX_RETRY_DELAY_SECONDS * 10}",
+        "",
+        "-1",
+        "5,x",
+    ],
+)
+def test_retry_schedule_pattern_agrees_with_the_delivery_function(schedule: str) -> None:
+    assert bool(RETRY_SCHEDULE.fullmatch(schedule)) == function_accepts(schedule)
+
+
+@pytest.mark.parametrize("schedule", ["5,", ",5", "5,,300", "5, 300", "1e3"])
+def test_retry_schedule_pattern_refuses_what_is_not_a_plain_list(schedule: str) -> None:
+    assert not RETRY_SCHEDULE.fullmatch(schedule)
+
+
+def test_outputs_take_the_api_url_from_the_api() -> None:
+    """ApiEndpoint is right in every partition (amazonaws.com.cn, …); a hand-built URL is not."""
+    assert "amazonaws.com" not in yaml.safe_dump(TEMPLATE["Outputs"])
+    assert TEMPLATE["Outputs"]["ApiUrl"]["Value"] == {"Fn::GetAtt": ["HttpApi", "ApiEndpoint"]}
+
+
+def test_an_intrinsic_function_the_local_stack_cannot_resolve_is_named_with_its_place(tmp_path: Path) -> None:
+    source = tmp_path / "template.yaml"
+    source.write_text("Resources:\n  Queue:\n    Properties:\n      QueueName: !Join ['-', [a, b]]\n")
+    template = load(source)
+    resolver = Resolver(template, parameters={}, pseudo={})
+    with pytest.raises(ValueError, match=r"Resources\.Queue\.Properties\.QueueName: Fn::Join is an intrinsic function"):
+        resolver(template["Resources"]["Queue"]["Properties"])
+
+
+def test_the_client_api_may_read_only_the_attributes_authentication_reads() -> None:
+    (statement,) = [
+        statement
+        for policy in FUNCTIONS["InboundFunction"]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        if statement["Resource"] == {"Fn::GetAtt": ["ClientsTable", "Arn"]}
+    ]
+    assert statement["Action"] == "dynamodb:GetItem"
+    assert statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"] == list(AUTH_ATTRIBUTES)
+    assert statement["Condition"]["StringEqualsIfExists"]["dynamodb:Select"] == "SPECIFIC_ATTRIBUTES"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -13,6 +11,7 @@ from pydantic import ValidationError
 
 from relay import errors
 from relay.errors import RelayError
+from relay.models import ErrorBody, FieldError
 
 logger = Logger()  # the function's own logger: the same service, handler and keys
 
@@ -30,55 +29,62 @@ STATUS: dict[type[RelayError], HTTPStatus] = {
 """Every error kind the API can answer with, and its status. A kind not here is a bug: it answers 500."""
 
 
-def error_response(status: HTTPStatus, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+def error_response(
+    status: HTTPStatus,
+    message: str,
+    headers: dict[str, str] | None = None,
+    problems: list[FieldError] | None = None,
+) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"message": message, **extra}),
+        body=ErrorBody(message=message, errors=problems).to_json(),
         headers=headers,
     )
 
 
-def answer(error: RelayError) -> Response:
+def answer(error: RelayError) -> Response[str]:
     """The HTTP answer to a refused request: its status, a JSON body saying what is wrong, and helpful headers."""
     status = next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
     headers: dict[str, str] = {}
-    extra: dict[str, Any] = {}
+    problems: list[FieldError] | None = None
     if isinstance(error, errors.Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="messages"'
     if isinstance(error, errors.MessageInProgress):
         headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, errors.MessageIdReused):
-        extra["errors"] = [{"field": "messageId", "message": "already used for a different message"}]
+        problems = [FieldError(field="messageId", message="already used for a different message")]
     if isinstance(error, errors.InvalidRequest) and error.field:
-        extra["errors"] = [{"field": error.field, "message": error.message}]
+        problems = [FieldError(field=error.field, message=error.message)]
     logger.info("request refused", extra={"status": int(status), "reason": error.message})
-    return error_response(status, error.message, headers, **extra)
+    return error_response(status, error.message, headers, problems)
+
+
+def invalid_body(error: ValidationError) -> Response[str]:
+    """422, naming each field that is missing or wrong."""
+    problems = [
+        FieldError(field=".".join(str(part) for part in problem["loc"]) or "(body)", message=problem["msg"])
+        for problem in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+    summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
+    logger.info("request refused", extra={"status": 422, "reason": summary})
+    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, f"invalid body: {summary}", problems=problems)
+
+
+def no_route(_: Exception) -> Response[str]:
+    return error_response(HTTPStatus.NOT_FOUND, "no such route")
 
 
 def create_resolver(*refusals: type[RelayError]) -> APIGatewayHttpResolver:
     """An HTTP API resolver answering each of `refusals` (the errors this function can raise), invalid bodies
-    (422, naming each field) and unknown routes with a JSON body saying what is wrong."""
+    and unknown routes with a JSON body saying what is wrong."""
     unknown = [kind.__name__ for kind in refusals if not any(k in STATUS for k in kind.__mro__)]
     if unknown:
         raise ValueError(f"no HTTP status for {', '.join(unknown)}: add it to relay.api.STATUS")
     app = APIGatewayHttpResolver()
     app.exception_handler(list(refusals))(answer)
-
-    @app.exception_handler(ValidationError)
-    def invalid_body(error: ValidationError) -> Response:
-        problems = [
-            {"field": ".".join(str(part) for part in problem["loc"]) or "(body)", "message": problem["msg"]}
-            for problem in error.errors(include_url=False, include_context=False, include_input=False)
-        ]
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        logger.info("request refused", extra={"status": 422, "reason": summary})
-        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, f"invalid body: {summary}", errors=problems)
-
-    @app.not_found
-    def no_route(_: Exception) -> Response:
-        return error_response(HTTPStatus.NOT_FOUND, "no such route")
-
+    app.exception_handler(ValidationError)(invalid_body)
+    app.not_found(no_route)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from relay.errors import InvalidRequest, TooLarge
@@ -12,7 +13,8 @@ MAX_JSON_DEPTH = 64
 
 
 def parse_json(body: str | None, max_bytes: int) -> Any:
-    """The body's JSON value; refused when over `max_bytes`, empty, not JSON, too deep or holding lone surrogates."""
+    """The body's JSON value; refused when over `max_bytes`, empty, not JSON, too deep, holding lone surrogates or
+    a key twice in one object."""
     body = body or ""
     size = len(body.encode(errors="surrogatepass"))
     if size > max_bytes:
@@ -20,12 +22,21 @@ def parse_json(body: str | None, max_bytes: int) -> Any:
     if not body.strip():
         raise InvalidRequest("body is empty; send a JSON object")
     try:
-        value = json.loads(body)
+        value = json.loads(body, object_pairs_hook=_object)
     except RecursionError:
         raise InvalidRequest(f"body is nested too deeply; at most {MAX_JSON_DEPTH} levels are taken") from None
     except ValueError as error:
         raise InvalidRequest(f"body is not valid JSON: {error}") from None
     _check_shape(value)
+    return value
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Parsers differ on which of two equal keys wins (the first, the last, an error): the relay takes no guess.
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        twice = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
+        raise InvalidRequest(f"body has the key {twice[:64]!a} twice in one object; send each key once")
     return value
 
 

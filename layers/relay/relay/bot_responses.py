@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Literal
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -13,10 +12,14 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from relay.bodies import parse_json
 from relay.conversations import ConversationStore
-from relay.errors import UnknownConversation, WrongSecret
-from relay.models import BotResponse, ClientResponse
+from relay.errors import InvalidRequest, RelayError, TooLarge, UnknownConversation, WrongSecret
+from relay.models import BotResponse, BotResponseReceipt, ClientResponse
 from relay.responses import ResponsePublisher, is_install_probe
 from relay.settings import BotResponseSettings
+
+REFUSALS: tuple[type[RelayError], ...] = (WrongSecret, InvalidRequest, TooLarge, UnknownConversation)
+"""What POST /bot/responses/{secret} can refuse a request with: its handler answers these, openapi.yaml describes
+them."""
 
 logger = Logger()  # the function's own logger: the same service, handler and keys
 metrics = Metrics()
@@ -47,14 +50,14 @@ class BotResponses:
             settings.max_body_bytes,
         )
 
-    def receive(self, secret: str, body: str) -> Literal["ok", "published"]:
+    def receive(self, secret: str, body: str) -> BotResponseReceipt:
         """One bot message: published in its conversation's message group, or `ok` for the install probe."""
         if not hmac.compare_digest(secret.encode(), self._path_secret().encode()):
             raise WrongSecret("wrong secret in the response URL: copy it again from the stack's secret")
         value = parse_json(body, self._max_body_bytes)
         if is_install_probe(value):
             logger.info("install probe answered")
-            return "ok"
+            return BotResponseReceipt(status="ok")
         response = BotResponse.model_validate(value)
         logger.append_keys(bot_conversation_id=response.conversation_id, bot_message_id=response.botpress_message_id)
         conversation = self._conversations.find(response.conversation_id)
@@ -68,4 +71,4 @@ class BotResponses:
         self._publisher.publish(ClientResponse.route(response, conversation))
         metrics.add_metric(name="Published", unit=MetricUnit.Count, value=1)
         logger.info("published to the responses topic")
-        return "published"
+        return BotResponseReceipt(status="published")

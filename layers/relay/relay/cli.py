@@ -2,7 +2,8 @@
 
     relay-clients --stack relay create --id acme --name "ACME back end" --response-url https://acme.example/hook
     relay-clients --stack relay list
-    relay-clients --stack relay rotate acme --token
+    relay-clients --stack relay rotate acme --token            (the previous token works 24 more hours)
+    relay-clients --stack relay rotate acme --secret --grace 2h
     relay-clients --stack relay disable acme
 
 The table is `--table NAME`, or the `ClientsTableName` output of `--stack NAME`, or $CLIENTS_TABLE.
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import boto3
@@ -22,8 +25,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from pydantic import TypeAdapter, ValidationError
 
 from relay import webhooks
-from relay.clients import ClientStore, hash_token, new_token
+from relay.clients import ClientStore, Rotation, hash_token, new_token
 from relay.models import Client, ClientId
+from relay.redrive import redrive
 
 STACK_OUTPUT = "ClientsTableName"
 TABLE_ENV = "CLIENTS_TABLE"
@@ -63,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.run is redrive_command:  # queues, not the clients table
+            return redrive_command(args)
         table = resolve_table(args)
         store = ClientStore(aws_client(args, "dynamodb"), table)
-        return args.run(store, args)
+        return int(args.run(store, args))
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else OK if exit_.code is None else FAILED
     except CommandError as error:
@@ -75,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_aws_message(error)}", file=sys.stderr)
         return FAILED
     except NoRegionError:
-        print("error: no AWS region: give --region or set AWS_REGION", file=sys.stderr)
+        print(
+            "error: no AWS region: give --region, set AWS_DEFAULT_REGION, or use a --profile (or AWS_PROFILE)"
+            " whose configuration names one",
+            file=sys.stderr,
+        )
         return FAILED
     except BotoCoreError as error:  # no credentials, unknown profile, endpoint unreachable
         print(f"error: AWS: {error}", file=sys.stderr)
@@ -111,6 +121,11 @@ def aws_client(args: argparse.Namespace, service: str) -> Any:
 
 def table_from_stack(cloudformation: Any, stack_name: str) -> str:
     """The clients table of a deployed relay stack: its `ClientsTableName` output."""
+    return stack_outputs(cloudformation, stack_name, STACK_OUTPUT)[STACK_OUTPUT]
+
+
+def stack_outputs(cloudformation: Any, stack_name: str, *wanted: str) -> dict[str, str]:
+    """Outputs of a deployed relay stack, each of `wanted` present."""
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
@@ -118,11 +133,12 @@ def table_from_stack(cloudformation: Any, stack_name: str) -> str:
             raise CommandError(f"stack '{stack_name}' not found in region {cloudformation.meta.region_name}") from None
         raise
     outputs = {output["OutputKey"]: output.get("OutputValue", "") for output in stacks[0].get("Outputs") or []}
-    if not outputs.get(STACK_OUTPUT):
-        raise CommandError(
-            f"stack '{stack_name}' has no {STACK_OUTPUT} output: is it a messaging relay stack, fully deployed?"
-        )
-    return outputs[STACK_OUTPUT]
+    for name in wanted:
+        if not outputs.get(name):
+            raise CommandError(
+                f"stack '{stack_name}' has no {name} output: is it a messaging relay stack, fully deployed?"
+            )
+    return outputs
 
 
 # ── Subcommands ──────────────────────────────────────────────────────────────────────────────
@@ -162,7 +178,7 @@ def list_clients(store: ClientStore, args: argparse.Namespace) -> int:
             client.client_id,
             _cell(client.name),
             "yes" if client.enabled else "no",
-            str(client.response_url) if client.response_url else "-",
+            _url_cell(client),
         )
         for client in clients
     ]
@@ -175,24 +191,32 @@ def list_clients(store: ClientStore, args: argparse.Namespace) -> int:
 def rotate(store: ClientStore, args: argparse.Namespace) -> int:
     client = _existing(store, args.id)
     both = not args.token and not args.secret
-    changes: dict[str, str] = {}
+    grace = timedelta(0) if args.now else args.grace
+    rotation = Rotation(grace=grace)
     shown: list[tuple[str, str]] = []
     if args.token or both:
         token = new_token(client.client_id)
-        changes["token_hash"] = hash_token(token)
+        rotation.token_hash = hash_token(token)
         shown.append(("bearer token", token))
     if args.secret or both:
-        changes["webhook_secret"] = webhooks.new_secret()
-        shown.append(("signing secret", changes["webhook_secret"]))
-    store.put(client.model_copy(update=changes))
+        rotation.webhook_secret = webhooks.new_secret()
+        shown.append(("signing secret", rotation.webhook_secret))
+    now = datetime.now(UTC)
+    store.rotate(client.client_id, rotation, now)
     what = " and ".join(name for name, _ in shown)
     print(f"New {what} for client '{client.client_id}':")
     _print_fields(shown)
     print(f"Store the new {what} now: {'they' if len(shown) > 1 else 'it'} will not be shown again.")
-    if "token_hash" in changes:
-        print("The previous token no longer works.")
-    if "webhook_secret" in changes:
-        print("Deliveries are signed with the new secret from now on: give it to the receiver.")
+    until = f"until {(now + grace).strftime('%Y-%m-%d %H:%M UTC')}"
+    if rotation.token_hash:
+        print("The previous token no longer works." if not grace else f"The previous token keeps working {until}.")
+    if rotation.webhook_secret:
+        print(
+            "Deliveries are signed with the new secret only: give it to the receiver."
+            if not grace
+            else f"Deliveries carry signatures with both the new and the previous secret {until}: give the new"
+            " one to the receiver before then."
+        )
     print(_CACHE_NOTE)
     return OK
 
@@ -211,7 +235,7 @@ def set_url(store: ClientStore, args: argparse.Namespace) -> int:
         updated = Client.model_validate({**client.model_dump(), "response_url": None if args.none else args.url})
     except ValidationError as error:
         raise CommandError(_invalid(error, {"response_url": "URL"}), BAD_INPUT) from None
-    store.put(updated)
+    store.set_url(client.client_id, str(updated.response_url) if updated.response_url else None)
     if updated.response_url is None:
         print(f"Client '{client.client_id}' has no response URL now: its responses reach SNS subscribers only.")
     else:
@@ -222,10 +246,9 @@ def set_url(store: ClientStore, args: argparse.Namespace) -> int:
 def _set_enabled(store: ClientStore, client_id: str, *, enabled: bool) -> int:
     client = _existing(store, client_id)
     state = "enabled" if enabled else "disabled"
-    if client.enabled == enabled:
+    if store.set_enabled(client.client_id, enabled) == enabled:
         print(f"Client '{client.client_id}' is already {state}.")
         return OK
-    store.put(client.model_copy(update={"enabled": enabled}))
     effect = (
         "its token works again"
         if enabled
@@ -233,6 +256,38 @@ def _set_enabled(store: ClientStore, client_id: str, *, enabled: bool) -> int:
     )
     print(f"Client '{client.client_id}' {state}: {effect}. {_CACHE_NOTE}")
     return OK
+
+
+def redrive_command(args: argparse.Namespace) -> int:
+    if args.conversation and not args.client:
+        raise CommandError("--conversation needs --client: conversation ids are the client's own", BAD_INPUT)
+    if args.stack:
+        outputs = stack_outputs(aws_client(args, "cloudformation"), args.stack, *_QUEUE_OUTPUTS)
+        queue, dead_letters = (outputs[name] for name in _QUEUE_OUTPUTS)
+    elif args.queue and args.dead_letter_queue:
+        queue, dead_letters = args.queue, args.dead_letter_queue
+    else:
+        raise CommandError(
+            "which queues? Give --stack STACK_NAME, or --queue URL and --dead-letter-queue URL", BAD_INPUT
+        )
+
+    def wanted(client_id: str, conversation_id: str) -> bool:
+        return (not args.client or client_id == args.client) and (
+            not args.conversation or conversation_id == args.conversation
+        )
+
+    result = redrive(aws_client(args, "sqs"), dead_letters, queue, wanted, args.dry_run)
+    verb = "Would move" if args.dry_run else "Moved"
+    total = sum(result.moved.values())
+    print(f"{verb} {total} response(s) back to the delivery queue, each conversation in its order:")
+    for (client_id, conversation_id), count in sorted(result.moved.items()):
+        print(f"  {client_id}  {_cell(conversation_id)}  {count}")
+    if result.left:
+        print(f"{result.left} other response(s) stay in the dead-letter queue.")
+    return OK
+
+
+_QUEUE_OUTPUTS = ("DeliveryQueueUrl", "DeliveryDeadLetterQueueUrl")
 
 
 def _existing(store: ClientStore, client_id: str) -> Client:
@@ -253,6 +308,23 @@ def _print_fields(fields: Sequence[tuple[str, str]]) -> None:
     width = max(len(name) for name, _ in fields) + 1
     for name, value in fields:
         print(f"  {(name + ':').ljust(width)} {value}")
+
+
+def _url_cell(client: Client) -> str:
+    if client.response_url is None:
+        return "-"
+    if client.response_url_off:
+        return f"{client.response_url} (OFF: it answered 410 Gone; 'set-url' switches it on again)"
+    return str(client.response_url)
+
+
+def _grace(value: str) -> timedelta:
+    """A duration such as 24h, 90m, 2d or 3600 (seconds)."""
+    match = re.fullmatch(r"(\d+)([smhd]?)", value.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration: use e.g. 24h, 90m, 2d or 3600 (seconds)")
+    unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
 
 
 def _cell(value: str) -> str:
@@ -316,8 +388,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "rotate", parents=[common], help="issue a new token and/or signing secret (both when neither flag is given)"
     )
     command.add_argument("id", metavar="ID")
-    command.add_argument("--token", action="store_true", help="a new bearer token; the old one stops working")
+    command.add_argument("--token", action="store_true", help="a new bearer token")
     command.add_argument("--secret", action="store_true", help="a new whsec_ signing secret for deliveries")
+    grace = command.add_mutually_exclusive_group()
+    grace.add_argument(
+        "--grace",
+        type=_grace,
+        default=timedelta(hours=24),
+        help="how long the previous token and secret stay valid (deliveries carry both signatures meanwhile);"
+        " e.g. 24h (default), 90m, 2d",
+    )
+    grace.add_argument("--now", action="store_true", help="the previous token and secret stop at once")
     command.set_defaults(run=rotate)
 
     for name, run, text in (
@@ -328,12 +409,28 @@ def _build_parser() -> argparse.ArgumentParser:
         command.add_argument("id", metavar="ID")
         command.set_defaults(run=run)
 
-    command = commands.add_parser("set-url", parents=[common], help="set or remove the client's response URL")
+    command = commands.add_parser(
+        "set-url", parents=[common], help="set or remove the client's response URL (switches it on after a 410)"
+    )
     command.add_argument("id", metavar="ID")
     target = command.add_mutually_exclusive_group(required=True)
     target.add_argument("url", metavar="URL", nargs="?", help="the new response URL")
     target.add_argument("--none", action="store_true", help="remove the response URL (SNS subscribers only)")
     command.set_defaults(run=set_url)
+
+    command = commands.add_parser(
+        "redrive",
+        parents=[common],
+        help="move dead-lettered responses back to the delivery queue (all, one client's, one conversation's)",
+    )
+    command.add_argument("--client", help="only this client's responses")
+    command.add_argument("--conversation", help="only this conversation's (needs --client)")
+    command.add_argument("--dry-run", action="store_true", help="say what would move; move nothing")
+    command.add_argument("--queue", help="the delivery queue's URL (default: the stack's DeliveryQueueUrl output)")
+    command.add_argument(
+        "--dead-letter-queue", help="the dead-letter queue's URL (default: the stack's DeliveryDeadLetterQueueUrl)"
+    )
+    command.set_defaults(run=redrive_command)
     return parser
 
 

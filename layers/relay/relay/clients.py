@@ -4,16 +4,53 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+import threading
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from cachetools import TTLCache
+from pydantic import BaseModel, ConfigDict
 
 from relay import webhooks
 from relay.errors import Unauthorized
-from relay.models import Client
+from relay.models import CLIENT_ID_PATTERN, CamelModel, Client
+
+AUTH_ATTRIBUTES = ("clientId", "tokenHash", "previousTokenHash", "previousTokenExpiresAt", "enabled")
+"""All that authenticating a client reads from its record: never its signing secret. The client API's IAM
+policy allows reading only these (template.yaml, checked by a test)."""
+
+
+class Credentials(CamelModel):
+    """What a token is checked against: the client's token hashes, never its signing secret."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    client_id: str
+    token_hash: str
+    previous_token_hash: str | None = None
+    previous_token_expires_at: datetime | None = None
+    enabled: bool = True
+
+    def accepts(self, token: str, now: datetime) -> bool:
+        """The current token, or the previous one while its grace period after a rotation lasts; constant time."""
+        hashed = hash_token(token)
+        current = hmac.compare_digest(hashed, self.token_hash)
+        previous = self.previous_token_hash is not None and hmac.compare_digest(hashed, self.previous_token_hash)
+        in_grace = self.previous_token_expires_at is not None and now < self.previous_token_expires_at
+        return current or (previous and in_grace)
+
+
+class Rotation(BaseModel):
+    """New credentials for a client: what is set, and how long the previous ones stay valid."""
+
+    token_hash: str | None = None
+    webhook_secret: str | None = None
+    grace: timedelta = timedelta(hours=24)
+
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -45,30 +82,113 @@ class ClientStore:
         self._dynamodb = dynamodb
         self._table = table_name
         self._cache: TTLCache[str, Client] = TTLCache(maxsize=1024, ttl=cache_ttl_seconds)
+        self._credentials: TTLCache[str, Credentials] = TTLCache(maxsize=1024, ttl=cache_ttl_seconds)
+        self._lock = threading.Lock()  # the delivery function reads clients from several threads
 
     def get(self, client_id: str) -> Client | None:
-        if (cached := self._cache.get(client_id)) is not None:
+        with self._lock:
+            cached = self._cache.get(client_id)
+        if cached is not None:
             return cached
         item = self._dynamodb.get_item(TableName=self._table, Key={"clientId": {"S": client_id}}).get("Item")
         client = _from_item(item) if item else None
         if client is not None:
-            self._cache[client_id] = client
+            with self._lock:
+                self._cache[client_id] = client
         return client
 
-    def authenticate(self, token: str) -> Client:
-        """The enabled client this token belongs to; compared in constant time."""
+    def forget(self, client_id: str) -> None:
+        """Read the client's record afresh next time: it has just changed."""
+        with self._lock:
+            self._cache.pop(client_id, None)
+            self._credentials.pop(client_id, None)
+
+    # Operators' changes: each sets only what it changes, so two operators at once cannot undo each other.
+
+    def rotate(self, client_id: str, rotation: Rotation, now: datetime) -> None:
+        """New token and/or secret; the previous ones stay valid for the grace period (none when it is zero)."""
+        sets, removes, values = [], [], {}
+        until = (now + rotation.grace).isoformat()
+        for new, current, previous, expires in (
+            (rotation.token_hash, "tokenHash", "previousTokenHash", "previousTokenExpiresAt"),
+            (rotation.webhook_secret, "webhookSecret", "previousWebhookSecret", "previousSecretExpiresAt"),
+        ):
+            if new is None:
+                continue
+            values[f":{current}"] = {"S": new}
+            sets.append(f"{current} = :{current}")
+            if rotation.grace > timedelta(0):
+                # Evaluated on the record as it is when the update applies: the credential being replaced.
+                sets += [f"{previous} = {current}", f"{expires} = :until"]
+                values[":until"] = {"S": until}
+            else:
+                removes += [previous, expires]
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        self._update(client_id, expression, values)
+
+    def set_url(self, client_id: str, url: str | None) -> None:
+        """Set (and switch on) or remove the response URL."""
+        if url is None:
+            self._update(client_id, "REMOVE responseUrl, responseUrlOff", {})
+        else:
+            self._update(client_id, "SET responseUrl = :url REMOVE responseUrlOff", {":url": {"S": url}})
+
+    def set_enabled(self, client_id: str, enabled: bool) -> bool:
+        """Enable or disable the client; returns whether it was enabled before."""
+        old = self._update(client_id, "SET enabled = :enabled", {":enabled": {"BOOL": enabled}}, "ALL_OLD")
+        return bool(old.get("enabled", {}).get("BOOL", True))
+
+    def _update(self, client_id: str, expression: str, values: dict[str, Any], returns: str = "NONE") -> dict[str, Any]:
+        answer = self._dynamodb.update_item(
+            TableName=self._table,
+            Key={"clientId": {"S": client_id}},
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(clientId)",
+            **({"ExpressionAttributeValues": values} if values else {}),
+            ReturnValues=returns,
+        )
+        self.forget(client_id)
+        attributes: dict[str, Any] = answer.get("Attributes", {})
+        return attributes
+
+    def switch_off_url(self, client_id: str) -> None:
+        """Stop POSTing to the client's response URL (its receiver answered 410 Gone)."""
+        self._update(client_id, "SET responseUrlOff = :yes", {":yes": {"BOOL": True}})
+
+    def authenticate(self, token: str) -> Credentials:
+        """The enabled client this token belongs to, read without its signing secret."""
         client_id, dot, _ = token.partition(".")
-        client = self.get(client_id) if dot and client_id else None
-        if client is None or not hmac.compare_digest(hash_token(token), client.token_hash):
+        # An id no client can have is not looked up: DynamoDB refuses a key over 2 KB with an error, not a miss.
+        valid_id = dot and re.fullmatch(CLIENT_ID_PATTERN, client_id)
+        credentials = self._credentials_of(client_id) if valid_id else None
+        if credentials is None or not credentials.accepts(token, datetime.now(UTC)):
             raise Unauthorized("invalid client token")
-        if not client.enabled:
-            raise Unauthorized(f"client '{client.client_id}' is disabled")
-        return client
+        if not credentials.enabled:
+            raise Unauthorized(f"client '{credentials.client_id}' is disabled")
+        return credentials
+
+    def _credentials_of(self, client_id: str) -> Credentials | None:
+        with self._lock:
+            cached = self._credentials.get(client_id)
+        if cached is not None:
+            return cached
+        item = self._dynamodb.get_item(
+            TableName=self._table,
+            Key={"clientId": {"S": client_id}},
+            ProjectionExpression=", ".join(f"#{n}" for n in range(len(AUTH_ATTRIBUTES))),
+            ExpressionAttributeNames={f"#{n}": name for n, name in enumerate(AUTH_ATTRIBUTES)},
+        ).get("Item")
+        if not item:
+            return None
+        credentials = Credentials.model_validate(_plain(item))
+        with self._lock:
+            self._credentials[client_id] = credentials
+        return credentials
 
     def put(self, client: Client, *, new: bool = False) -> None:
         extra = {"ConditionExpression": "attribute_not_exists(clientId)"} if new else {}
         self._dynamodb.put_item(TableName=self._table, Item=_to_item(client), **extra)
-        self._cache.pop(client.client_id, None)
+        self.forget(client.client_id)
 
     def register(self, client_id: str, name: str, response_url: str | None = None) -> tuple[Client, str]:
         """Create a client with a fresh token and signing secret; the token is returned once and never stored."""
@@ -93,5 +213,9 @@ def _to_item(client: Client) -> dict[str, Any]:
     return {name: _serializer.serialize(value) for name, value in record.items()}
 
 
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
 def _from_item(item: dict[str, Any]) -> Client:
-    return Client.model_validate({name: _deserializer.deserialize(value) for name, value in item.items()})
+    return Client.model_validate(_plain(item))

@@ -20,7 +20,8 @@ class WrongSecret(RelayError):
 
 
 class InvalidRequest(RelayError):
-    """The request cannot be read: its body is empty, not UTF-8, not JSON, or a parameter is malformed."""
+    """The request cannot be read: its body is empty, not UTF-8, not JSON, nested too deeply, holds a key twice
+    in one object or a lone surrogate, or a parameter is malformed."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import urllib3
 from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
 
-pool = urllib3.PoolManager(num_pools=50, maxsize=4)
+CONCURRENT_REQUESTS = 10
+"""At most this many requests at once per container: the delivery function POSTs a batch's conversations
+(a batch holds at most 10 messages) in parallel, possibly all to one client's host."""
+
+pool = urllib3.PoolManager(num_pools=50, maxsize=CONCURRENT_REQUESTS)
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: dict[str, str]
 
 
 class PostFailed(Exception):
@@ -18,6 +29,11 @@ class PostFailed(Exception):
 
 def post(url: str, body: str, headers: dict[str, str], timeout_seconds: float) -> int:
     """POST `body` and return the status; retries are the caller's business."""
+    return exchange(url, body, headers, timeout_seconds).status
+
+
+def exchange(url: str, body: str, headers: dict[str, str], timeout_seconds: float) -> Answer:
+    """POST `body` and return the answer's status and headers (names in lower case)."""
     try:
         response = pool.request(
             "POST",
@@ -33,7 +49,7 @@ def post(url: str, body: str, headers: dict[str, str], timeout_seconds: float) -
         raise _failure(error.reason or error) from error
     except HTTPError as error:
         raise _failure(error) from error
-    return response.status
+    return Answer(response.status, {name.lower(): value for name, value in response.headers.items()})
 
 
 def _failure(error: Exception) -> PostFailed:

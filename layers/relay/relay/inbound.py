@@ -4,7 +4,7 @@ forward to the bot."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
@@ -24,12 +24,30 @@ from relay.bodies import parse_json
 from relay.bot import BotClient
 from relay.clients import ClientStore, bearer_token
 from relay.conversations import ConversationStore
-from relay.errors import BotUnavailable, MessageIdReused, MessageInProgress
+from relay.errors import (
+    BotUnavailable,
+    InvalidRequest,
+    MessageIdReused,
+    MessageInProgress,
+    RelayError,
+    TooLarge,
+    Unauthorized,
+)
 from relay.models import ClientMessage, InboundMessage, MessageReceipt
 from relay.settings import InboundSettings
 
 logger = Logger()  # the function's own logger: the same service, handler and keys
 metrics = Metrics()
+
+REFUSALS: tuple[type[RelayError], ...] = (
+    Unauthorized,
+    InvalidRequest,
+    TooLarge,
+    MessageInProgress,
+    MessageIdReused,
+    BotUnavailable,
+)
+"""What POST /messages can refuse a request with: its handler answers these, openapi.yaml describes them."""
 
 FORWARD_MARGIN_SECONDS = 5.0
 """Besides the bot's timeout, what a forward may take (conversation record, bot token): a crashed forward's
@@ -41,7 +59,7 @@ class ForwardDeadline:
     forward must have ended, so after a crash the client's retry goes through that soon."""
 
     def __init__(self, context: LambdaContext, forward_seconds: float) -> None:
-        self._context = context
+        self._context = context  # only the remaining time is read from it
         self._forward_ms = int(forward_seconds * 1000)
 
     def get_remaining_time_in_millis(self) -> int:
@@ -99,9 +117,9 @@ class Inbound:
 
     def starting(self, context: LambdaContext) -> None:
         """Called at the start of each invocation."""
-        self._once.register_lambda_context(
-            ForwardDeadline(context, self._settings.bot_timeout_seconds + FORWARD_MARGIN_SECONDS)
-        )
+        deadline = ForwardDeadline(context, self._settings.bot_timeout_seconds + FORWARD_MARGIN_SECONDS)
+        # The idempotency utility reads only the remaining time of the context it is given.
+        self._once.register_lambda_context(cast(LambdaContext, deadline))
 
     def accept(self, headers: Mapping[str, str], body: str) -> MessageReceipt:
         """The client's message, forwarded once per (client, messageId); a repeat answers `duplicate`."""
@@ -136,7 +154,7 @@ class Inbound:
         return MessageReceipt(message_id=inbound.message.message_id, conversation_id=inbound.message.conversation_id)
 
 
-def _answer_repeat(receipt: Any, _: DataRecord) -> MessageReceipt:
+def _answer_repeat(response: Any, idempotent_data: DataRecord) -> MessageReceipt:
     metrics.add_metric(name="Duplicate", unit=MetricUnit.Count, value=1)
     logger.info("repeated messageId: not forwarded again")
-    return MessageReceipt.model_validate(receipt).model_copy(update={"status": "duplicate"})
+    return MessageReceipt.model_validate(response).model_copy(update={"status": "duplicate"})

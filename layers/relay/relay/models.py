@@ -11,7 +11,8 @@ from pydantic.alias_generators import to_camel
 Id = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"\S")]
 """An id chosen by a client or the bot: non-blank, bounded so it fits in keys and message attributes."""
 
-ClientId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
 """Ours to choose: no '.' (it ends the id in a token) and no ':' (it ends the id in a scoped id)."""
 
 MessageType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")]
@@ -24,6 +25,7 @@ class CamelModel(BaseModel):
         alias_generator=AliasGenerator(validation_alias=to_camel, serialization_alias=to_camel),
         populate_by_name=True,
         frozen=True,
+        use_attribute_docstrings=True,  # the docstrings below describe the fields in openapi.yaml
     )
 
     def to_json(self) -> str:
@@ -43,9 +45,9 @@ class InboundMessage(CamelModel):
     conversation_id: Id
     type: MessageType
     text: Annotated[str, StringConstraints(min_length=1)]
-    payload: dict[str, Any] = Field(default_factory=dict)
-    """Optional on the wire: as the Botpress integration's webhook does, an absent payload becomes
-    `{"text": text}` and a payload without `text` gets the text copied into it."""
+    payload: dict[str, Any] = Field(default_factory=dict, json_schema_extra={"type": ["object", "null"]})
+    """Optional: as the Botpress integration's webhook does, an absent (or null) payload becomes `{"text": text}`
+    and a payload without `text` gets the text copied into it."""
 
     @model_validator(mode="before")
     @classmethod
@@ -91,6 +93,29 @@ class MessageReceipt(CamelModel):
     message_id: str
     conversation_id: str
     status: Literal["forwarded", "duplicate"] = "forwarded"
+
+
+class BotResponseReceipt(CamelModel):
+    """What the bot gets back: its response was published, or its install-time probe answered."""
+
+    status: Literal["published", "ok"]
+
+
+class FieldError(CamelModel):
+    """One bad field of a refused request, and what is wrong with it."""
+
+    field: str
+    """The field's name on the wire, dotted for nested fields (`payload.text`); `(body)` for the whole body."""
+    message: str
+
+
+class ErrorBody(CamelModel):
+    """The body of every refused request."""
+
+    message: str
+    """What is wrong, in a sentence."""
+    errors: list[FieldError] | None = None
+    """Each bad field, when the fault lies in fields."""
 
 
 class Conversation(CamelModel):
@@ -149,5 +174,19 @@ class Client(CamelModel):
     token_hash: str = Field(repr=False)
     webhook_secret: str = Field(repr=False)
     response_url: HttpUrl | None = None
+    response_url_off: bool = False
+    """Set when the receiver answered 410 Gone: nothing is POSTed there until an operator sets the URL again."""
     enabled: bool = True
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    previous_token_hash: str | None = Field(default=None, repr=False)
+    previous_token_expires_at: datetime | None = None
+    previous_webhook_secret: str | None = Field(default=None, repr=False)
+    previous_secret_expires_at: datetime | None = None
+    stopped_conversations: int = 0
+    """Conversations whose delivery stopped at an undeliverable response (see relay.delivery)."""
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The current secret, and the previous one while its grace period after a rotation lasts."""
+        previous = self.previous_webhook_secret
+        expires = self.previous_secret_expires_at
+        return [self.webhook_secret, *([previous] if previous and expires and now < expires else [])]

@@ -7,6 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, PositiveFloat, PositiveInt, field_validator, model_validator
 
+MAX_RETRY_DELAY_SECONDS = 43000
+"""The longest retry delay: SQS keeps a message invisible at most 12 hours after it was received; leave the run."""
+
 
 class _Settings(BaseModel):
     """Each field from the environment variable of its name in capitals. Plain pydantic: pydantic-settings
@@ -46,7 +49,9 @@ class BotResponseSettings(_Settings):
 
 class DeliverySettings(_Settings):
     clients_table: str
+    delivery_state_table: str
     delivery_queue_url: str
+    dead_letter_queue_url: str
     webhook_timeout_seconds: PositiveFloat = 10.0
     delivery_max_attempts: PositiveInt = 7
     delivery_retry_schedule: tuple[int, ...] = Field(default=(5, 300, 1800, 7200, 18000, 36000))
@@ -62,7 +67,9 @@ class DeliverySettings(_Settings):
     @field_validator("delivery_retry_schedule")
     @classmethod
     def _check_schedule(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        # SQS keeps a message invisible at most 12 hours after it was received; leave the function's run.
-        if not value or any(not 0 <= delay <= 43000 for delay in value):
-            raise ValueError("needs one or more delays between 0 and 43000 seconds (SQS's 12-hour visibility limit)")
+        if not value or any(not 0 <= delay <= MAX_RETRY_DELAY_SECONDS for delay in value):
+            raise ValueError(
+                f"needs one or more delays between 0 and {MAX_RETRY_DELAY_SECONDS} seconds"
+                " (SQS's 12-hour visibility limit)"
+            )
         return value

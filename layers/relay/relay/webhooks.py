@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 
@@ -23,10 +24,14 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def headers(secret: str, webhook_id: str, timestamp: int, body: str) -> dict[str, str]:
+def headers(signing_secrets: str | Sequence[str], webhook_id: str, timestamp: int, body: str) -> dict[str, str]:
+    """The Standard Webhooks headers; with several secrets (a rotation's grace period), one signature for each,
+    separated by a space as the specification allows, so a receiver holding any one of them verifies.
+    """
+    keys = [signing_secrets] if isinstance(signing_secrets, str) else signing_secrets
     return {
         "content-type": "application/json",
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, webhook_id, timestamp, body),
+        "webhook-signature": " ".join(sign(key, webhook_id, timestamp, body) for key in keys),
     }

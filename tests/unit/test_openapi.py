@@ -1,0 +1,66 @@
+"""openapi.yaml: valid OpenAPI 3.1, generated from the models as committed, and describing every route."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Annotated
+
+import yaml
+from openapi_spec_validator import validate
+from pydantic import BaseModel, Field
+
+from devstack.template import ROOT, load, resources_of_type
+from relay.errors import InvalidRequest
+from relay.models import ErrorBody
+from tools.openapi import Operation, describe
+
+COMMITTED = ROOT / "openapi.yaml"
+
+
+def generated() -> str:
+    return subprocess.run(
+        [sys.executable, "tools/openapi.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_the_committed_description_is_what_the_models_generate() -> None:
+    assert COMMITTED.read_text() == generated(), "openapi.yaml is stale: run `make openapi` and commit it"
+
+
+def test_the_description_is_valid_openapi_3_1() -> None:
+    document = yaml.safe_load(COMMITTED.read_text())
+
+    validate(document)
+    assert document["openapi"].startswith("3.1")
+
+
+def test_every_route_of_the_template_is_described_and_no_other() -> None:
+    routes = {
+        (event["Properties"]["Method"].lower(), event["Properties"]["Path"])
+        for function in resources_of_type(load(), "AWS::Serverless::Function").values()
+        for event in function["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+    }
+    paths = yaml.safe_load(COMMITTED.read_text())["paths"]
+
+    assert {(method, path) for path, operations in paths.items() for method in operations} == routes
+
+
+def test_a_query_model_becomes_described_query_parameters() -> None:
+    class Page(BaseModel):
+        after: str | None = None
+        limit: Annotated[int, Field(ge=1, le=100, description="At most this many.")] = 100
+
+    operation = Operation(
+        "get", "/things", "Things", "A page of things.", (InvalidRequest,), ErrorBody, {"message": "x"}, query=Page
+    )
+
+    document = describe([operation])
+
+    validate(document)
+    after, limit = document["paths"]["/things"]["get"]["parameters"]
+    assert (after["name"], after["in"], after["required"]) == ("after", "query", False)
+    assert limit["description"] == "At most this many."
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
+    assert "400" in document["paths"]["/things"]["get"]["responses"]

@@ -1,0 +1,260 @@
+"""openapi.yaml, generated from the relay's own models, refusals and status mapping: `make openapi` writes it.
+
+Powertools can describe a route only when its validation middleware injects the body as a parameter, which
+would replace the relay's own body checks (size, depth, lone surrogates) and error answers; so the description
+is built here from the same pydantic models, refusal lists and `relay.api.STATUS` the handlers use, and a test
+fails when the committed file drifts from them. Adding a route is one `Operation` in OPERATIONS.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from relay import bot_responses, inbound
+from relay.api import STATUS
+from relay.bodies import MAX_JSON_DEPTH
+from relay.errors import RelayError
+from relay.models import BotResponse, BotResponseReceipt, ErrorBody, InboundMessage, MessageReceipt
+from relay.settings import InboundSettings
+
+MAX_BODY_BYTES = InboundSettings.model_fields["max_body_bytes"].default
+REF = "#/components/schemas/{model}"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: Literal["get", "post"]
+    path: str
+    summary: str
+    description: str
+    refusals: tuple[type[RelayError], ...]
+    answer: type[BaseModel]
+    answer_example: dict[str, Any]
+    body: type[BaseModel] | None = None
+    body_example: dict[str, Any] | None = None
+    body_or: dict[str, Any] | None = None
+    """Another body taken besides `body`'s model, as a JSON schema."""
+    client_token: bool = True
+    """Authenticated with the client's bearer token; otherwise by what its path parameters say."""
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    query: type[BaseModel] | None = None
+    """The model the flow reads the query string into: each field becomes a query parameter."""
+
+
+OPERATIONS = [
+    Operation(
+        "post",
+        "/messages",
+        "Send a message to the bot",
+        "The Botpress Messaging API's message, forwarded to the bot once per `messageId`: a repeated `messageId` "
+        "answers 200 with `status: duplicate` and is not forwarded again. The bot's responses arrive at the "
+        "client's response URL (signed, Standard Webhooks) and on the responses topic.",
+        inbound.REFUSALS,
+        MessageReceipt,
+        {"messageId": "m-1001", "conversationId": "conversation-42", "status": "forwarded"},
+        InboundMessage,
+        {
+            "userId": "user-7",
+            "messageId": "m-1001",
+            "conversationId": "conversation-42",
+            "type": "text",
+            "text": "Where is my order?",
+        },
+    ),
+    Operation(
+        "post",
+        "/bot/responses/{secret}",
+        "A bot message for a client (the bot's Response Endpoint URL)",
+        "One bot message per request, as the Botpress Messaging API integration posts it; published to the "
+        'responses topic for the client whose conversation it is. The install-time probe `{"type": "test", '
+        '"payload": "test"}` answers `status: ok` and is not published.',
+        bot_responses.REFUSALS,
+        BotResponseReceipt,
+        {"status": "published"},
+        BotResponse,
+        {
+            "type": "text",
+            "payload": {"text": "It left the warehouse this morning."},
+            "conversationId": "acme:conversation-42",
+            "botpressUserId": "bp-user-1",
+            "botpressMessageId": "bp-message-1",
+            "botpressConversationId": "bp-conversation-1",
+        },
+        body_or={
+            "description": "The integration's install-time probe of the response URL: answered, never published.",
+            "type": "object",
+            "properties": {"type": {"const": "test"}, "payload": {"const": "test"}},
+            "required": ["type", "payload"],
+        },
+        client_token=False,
+        parameters=[
+            {
+                "name": "secret",
+                "in": "path",
+                "required": True,
+                "description": "The stack's bot-response secret (in Secrets Manager); a wrong one is refused with "
+                "403 and nothing is published. OpenAPI has no security scheme for a secret in the path.",
+                "schema": {"type": "string"},
+            }
+        ],
+    ),
+    # SLOT (issue 7): GET /conversations/{conversationId}/responses is one more Operation here (answer: the page
+    # model, query: the query model, parameters: the conversationId path parameter, refusals: the layer's list);
+    # POST /messages?wait= adds `query=` (the wait model) and its answer model to the entry above.
+]
+
+GATEWAY_ANSWERS = {
+    HTTPStatus.TOO_MANY_REQUESTS: "Throttled by API Gateway (the stage's rate or burst limit): retry with backoff.",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "Over API Gateway's 10 MB payload limit.",
+}
+"""What API Gateway itself answers on every route, with a `message` like the relay's own."""
+
+HEADERS: dict[HTTPStatus, dict[str, Any]] = {
+    HTTPStatus.UNAUTHORIZED: {
+        "WWW-Authenticate": {"required": True, "schema": {"type": "string"}, "description": "The scheme: Bearer."}
+    },
+    HTTPStatus.CONFLICT: {
+        "Retry-After": {
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            "description": "Seconds to wait before retrying with the same messageId.",
+        }
+    },
+}
+
+
+def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
+    used: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        *((op.body, "validation") for op in operations if op.body),
+        *((op.answer, "serialization") for op in operations),
+        (ErrorBody, "serialization"),
+    ]
+    refs, defs = models_json_schema(used, by_alias=True, ref_template=REF)
+    for model in defs["$defs"].values():
+        for property_ in model.get("properties", {}).values():
+            property_.pop("title", None)  # made from the alias ("Conversationid"): the name says it better
+    schema = {(model, mode): ref for (model, mode), ref in refs.items()}
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, schema)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Messaging relay",
+            "version": "1.0.0",
+            "description": "Between back-end applications (clients) and a Botpress bot, as the Botpress Messaging "
+            "API integration, with a token per client, duplicate messageIds dropped, conversations scoped per "
+            "client, and signed, ordered, retried deliveries. Every refusal answers JSON saying what is wrong.",
+        },
+        "servers": [
+            {"url": "http://127.0.0.1:3000", "description": "make dev"},
+            {
+                "url": "https://{apiId}.execute-api.{region}.amazonaws.com",
+                "description": "a deployed stack (its ApiUrl output)",
+                "variables": {"apiId": {"default": "abcdef1234"}, "region": {"default": "eu-west-1"}},
+            },
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {
+                "clientToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The client's own token, `<client id>.<secret>`, as `relay-clients create` "
+                    "issues it (any case of `Bearer`, as Botpress sends `bearer`).",
+                }
+            },
+        },
+    }
+
+
+def _operation(op: Operation, schema: dict[tuple[Any, JsonSchemaMode], Any]) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "summary": op.summary,
+        "description": op.description,
+        "operationId": f"{op.method}{''.join(p.strip('{}').title() for p in op.path.split('/'))}",
+        "security": [{"clientToken": []}] if op.client_token else [],
+    }
+    if parameters := [*op.parameters, *_query_parameters(op.query)]:
+        described["parameters"] = parameters
+    if op.body:
+        body = schema[op.body, "validation"]
+        if op.body_or:
+            body = {"anyOf": [body, op.body_or]}
+        described["requestBody"] = {
+            "required": True,
+            "description": f"A JSON object in UTF-8, at most {MAX_BODY_BYTES // 1024} KiB (the functions' "
+            f"MAX_BODY_BYTES) and {MAX_JSON_DEPTH} levels deep.",
+            "content": {JSON: {"schema": body, "example": op.body_example}},
+        }
+    described["responses"] = {
+        "200": {
+            "description": _summary(op.answer),
+            "content": {JSON: {"schema": schema[op.answer, "serialization"], "example": op.answer_example}},
+        },
+        **{str(int(status)): _refusal(status, why, schema[ErrorBody, "serialization"]) for status, why in _refused(op)},
+    }
+    return described
+
+
+def _query_parameters(query: type[BaseModel] | None) -> list[dict[str, Any]]:
+    if query is None:
+        return []
+    schema = query.model_json_schema(mode="validation", by_alias=True)
+    required = set(schema.get("required", []))
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            **({"description": field.pop("description")} if "description" in field else {}),
+            "schema": {key: value for key, value in field.items() if key != "title"},
+        }
+        for name, field in schema["properties"].items()
+    ]
+
+
+def _refused(op: Operation) -> list[tuple[HTTPStatus, str]]:
+    """Each status the operation can refuse with and why: its refusals (and their subclasses), invalid bodies
+    (422, each field named) and what API Gateway answers itself."""
+    why: dict[HTTPStatus, list[str]] = {}
+    for kind, status in STATUS.items():
+        if any(issubclass(kind, refusal) for refusal in op.refusals):
+            why.setdefault(status, []).append(_summary(kind))
+    if op.body:
+        why.setdefault(HTTPStatus.UNPROCESSABLE_ENTITY, []).append("A field is missing or invalid: each is named.")
+    for status, reason in GATEWAY_ANSWERS.items():
+        why.setdefault(status, []).append(reason)
+    return sorted((status, " ".join(reasons)) for status, reasons in why.items())
+
+
+def _refusal(status: HTTPStatus, why: str, error_body: Any) -> dict[str, Any]:
+    headers = {"headers": HEADERS[status]} if status in HEADERS else {}
+    return {"description": why, **headers, "content": {JSON: {"schema": error_body}}}
+
+
+def _summary(kind: type) -> str:
+    """The first paragraph of a docstring, on one line."""
+    return " ".join((kind.__doc__ or kind.__name__).strip().split("\n\n")[0].split())
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # each schema written out where it is used, no &anchors
+
+
+def main() -> None:
+    yaml.dump(describe(), sys.stdout, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+
+if __name__ == "__main__":
+    main()
