@@ -16,7 +16,7 @@ from relay.settings import BotResponseSettings
 logger = Logger()
 metrics = Metrics()
 
-bot_responses = BotResponses.from_settings(BotResponseSettings())
+bot_responses = BotResponses.from_settings(BotResponseSettings.from_environment())
 app = create_resolver(*REFUSALS)
 
 

@@ -17,7 +17,7 @@ from relay.delivery import Delivery, DeliveryQueue, DeliveryState, Result
 from relay.function import ClientOnFirstUse, tracer
 from relay.settings import DeliverySettings
 
-settings = DeliverySettings()
+settings = DeliverySettings.from_environment()
 logger = Logger()
 metrics = Metrics()
 

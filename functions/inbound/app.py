@@ -16,7 +16,7 @@ from relay.settings import InboundSettings
 logger = Logger()
 metrics = Metrics()
 
-inbound = Inbound.from_settings(InboundSettings())
+inbound = Inbound.from_settings(InboundSettings.from_environment())
 app = create_resolver(*REFUSALS)
 
 

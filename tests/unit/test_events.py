@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import BaseModel
 
 from devstack.lambdas import path_parameters
 from devstack.template import ROOT, Resolver, load, parameter_values, resources_of_type
@@ -28,7 +27,7 @@ HTTP_EVENTS = {
     "bot_response.json": "BotResponseFunction",
     "bot_probe.json": "BotResponseFunction",
 }
-SETTINGS: dict[str, type[BaseModel]] = {
+SETTINGS: dict[str, type[InboundSettings | BotResponseSettings | DeliverySettings]] = {
     "InboundFunction": InboundSettings,
     "BotResponseFunction": BotResponseSettings,
     "DeliveryFunction": DeliverySettings,
@@ -226,4 +225,4 @@ def test_env_file_values_pass_the_functions_settings(function: str, monkeypatch:
     for name, value in event("env.json")[function].items():
         monkeypatch.setenv(name, value)
 
-    SETTINGS[function]()  # the function would fail at init otherwise
+    SETTINGS[function].from_environment()  # the function would fail at init otherwise
