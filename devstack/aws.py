@@ -10,6 +10,7 @@ function paid a new connection and a new thread; here the functions' clients kee
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -104,7 +105,12 @@ def main() -> None:
     # Imported here, not at the top: the stack imports this module for READY, and moto takes a second to import.
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    server = AwsServer(DomainDispatcherApplication(create_backend_app))
+    class Dispatcher(DomainDispatcherApplication):
+        @functools.cache  # noqa: B019 - one dispatcher, a handful of hosts; moto lists its package's folders per call
+        def get_backend_for_host(self, host: str | None) -> Any:
+            return super().get_backend_for_host(host)
+
+    server = AwsServer(Dispatcher(create_backend_app))
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     print(f"{READY}{server.url}", flush=True)
     os.dup2(2, 1)  # nobody reads our stdout after that line: anything more goes where errors go
