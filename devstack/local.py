@@ -52,9 +52,8 @@ class LocalStack:
         self._bound: list[Any] = []
         self._running: list[Any] = []
         self._functions: list[Function] = []
-        self._moto: list[subprocess.Popen[str]] = []
+        self._moto: subprocess.Popen[str] | None = None
         self._moto_url = ""
-        self._dynamodb_url = ""
         self._aws_environment: dict[str, str] = {}
         self.gateway: Gateway | None = None
         self.stack: Stack | None = None
@@ -130,7 +129,7 @@ class LocalStack:
         return "\n".join(
             [
                 "",
-                f"  Messaging relay running locally (AWS on moto: {self._moto_url}, DynamoDB {self._dynamodb_url}).",
+                f"  Messaging relay running locally (AWS on moto at {self._moto_url}).",
                 "",
                 f"  API URL              {self.api_url}",
                 f"  client token         {settings.dev_client_token}   (client '{settings.client_id}')",
@@ -158,33 +157,32 @@ class LocalStack:
             thread.join(5)
         for function in self._functions:
             function.stop()
-        for process in self._moto:  # last: whatever still runs may yet call AWS
-            process.communicate()  # closes its input: it stops
+        if self._moto:  # last: whatever still runs may yet call AWS
+            self._moto.stdin.close()
+            self._moto.wait()
 
     # ── parts ──
 
     def _start_moto(self) -> None:
-        # In processes of their own (see devstack.aws), in their own process group like the containers: Ctrl-C in
-        # the terminal reaches the stack, which stops them last. Two: DynamoDB (most of the calls, and the costliest)
-        # in one, the rest in the other, each on a core of its own when it can; SNS delivers to SQS inside moto, so
-        # those two share one.
-        self._moto = [
-            subprocess.Popen(
-                [sys.executable, "-m", "devstack.aws"],
-                cwd=ROOT,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                process_group=0,
-            )
-            for _ in range(2)
-        ]
-        self._moto_url, self._dynamodb_url = (_aws_url(process) for process in self._moto)
+        # In a process of its own (see devstack.aws), in its own process group like the containers: Ctrl-C in
+        # the terminal reaches the stack, which stops moto last.
+        self._moto = subprocess.Popen(
+            [sys.executable, "-m", "devstack.aws"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            process_group=0,
+        )
+        assert self._moto.stdout
+        line = self._moto.stdout.readline()
+        if not line.startswith(aws.READY):
+            raise RuntimeError(f"moto did not start (exit status {self._moto.wait()}); its error is above")
+        self._moto_url = line.removeprefix(aws.READY).strip()
         # Every AWS client of the stack and its functions talks to moto, never to an account: the functions'
         # containers get only this besides their own environment; the stack's own clients read it from ours.
         self._aws_environment = {
             "AWS_ENDPOINT_URL": self._moto_url,
-            "AWS_ENDPOINT_URL_DYNAMODB": self._dynamodb_url,
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",  # moto takes any key
             "AWS_DEFAULT_REGION": REGION,
@@ -283,9 +281,6 @@ def main() -> int:
     except FunctionError as error:  # its container printed the traceback
         print(f"make dev: a function cannot start: {error}", file=sys.stderr)
         return 1
-    except aws.AwsError as error:
-        print(f"make dev: {error}", file=sys.stderr)
-        return 1
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             hint = f"choose another, e.g. PORT={settings.port + 1} make dev"
@@ -298,14 +293,6 @@ def main() -> int:
         stack.stop()
         say("stack", "stopped")
     return 0
-
-
-def _aws_url(process: subprocess.Popen[str]) -> str:
-    assert process.stdout
-    line = process.stdout.readline()
-    if not line.startswith(aws.READY):
-        raise aws.AwsError(f"moto did not start (exit status {process.wait()}); its error is above")
-    return line.removeprefix(aws.READY).strip()
 
 
 def _dead_letter_queue(sqs: Any, url: str) -> str | None:
