@@ -24,6 +24,11 @@ from devstack.servers import LocalRequestHandler, LocalServer
 READY = "moto listening at "
 """The line that gives the stack moto's URL."""
 
+
+class AwsError(Exception):
+    """moto could not start."""
+
+
 Application = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 

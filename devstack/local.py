@@ -158,8 +158,7 @@ class LocalStack:
         for function in self._functions:
             function.stop()
         if self._moto:  # last: whatever still runs may yet call AWS
-            self._moto.stdin.close()
-            self._moto.wait()
+            self._moto.communicate()  # closes its input: it stops
 
     # ── parts ──
 
@@ -177,7 +176,7 @@ class LocalStack:
         assert self._moto.stdout
         line = self._moto.stdout.readline()
         if not line.startswith(aws.READY):
-            raise RuntimeError(f"moto did not start (exit status {self._moto.wait()}); its error is above")
+            raise aws.AwsError(f"moto did not start (exit status {self._moto.wait()}); its error is above")
         self._moto_url = line.removeprefix(aws.READY).strip()
         # Every AWS client of the stack and its functions talks to moto, never to an account: the functions'
         # containers get only this besides their own environment; the stack's own clients read it from ours.
@@ -280,6 +279,9 @@ def main() -> int:
         pass
     except FunctionError as error:  # its container printed the traceback
         print(f"make dev: a function cannot start: {error}", file=sys.stderr)
+        return 1
+    except aws.AwsError as error:
+        print(f"make dev: {error}", file=sys.stderr)
         return 1
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
