@@ -41,6 +41,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/mypy
 
 # The unit tests run sam validate and checkov on the template: they need .tools.
 unit: $(VENV)/.installed $(TOOLS)/.installed

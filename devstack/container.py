@@ -26,6 +26,7 @@ def main(connection: Connection) -> None:
     spec: FunctionSpec = connection.recv()
     # Powertools warns on every invocation that records no metric (a refused request, say): noise while you watch.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    assert sys.__stdout__ is not None  # started by the stack with its stdout
     sys.stdout = sys.stderr = FunctionOutput(label(spec), sys.__stdout__)
     try:
         function = LocalFunction(spec)

@@ -125,7 +125,7 @@ def http_event(
     for name, value in parse_qsl(query, keep_blank_values=True):
         parameters[name] = f"{parameters[name]},{value}" if name in parameters else value
     now = time.time()
-    event = {
+    event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": f"{method} {route}",
         "rawPath": path,

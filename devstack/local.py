@@ -303,7 +303,8 @@ def _dead_letter_queue(sqs: Any, url: str) -> str | None:
     if "RedrivePolicy" not in attributes:
         return None
     arn = json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]
-    return sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+    dead_letters: str = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+    return dead_letters
 
 
 def _interrupt(signum: int, frame: Any) -> None:

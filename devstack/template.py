@@ -26,8 +26,10 @@ def _short_form(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]
             value = value.split(".", 1)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
-    else:
+    elif isinstance(node, yaml.MappingNode):
         value = loader.construct_mapping(node, deep=True)
+    else:
+        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{suffix}", node.start_mark)
     return {name: value}
 
 
@@ -35,7 +37,8 @@ _Loader.add_multi_constructor("!", _short_form)
 
 
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
-    return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader plus CloudFormation tags
+    template: dict[str, Any] = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader plus CFN tags
+    return template
 
 
 @dataclass

@@ -132,7 +132,7 @@ HEADERS: dict[HTTPStatus, dict[str, Any]] = {
 
 
 def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
-    used = [
+    used: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         *((op.body, "validation") for op in operations if op.body),
         *((op.answer, "serialization") for op in operations),
         (ErrorBody, "serialization"),
@@ -177,7 +177,7 @@ def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
     }
 
 
-def _operation(op: Operation, schema: dict[tuple[type[BaseModel], JsonSchemaMode], Any]) -> dict[str, Any]:
+def _operation(op: Operation, schema: dict[tuple[Any, JsonSchemaMode], Any]) -> dict[str, Any]:
     described: dict[str, Any] = {
         "summary": op.summary,
         "description": op.description,

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             return redrive_command(args)
         table = resolve_table(args)
         store = ClientStore(aws_client(args, "dynamodb"), table)
-        return args.run(store, args)
+        return int(args.run(store, args))
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else OK if exit_.code is None else FAILED
     except CommandError as error:

@@ -148,7 +148,8 @@ class ClientStore:
             ReturnValues=returns,
         )
         self.forget(client_id)
-        return answer.get("Attributes", {})
+        attributes: dict[str, Any] = answer.get("Attributes", {})
+        return attributes
 
     def switch_off_url(self, client_id: str) -> None:
         """Stop POSTing to the client's response URL (its receiver answered 410 Gone)."""

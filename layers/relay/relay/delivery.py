@@ -405,7 +405,9 @@ class Delivery:
         self._logger.info("delivered", extra=ids)
         return Outcome(Result.DELIVERED)
 
-    def _failed(self, response: ClientResponse, record: SQSRecord, failure: DeliveryFailed, ids: dict) -> Outcome:
+    def _failed(
+        self, response: ClientResponse, record: SQSRecord, failure: DeliveryFailed, ids: dict[str, str]
+    ) -> Outcome:
         attempt = self._state.failed_attempt(response.webhook_id)
         if attempt >= self._settings.delivery_max_attempts:
             self._state.stop(response.client_id, response.conversation_id, response.webhook_id)
