@@ -14,11 +14,11 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 
 .PHONY: dev test lint unit integration e2e fuzz bench build openapi clean
 
-$(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-dev.txt
+$(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-runtime.txt requirements-dev.txt
 	$(NEED_PYTHON)
 	@echo "Setting up $(VENV) with the project's dependencies (first run only; about a minute)..."
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -r layers/relay/requirements.txt -r requirements-dev.txt
+	$(VENV)/bin/pip install $(PIP_FLAGS) -r layers/relay/requirements.txt -r requirements-runtime.txt -r requirements-dev.txt
 	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
@@ -61,6 +61,7 @@ fuzz: $(VENV)/.installed
 ## function's policy; the local stack)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/cold_start.py
+	$(PY) benchmarks/layer_bytecode.py
 	$(PY) benchmarks/delivery_batch.py
 	$(PY) -m pytest -q -s tests/integration/test_aws_calls.py
 	$(PY) -m pytest -q --iam-summary tests/integration

@@ -31,13 +31,20 @@ class EventSourceMapping:
         self._queue = threading.Lock()
         self._woken = threading.Condition()
         self._wakes = 0
+        self._received_for = 0
+        """The count of wakes when the latest receive started: a receive after that sees all they announced."""
         self._received_at = 0.0
         self._arn = sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 
-    def poll(self) -> int:
-        """One receive and invocation; returns how many messages the function was given."""
+    def poll(self, unless_received_within: float = 0.0) -> int:
+        """One receive and invocation; returns how many messages the function was given. No receive (and 0) when
+        another poller has received within `unless_received_within` seconds and nobody has woken us since."""
         with self._queue:
-            self._received_at = time.monotonic()
+            with self._woken:
+                now = time.monotonic()
+                if self._received_for == self._wakes and now < self._received_at + unless_received_within:
+                    return 0
+                self._received_for, self._received_at = self._wakes, now
             messages = self._sqs.receive_message(
                 QueueUrl=self._url,
                 MaxNumberOfMessages=self._function.spec.batch_size,
@@ -75,25 +82,20 @@ class EventSourceMapping:
     def run(self, stop: threading.Event) -> None:
         """Poll until `stop` is set, as one of the mapping's pollers: at once while there is work or when
         woken, else once the queue has gone unreceived for a short while, which grows while it stays empty
-        (a retried message comes back unannounced when its visibility timeout ends). Idle pollers share that
-        receive: on an empty queue, a moto receive costs the stack about as much as it would on a full one.
+        (a retried message comes back unannounced when its visibility timeout ends). Pollers share that receive,
+        and the one a wake calls for: on an empty queue, a moto receive costs about as much as on a full one.
         """
         idle = 0
         while not stop.is_set():
-            with self._woken:
-                wakes = self._wakes
             try:
-                if self.poll():
-                    idle = 0
-                    continue
+                idle = 0 if self.poll(_IDLE_SECONDS[idle]) else min(idle + 1, len(_IDLE_SECONDS) - 1)
             except Exception as error:  # a poller outlives a failed receive or delete, as Lambda's does
                 say("event-source", f"polling {self._url.rsplit('/', 1)[-1]} failed: {error}")
                 stop.wait(1)
                 continue
             with self._woken:
-                while self._wakes == wakes and not stop.is_set():
+                while self._received_for == self._wakes and not stop.is_set():
                     due = self._received_at + _IDLE_SECONDS[idle] - time.monotonic()
                     if due <= 0:
                         break
                     self._woken.wait(due)
-            idle = min(idle + 1, len(_IDLE_SECONDS) - 1)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -16,10 +16,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from pydantic import ValidationError
-from werkzeug.serving import BaseWSGIServer, make_server
 
+from devstack import aws
 from devstack.console import say
 from devstack.echo_bot import EchoBot
 from devstack.esm import EventSourceMapping
@@ -28,6 +27,7 @@ from devstack.provision import REGION, Stack, provision
 from devstack.receiver import Receiver
 from devstack.runtime import Function, FunctionError
 from devstack.settings import DevSettings, problems
+from devstack.template import ROOT
 from relay.clients import ClientStore, hash_token
 from relay.models import Client
 
@@ -52,7 +52,8 @@ class LocalStack:
         self._bound: list[Any] = []
         self._running: list[Any] = []
         self._functions: list[Function] = []
-        self._moto: BaseWSGIServer | None = None
+        self._moto: subprocess.Popen[str] | None = None
+        self._moto_url = ""
         self._aws_environment: dict[str, str] = {}
         self.gateway: Gateway | None = None
         self.stack: Stack | None = None
@@ -157,25 +158,26 @@ class LocalStack:
         for function in self._functions:
             function.stop()
         if self._moto:  # last: whatever still runs may yet call AWS
-            self._moto.shutdown()
-            self._moto.server_close()
+            self._moto.communicate()  # closes its input: it stops
 
     # ── parts ──
 
-    @property
-    def _moto_url(self) -> str:
-        assert self._moto
-        return f"http://127.0.0.1:{self._moto.server_port}"
-
     def _start_moto(self) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call would drown the functions' own
-        # One request at a time: moto's backends are not thread-safe, and the functions change the delivery
-        # queue from their own processes (a retry's visibility, the release of untried messages) while the
-        # stack receives from it; interleaved, moto can hand out a later message of a group waiting its turn.
-        self._moto = make_server(
-            "127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), request_handler=_MotoRequest
+        # In a process of its own (see devstack.aws), in its own process group like the containers: Ctrl-C in
+        # the terminal reaches the stack, which stops moto last.
+        self._moto = subprocess.Popen(
+            [sys.executable, "-m", "devstack.aws"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            process_group=0,
         )
-        threading.Thread(target=self._moto.serve_forever, name="moto", daemon=True).start()
+        assert self._moto.stdout
+        line = self._moto.stdout.readline()
+        if not line.startswith(aws.READY):
+            raise aws.AwsError(f"moto did not start (exit status {self._moto.wait()}); its error is above")
+        self._moto_url = line.removeprefix(aws.READY).strip()
         # Every AWS client of the stack and its functions talks to moto, never to an account: the functions'
         # containers get only this besides their own environment; the stack's own clients read it from ours.
         self._aws_environment = {
@@ -248,10 +250,6 @@ class LocalStack:
         self._threads.append(thread)
 
 
-class _MotoRequest(MotoRequestHandler):
-    disable_nagle_algorithm = True  # werkzeug writes headers and body apart: see devstack.servers
-
-
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -281,6 +279,9 @@ def main() -> int:
         pass
     except FunctionError as error:  # its container printed the traceback
         print(f"make dev: a function cannot start: {error}", file=sys.stderr)
+        return 1
+    except aws.AwsError as error:
+        print(f"make dev: {error}", file=sys.stderr)
         return 1
     except OSError as error:
         if error.errno == errno.EADDRINUSE:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.api import create_resolver, request_body
 from relay.bot_responses import REFUSALS, BotResponses
+from relay.function import tracer
 from relay.settings import BotResponseSettings
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer(patch_modules=["botocore"])
 
-bot_responses = BotResponses.from_settings(BotResponseSettings())
+bot_responses = BotResponses.from_settings(BotResponseSettings.from_environment())
 app = create_resolver(*REFUSALS)
 
 

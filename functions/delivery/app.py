@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -14,18 +14,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.clients import ClientStore
 from relay.delivery import Delivery, DeliveryQueue, DeliveryState, Result
+from relay.function import ClientOnFirstUse, tracer
 from relay.settings import DeliverySettings
 
-settings = DeliverySettings()
+settings = DeliverySettings.from_environment()
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer(patch_modules=["botocore"])
 
 dynamodb = boto3.client("dynamodb")
 delivery = Delivery(
     settings,
     ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds),
-    DeliveryQueue(boto3.client("sqs"), settings.delivery_queue_url, settings.dead_letter_queue_url),
+    # Only failures and redrives need the queue's client: made then, not at every cold start.
+    DeliveryQueue(ClientOnFirstUse("sqs"), settings.delivery_queue_url, settings.dead_letter_queue_url),
     DeliveryState(dynamodb, settings.delivery_state_table, settings.clients_table),
     logger,
 )

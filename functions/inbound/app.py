@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.api import create_resolver, request_body
+from relay.function import tracer
 from relay.inbound import POLL_REFUSALS, REFUSALS, Inbound
 from relay.settings import InboundSettings
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer(patch_modules=["botocore"])  # not urllib3: URLs stay out of traces
 
-inbound = Inbound.from_settings(InboundSettings())
+inbound = Inbound.from_settings(InboundSettings.from_environment())
 app = create_resolver(*dict.fromkeys(REFUSALS + POLL_REFUSALS))
 
 

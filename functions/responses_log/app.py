@@ -6,18 +6,18 @@ from functools import partial
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from relay.function import tracer
 from relay.responses_log import ResponsesLog, record_from_queue
 from relay.settings import ResponsesLogSettings
 
-settings = ResponsesLogSettings()
+settings = ResponsesLogSettings.from_environment()
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer(patch_modules=["botocore"])
 log = ResponsesLog(boto3.client("dynamodb"), settings.responses_table, settings.response_retention_days)
 # A failed message holds up only its own conversation: the log never records past a response it has not written.
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)

@@ -11,7 +11,14 @@ from relay.delivery import retry_after, retry_delay
 from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings
 
 SVIX = (5, 300, 1800, 7200, 18000, 36000)
-NAMES = {"clients_table": "t", "delivery_state_table": "s", "delivery_queue_url": "q", "dead_letter_queue_url": "d"}
+NAMES = {"CLIENTS_TABLE": "t", "DELIVERY_STATE_TABLE": "s", "DELIVERY_QUEUE_URL": "q", "DEAD_LETTER_QUEUE_URL": "d"}
+
+
+def settings_from(monkeypatch: pytest.MonkeyPatch, schedule: str) -> DeliverySettings:
+    """The delivery function's settings from its environment, with `schedule` as DELIVERY_RETRY_SCHEDULE."""
+    for name, value in {**NAMES, "DELIVERY_RETRY_SCHEDULE": schedule}.items():
+        monkeypatch.setenv(name, value)
+    return DeliverySettings.from_environment()
 
 
 def test_each_failure_waits_longer() -> None:
@@ -23,15 +30,13 @@ def test_a_schedule_shorter_than_the_attempts_repeats_its_last_delay() -> None:
 
 
 def test_schedule_is_read_from_a_comma_separated_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DELIVERY_RETRY_SCHEDULE", "5,300,1800")
-    assert DeliverySettings(**NAMES).delivery_retry_schedule == (5, 300, 1800)
+    assert settings_from(monkeypatch, "5,300,1800").delivery_retry_schedule == (5, 300, 1800)
 
 
 @pytest.mark.parametrize("schedule", ["", "5,x", "5,50000", "-1"])
 def test_a_bad_schedule_is_refused_at_start(monkeypatch: pytest.MonkeyPatch, schedule: str) -> None:
-    monkeypatch.setenv("DELIVERY_RETRY_SCHEDULE", schedule)
     with pytest.raises(ValidationError, match="delivery_retry_schedule"):
-        DeliverySettings(**NAMES)
+        settings_from(monkeypatch, schedule)
 
 
 NOW = 1_800_000_000.0
