@@ -305,3 +305,40 @@ def test_redrive_of_one_conversation_delivers_it_whole_in_order_once_the_receive
 
     assert flaky.delivered("doomed") == doomed, "the conversation whole, in order, after its redrive"
     assert texts(relay.dead_letters()) == other, "only the conversation asked for moved"
+
+
+def test_replay_delivers_a_conversation_again_from_the_responses_log_in_order_and_publishes_nothing(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    taker = Receiver(receiver, {"acme": client.webhook_secret})
+    lost = texts(relay.reply(start_conversation(relay, token, "lost"), 3))
+    relay.reply(start_conversation(relay, token, "other"), 1)
+    relay.drain()
+    relay.record()
+    first_ids = [attempt.webhook_id for attempt in taker.attempts if attempt.conversation == "lost"]
+    where = ["--responses-table", relay.stack.ref("ResponsesTable"), "--queue", relay.stack.ref("DeliveryQueue")]
+    capsys.readouterr()
+
+    assert cli.main(["replay", *where, "--client", "acme", "--conversation", "lost", "--dry-run"]) == 0
+    assert "Would queue 3 " in capsys.readouterr().out
+    assert relay.queue_depth(relay.stack.ref("DeliveryQueue")) == 0, "a dry run queues nothing"
+    assert cli.main(["replay", *where, "--client", "acme", "--conversation", "lost"]) == 0
+    assert "Queued 3 " in capsys.readouterr().out
+    relay.drain()
+
+    assert taker.delivered("lost") == lost + lost, "delivered again, whole and in order"
+    assert [a.webhook_id for a in taker.attempts if a.conversation == "lost"][3:] == first_ids, "the same webhook-ids"
+    assert taker.delivered("other") != [] and len(taker.delivered("other")) == 1, "only the conversation asked for"
+    assert relay.queue_depth(relay.stack.ref("ResponsesLogQueue")) == 0, "nothing published again"
+    assert len(relay.logged("acme", "lost")) == 3
+
+
+def test_replay_of_a_conversation_the_log_does_not_hold_says_so(
+    relay: Relay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    where = ["--responses-table", relay.stack.ref("ResponsesTable"), "--queue", relay.stack.ref("DeliveryQueue")]
+
+    assert cli.main(["replay", *where, "--client", "acme", "--conversation", "never"]) == 0
+
+    assert "Nothing to replay" in capsys.readouterr().out

@@ -28,6 +28,8 @@ from relay import webhooks
 from relay.clients import ClientStore, Rotation, hash_token, new_token
 from relay.models import Client, ClientId
 from relay.redrive import redrive
+from relay.replay import replay
+from relay.responses_log import ResponsesLog
 
 STACK_OUTPUT = "ClientsTableName"
 TABLE_ENV = "CLIENTS_TABLE"
@@ -67,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        if args.run is redrive_command:  # queues, not the clients table
-            return redrive_command(args)
+        if args.run in (redrive_command, replay_command):  # queues and the responses log, not the clients table
+            return int(args.run(args))
         table = resolve_table(args)
         store = ClientStore(aws_client(args, "dynamodb"), table)
         return int(args.run(store, args))
@@ -290,6 +292,29 @@ def redrive_command(args: argparse.Namespace) -> int:
 _QUEUE_OUTPUTS = ("DeliveryQueueUrl", "DeliveryDeadLetterQueueUrl")
 
 
+def replay_command(args: argparse.Namespace) -> int:
+    if args.stack:
+        outputs = stack_outputs(aws_client(args, "cloudformation"), args.stack, *_REPLAY_OUTPUTS)
+        table, queue = (outputs[name] for name in _REPLAY_OUTPUTS)
+    elif args.responses_table and args.queue:
+        table, queue = args.responses_table, args.queue
+    else:
+        raise CommandError("where from? Give --stack STACK_NAME, or --responses-table NAME and --queue URL", BAD_INPUT)
+    log = ResponsesLog(aws_client(args, "dynamodb"), table)
+    count = replay(log, aws_client(args, "sqs"), queue, args.client, args.conversation, args.dry_run)
+    where = f"conversation '{_cell(args.conversation)}' of client '{args.client}'"
+    if not count:
+        print(f"Nothing to replay: the responses log holds no response of {where} (kept for ResponseRetentionDays).")
+    elif args.dry_run:
+        print(f"Would queue {count} response(s) of {where} for delivery to its response URL, in order.")
+    else:
+        print(f"Queued {count} response(s) of {where} for delivery to its response URL, in order.")
+    return OK
+
+
+_REPLAY_OUTPUTS = ("ResponsesTableName", "DeliveryQueueUrl")
+
+
 def _existing(store: ClientStore, client_id: str) -> Client:
     try:
         _client_id.validate_python(client_id)
@@ -431,6 +456,18 @@ def _build_parser() -> argparse.ArgumentParser:
         "--dead-letter-queue", help="the dead-letter queue's URL (default: the stack's DeliveryDeadLetterQueueUrl)"
     )
     command.set_defaults(run=redrive_command)
+
+    command = commands.add_parser(
+        "replay",
+        parents=[common],
+        help="deliver a conversation's recorded responses to its response URL again, in order (from the log)",
+    )
+    command.add_argument("--client", required=True, help="the client whose conversation it is")
+    command.add_argument("--conversation", required=True, help="the client's own conversation id")
+    command.add_argument("--dry-run", action="store_true", help="say how many would be queued; queue nothing")
+    command.add_argument("--responses-table", help="the responses log (default: the stack's ResponsesTableName)")
+    command.add_argument("--queue", help="the delivery queue's URL (default: the stack's DeliveryQueueUrl output)")
+    command.set_defaults(run=replay_command)
     return parser
 
 

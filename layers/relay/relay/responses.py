@@ -22,6 +22,25 @@ def _fifo_id(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def message_group_id(client_id: str, conversation_id: str) -> str:
+    """A conversation's SNS/SQS message group: its responses are handed to each consumer in order."""
+    return _fifo_id(json.dumps([client_id, conversation_id]))
+
+
+def routing_attributes(response: ClientResponse) -> dict[str, str]:
+    """The message attributes a subscriber's filter policy selects on."""
+    return {
+        "clientId": response.client_id,
+        "conversationId": response.conversation_id,
+        "userId": response.user_id,
+        "type": response.type,
+    }
+
+
+def message_attributes(response: ClientResponse) -> dict[str, dict[str, str]]:
+    return {name: {"DataType": "String", "StringValue": value} for name, value in routing_attributes(response).items()}
+
+
 class ResponsePublisher:
     def __init__(self, sns: Any, topic_arn: str) -> None:
         self._sns = sns
@@ -29,12 +48,7 @@ class ResponsePublisher:
 
     def publish(self, response: ClientResponse) -> None:
         """Publish in the conversation's message group, so its consumers get its responses in order."""
-        attributes = {
-            "clientId": response.client_id,
-            "conversationId": response.conversation_id,
-            "userId": response.user_id,
-            "type": response.type,
-        }
+        attributes = routing_attributes(response)
         body = response.to_json()
         # SNS counts the message and its attributes' names, types and values against its limit.
         size = len(body.encode()) + sum(len(f"{name}String{value}".encode()) for name, value in attributes.items())
@@ -43,9 +57,7 @@ class ResponsePublisher:
         self._sns.publish(
             TopicArn=self._topic_arn,
             Message=body,
-            MessageGroupId=_fifo_id(json.dumps([response.client_id, response.conversation_id])),
+            MessageGroupId=message_group_id(response.client_id, response.conversation_id),
             MessageDeduplicationId=_fifo_id(response.botpress_message_id),
-            MessageAttributes={
-                name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
-            },
+            MessageAttributes=message_attributes(response),
         )
