@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
+from devstack.moto_fidelity import growing_fifo_sequence_numbers
 from devstack.servers import LocalRequestHandler, LocalServer
 
 READY = "moto listening at "
@@ -115,6 +116,7 @@ def main() -> None:
         def get_backend_for_host(self, host: str | None) -> Any:
             return super().get_backend_for_host(host)
 
+    growing_fifo_sequence_numbers()  # in the process that runs moto: the responses log orders by them
     server = AwsServer(Dispatcher(create_backend_app))
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     print(f"{READY}{server.url}", flush=True)
