@@ -224,6 +224,7 @@ BAD_QUERIES = [
     ({"limit": "2.5"}, "limit"),
     ({"after": "not-a-watermark"}, "after"),
     ({"after": ""}, "after"),
+    ({"since": "yesterday"}, "since"),  # not a parameter of the route
 ]
 
 
@@ -248,4 +249,6 @@ def test_a_bad_wait_on_post_is_refused_and_nothing_is_forwarded(relay: Relay, ac
         answer = relay.post_message(acme, message("c-1"), query=f"wait={wait}")
         assert answer.status == 400, (wait, answer)
         assert answer.json()["errors"][0]["field"] == "wait"
+    unknown = relay.post_message(acme, message("c-1"), query="wiat=5")
+    assert (unknown.status, unknown.json()["errors"][0]["field"]) == (400, "wiat")
     assert relay.forwarded() == []

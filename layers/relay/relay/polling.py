@@ -33,7 +33,7 @@ metrics = Metrics()
 class ResponsesQuery(BaseModel):
     """The query parameters of GET /conversations/{conversationId}/responses."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     after: Annotated[
         str | None, Field(min_length=1, description="A watermark of an earlier answer: only responses newer than it.")
@@ -50,7 +50,7 @@ class ResponsesQuery(BaseModel):
 class ReplyWait(BaseModel):
     """The `wait` query parameter of POST /messages."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     wait: Annotated[
         float,
