@@ -7,14 +7,14 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.clients import ClientStore
 from relay.delivery import Delivery, DeliveryQueue, DeliveryState, Result
-from relay.function import ClientOnFirstUse, tracer
+from relay.function import ClientOnFirstUse, conversation_ordered_processor, tracer
 from relay.settings import DeliverySettings
 
 settings = DeliverySettings.from_environment()
@@ -30,9 +30,7 @@ delivery = Delivery(
     DeliveryState(dynamodb, settings.delivery_state_table, settings.clients_table),
     logger,
 )
-# A failed message holds up only its own conversation (message group); the others in the batch go on.
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-processor.raise_on_entire_batch_failure = False  # failures are reported per message, never as an invocation error
+processor = conversation_ordered_processor()
 
 
 @logger.inject_lambda_context(clear_state=True)

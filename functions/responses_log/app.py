@@ -7,11 +7,11 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from relay.function import tracer
+from relay.function import conversation_ordered_processor, tracer
 from relay.responses_log import ResponsesLog, record_from_queue
 from relay.settings import ResponsesLogSettings
 
@@ -19,9 +19,8 @@ settings = ResponsesLogSettings.from_environment()
 logger = Logger()
 metrics = Metrics()
 log = ResponsesLog(boto3.client("dynamodb"), settings.responses_table, settings.response_retention_days)
-# A failed message holds up only its own conversation: the log never records past a response it has not written.
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-processor.raise_on_entire_batch_failure = False  # failures are reported per message, never as an invocation error
+# The log never records past a response it has not written: a failure holds up its conversation.
+processor = conversation_ordered_processor()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -263,15 +263,12 @@ def _set_enabled(store: ClientStore, client_id: str, *, enabled: bool) -> int:
 def redrive_command(args: argparse.Namespace) -> int:
     if args.conversation and not args.client:
         raise CommandError("--conversation needs --client: conversation ids are the client's own", BAD_INPUT)
-    if args.stack:
-        outputs = stack_outputs(aws_client(args, "cloudformation"), args.stack, *_QUEUE_OUTPUTS)
-        queue, dead_letters = (outputs[name] for name in _QUEUE_OUTPUTS)
-    elif args.queue and args.dead_letter_queue:
-        queue, dead_letters = args.queue, args.dead_letter_queue
-    else:
-        raise CommandError(
-            "which queues? Give --stack STACK_NAME, or --queue URL and --dead-letter-queue URL", BAD_INPUT
-        )
+    queue, dead_letters = _resources(
+        args,
+        _QUEUE_OUTPUTS,
+        (args.queue, args.dead_letter_queue),
+        "which queues? Give --stack STACK_NAME, or --queue URL and --dead-letter-queue URL",
+    )
 
     def wanted(client_id: str, conversation_id: str) -> bool:
         return (not args.client or client_id == args.client) and (
@@ -292,14 +289,23 @@ def redrive_command(args: argparse.Namespace) -> int:
 _QUEUE_OUTPUTS = ("DeliveryQueueUrl", "DeliveryDeadLetterQueueUrl")
 
 
-def replay_command(args: argparse.Namespace) -> int:
+def _resources(args: argparse.Namespace, outputs: tuple[str, str], given: tuple[str, str], missing: str) -> list[str]:
+    """The two resources a command works on: the stack's `outputs` with --stack, else both options `given`."""
     if args.stack:
-        outputs = stack_outputs(aws_client(args, "cloudformation"), args.stack, *_REPLAY_OUTPUTS)
-        table, queue = (outputs[name] for name in _REPLAY_OUTPUTS)
-    elif args.responses_table and args.queue:
-        table, queue = args.responses_table, args.queue
-    else:
-        raise CommandError("where from? Give --stack STACK_NAME, or --responses-table NAME and --queue URL", BAD_INPUT)
+        found = stack_outputs(aws_client(args, "cloudformation"), args.stack, *outputs)
+        return [found[name] for name in outputs]
+    if all(given):
+        return list(given)
+    raise CommandError(missing, BAD_INPUT)
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    table, queue = _resources(
+        args,
+        _REPLAY_OUTPUTS,
+        (args.responses_table, args.queue),
+        "where from? Give --stack STACK_NAME, or --responses-table NAME and --queue URL",
+    )
     log = ResponsesLog(aws_client(args, "dynamodb"), table)
     count = replay(log, aws_client(args, "sqs"), queue, args.client, args.conversation, args.dry_run)
     where = f"conversation '{_cell(args.conversation)}' of client '{args.client}'"

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
 
 from relay import http
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
 
 
 def sdk_tracing() -> bool:
@@ -93,3 +95,15 @@ except ImportError:  # outside Lambda's managed runtime (tests, make dev), which
     pass
 else:
     register_after_restore(renew_after_restore)
+
+
+def conversation_ordered_processor() -> SqsFifoPartialProcessor:
+    """Powertools' FIFO batch processor as the queue consumers use it: a failed message holds up only its own
+    conversation (message group) while the others in the batch go on, and failures are reported per message,
+    never as an invocation error."""
+    # Imported here: the API functions import this module too, and have no batch to process.
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
+
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    processor.raise_on_entire_batch_failure = False
+    return processor
