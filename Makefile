@@ -35,7 +35,7 @@ dev: $(VENV)/.installed
 
 ## make test: lint, then every test: unit (with the template's sam validate and checkov), integration, e2e
 test: lint $(TOOLS)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

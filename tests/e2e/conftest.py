@@ -40,3 +40,11 @@ def stack(bot: Bot, receiver: Receiver) -> Iterator[StackProcess]:
     with StackProcess.start(environment) as running:
         bot.response_url = f"{running.api_url}/bot/responses/{BOT_SECRET}"
         yield running
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`), the e2e tests share one worker, so one local stack serves them all."""
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.path).startswith(here):
+            item.add_marker(pytest.mark.xdist_group("e2e"))

@@ -126,7 +126,11 @@ def test_a_body_over_the_gateway_limit_is_a_413(stack: StackProcess) -> None:
     assert status == 413 and body["message"], body
 
 
-@pytest.mark.parametrize("secret", ["s\u00e9cret", "%ff%fe", BOT_SECRET + "\u00a0", "x" * 5000])
+@pytest.mark.parametrize(
+    "secret",
+    ["s\u00e9cret", "%ff%fe", BOT_SECRET + "\u00a0", "x" * 5000],
+    ids=["non-ascii", "percent-bytes", "right-secret-and-nbsp", "5000-chars"],
+)
 def test_a_wrong_secret_however_odd_is_a_403(stack: StackProcess, secret: str) -> None:
     path = quote(secret, safe="%")
 
