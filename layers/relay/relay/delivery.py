@@ -13,6 +13,7 @@ dead-letter queue.
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -307,7 +308,12 @@ class Delivery:
         for record in records:
             groups.setdefault(record.attributes.message_group_id or record.message_id, []).append(record)
         outcomes: dict[str, Outcome] = {}
-        for results in self._conversations.map(lambda group: self._conversation(group, remaining_ms), groups.values()):
+        # Each conversation's thread runs in a copy of the invocation's context (context variables such as a
+        # tracer's segment follow the work into the thread).
+        tasks = [(contextvars.copy_context(), group) for group in groups.values()]
+        for results in self._conversations.map(
+            lambda task: task[0].run(self._conversation, task[1], remaining_ms), tasks
+        ):
             outcomes.update(results)
         self._queue.release(
             [
