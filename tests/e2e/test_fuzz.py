@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
 from parties import BOT_SECRET, CLIENT_TOKEN
+from relay.models import ID_MAX_LENGTH
 from stack_process import ROOT, StackProcess
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
@@ -32,9 +33,10 @@ def test_any_request_is_answered_as_described(case: Case, credentials: str, stac
         else:
             headers["Authorization"] = f"Bearer {CLIENT_TOKEN}"
     message_id = case.body.get("messageId") if isinstance(case.body, dict) else None
-    if isinstance(message_id, str) and message_id.strip():
-        # A messageId reused for another message is rightly a 422: each example gets its own, valid or not as drawn.
-        case.body["messageId"] = f"{message_id}-{uuid.uuid4()}"
+    if isinstance(message_id, str) and message_id.strip() and len(message_id) <= ID_MAX_LENGTH:
+        # A messageId reused for another message is rightly a 422: each valid example gets its own, still valid.
+        unique = f"-{uuid.uuid4()}"
+        case.body["messageId"] = message_id[: ID_MAX_LENGTH - len(unique)] + unique
     if case.query and "after" in case.query:
         # A watermark is the relay's to issue, signed: a drawn one is rightly a 400 naming `after` (test_polling).
         del case.query["after"]

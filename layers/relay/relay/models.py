@@ -8,7 +8,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"\S")]
+ID_MAX_LENGTH = 512
+"""Ids fit in keys and message attributes."""
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH, pattern=r"\S")]
 """An id chosen by a client or the bot: non-blank, bounded so it fits in keys and message attributes."""
 
 CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
