@@ -111,7 +111,8 @@ class Peer(BaseHTTPRequestHandler):
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
@@ -228,7 +229,7 @@ class Bench:
         )
         if done.returncode:
             raise SystemExit(f"{name} ({side}) failed:\n{done.stderr[-3000:]}")
-        result = json.loads(done.stdout.splitlines()[-1])
+        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
         if not count_calls and result["rss"] <= floor:
             raise SystemExit(f"{name} ({side}): its peak RSS is hidden under the {floor} KiB it inherited")
         return result

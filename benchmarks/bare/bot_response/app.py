@@ -4,17 +4,18 @@ import hashlib
 import hmac
 import json
 import os
+from typing import Any
 
 import boto3
 
 dynamodb = boto3.client("dynamodb")
 secrets = boto3.client("secretsmanager")
 sns = boto3.client("sns")
-conversations: dict = {}
-path_secret: list = []
+conversations: dict[str, dict[str, Any]] = {}
+path_secret: list[str] = []
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not path_secret:
         path_secret.append(secrets.get_secret_value(SecretId=os.environ["BOT_RESPONSE_SECRET"])["SecretString"])
     if not hmac.compare_digest(event["pathParameters"]["secret"].encode(), path_secret[0].encode()):

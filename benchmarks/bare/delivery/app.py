@@ -6,23 +6,24 @@ import hmac
 import json
 import os
 import time
+from typing import Any
 
 import boto3
 import urllib3
 
 dynamodb = boto3.client("dynamodb")
 pool = urllib3.PoolManager()
-clients: dict = {}
+clients: dict[str, dict[str, Any]] = {}
 
 
-def lambda_handler(event, context):
-    failures = []
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    failures: list[dict[str, str]] = []
     for record in event["Records"]:
         response = json.loads(record["body"])
         client_id = response["clientId"]
         if client_id not in clients:
-            key = {"clientId": {"S": client_id}}
-            clients[client_id] = dynamodb.get_item(TableName=os.environ["CLIENTS_TABLE"], Key=key)["Item"]
+            item_key = {"clientId": {"S": client_id}}
+            clients[client_id] = dynamodb.get_item(TableName=os.environ["CLIENTS_TABLE"], Key=item_key)["Item"]
         client = clients[client_id]
         webhook_id, timestamp = f"msg_{response['botpressMessageId']}", int(time.time())
         key = base64.b64decode(client["webhookSecret"]["S"].removeprefix("whsec_"))

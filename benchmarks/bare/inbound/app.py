@@ -5,6 +5,7 @@ import hmac
 import json
 import os
 import time
+from typing import Any
 
 import boto3
 import urllib3
@@ -12,12 +13,12 @@ import urllib3
 dynamodb = boto3.client("dynamodb")
 secrets = boto3.client("secretsmanager")
 pool = urllib3.PoolManager()
-clients: dict = {}
-conversations: set = set()
-token: list = []
+clients: dict[str, dict[str, Any]] = {}
+conversations: set[str] = set()
+token: list[str] = []
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     bearer = event["headers"]["authorization"].partition(" ")[2]
     client_id = bearer.partition(".")[0]
     if client_id not in clients:
