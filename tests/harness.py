@@ -20,7 +20,7 @@ from werkzeug import Response as HttpResponse
 
 BOT_TOKEN = "bp_pat_test_token"
 BOT_TIMEOUT_SECONDS = 5
-"""Long enough for a bot on a busy 2-core machine; the tests of a hung bot set their own (HUNG_BOT_TIMEOUT)."""
+"""Long enough for a bot on a busy 2-core machine; the tests of a hung bot set their own (1 s)."""
 RETRY_SCHEDULE = "1,2"
 MAX_ATTEMPTS = 3
 
