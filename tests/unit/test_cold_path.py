@@ -73,6 +73,14 @@ def test_a_cold_start_without_tracing_loads_neither_the_xray_sdk_nor_pydantic_se
     assert [package for package in NOT_ON_THE_COLD_PATH if loaded(modules, package)] == []
 
 
+@pytest.mark.parametrize("function", ["InboundFunction", "BotResponseFunction"])
+def test_an_api_function_loads_no_batch_processing(function: str) -> None:
+    """Only the queue consumers process batches; the API functions' cold starts do not pay for it."""
+    modules = cold_start(function)["modules"]
+
+    assert not loaded(modules, "aws_lambda_powertools.utilities.batch")
+
+
 def test_a_cold_start_makes_only_the_clients_a_first_event_uses() -> None:
     clients = {function: cold_start(function)["clients"] for function in FUNCTIONS}
 

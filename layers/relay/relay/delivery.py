@@ -310,11 +310,15 @@ class Delivery:
         outcomes: dict[str, Outcome] = {}
         # Each conversation's thread runs in a copy of the invocation's context (context variables such as a
         # tracer's segment follow the work into the thread).
-        tasks = [(contextvars.copy_context(), group) for group in groups.values()]
-        for results in self._conversations.map(
-            lambda task: task[0].run(self._conversation, task[1], remaining_ms), tasks
-        ):
-            outcomes.update(results)
+        if len(groups) == 1:  # one conversation: on this thread, sparing a hand-over to another
+            (group,) = groups.values()
+            outcomes.update(self._conversation(group, remaining_ms))
+        else:
+            tasks = [(contextvars.copy_context(), group) for group in groups.values()]
+            for results in self._conversations.map(
+                lambda task: task[0].run(self._conversation, task[1], remaining_ms), tasks
+            ):
+                outcomes.update(results)
         self._queue.release(
             [
                 record.receipt_handle

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
 
 from relay import http
 
