@@ -20,6 +20,8 @@ from unittest import mock
 from urllib.parse import parse_qsl
 
 import boto3
+import botocore.loaders
+import botocore.session
 
 from devstack.provision import ACCOUNT, REGION, FunctionSpec
 
@@ -83,6 +85,26 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
                 os.environ.update(_original_environment)
 
 
+class _ServiceData(botocore.loaders.Loader):  # type: ignore[misc]  # botocore has no type hints
+    """botocore's service models and endpoints, parsed once and read by every function's session. They are
+    read-only data, and parsing them again for each emulated container was most of a test's set-up."""
+
+    @property
+    def search_paths(self) -> list[str]:
+        # boto3 appends its data path to each new session's loader: it is here already, so that goes to a copy.
+        return list(self._search_paths)
+
+
+_service_data = _ServiceData(
+    extra_search_paths=[
+        botocore.loaders.Loader.CUSTOMER_DATA_PATH,
+        botocore.loaders.Loader.BUILTIN_DATA_PATH,
+        os.path.join(os.path.dirname(boto3.__file__), "data"),
+    ],
+    include_default_search_paths=False,
+)
+
+
 class LocalFunction:
     """A function's handler, imported with the function's environment the way a fresh container imports it."""
 
@@ -100,7 +122,9 @@ class LocalFunction:
         module_spec = importlib.util.spec_from_file_location(f"{spec.name}_{module_name}", path)
         assert module_spec and module_spec.loader
         self.module = importlib.util.module_from_spec(module_spec)
-        self.session = boto3.Session(region_name=REGION)
+        core = botocore.session.get_session()
+        core.register_component("data_loader", _service_data)
+        self.session = boto3.Session(botocore_session=core, region_name=REGION)
         for observe in session_observers:
             observe(spec, self.session)
         # The clients the handler creates at import (`boto3.client(...)`) come from the function's own session.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +16,7 @@ TEMPLATE = ROOT / "template.yaml"
 NO_VALUE = object()
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # libyaml's: 9x faster
     """YAML with CloudFormation's short forms (`!Ref X` becomes `{"Ref": "X"}`)."""
 
 
@@ -37,6 +39,12 @@ _Loader.add_multi_constructor("!", _short_form)
 
 
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
+    """The template as data: a copy of its own, parsed again only when the file changes (tests load it often)."""
+    return copy.deepcopy(_parsed(path, path.stat().st_mtime_ns))
+
+
+@functools.cache
+def _parsed(path: Path, _modified: int) -> dict[str, Any]:
     template: dict[str, Any] = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader plus CFN tags
     return template
 
