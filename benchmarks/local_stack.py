@@ -237,17 +237,24 @@ def burst(pool: ThreadPoolExecutor, api_url: str, receiver: Receiver, label: str
     receiver.wait_for(texts)
 
 
-def session_cpu_seconds(session: int) -> float:
-    """CPU time of every process in the stack's session (stack, AWS emulation, containers), so far."""
-    total = 0
+def session_cpu_seconds(session: int) -> dict[str, float]:
+    """CPU time so far of the stack's session, by part: the stack's own process, moto's, the functions' containers."""
+    parts = dict.fromkeys(_PARTS.values(), 0.0) | {"stack": 0.0, "containers": 0.0}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if int(fields[3]) == session:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+            part = next((name for module, name in _PARTS.items() if module in command), "stack")
+            parts[part] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+            parts["containers"] += part == "functions"
+    return parts
+
+
+_PARTS = {b"devstack.aws": "moto", b"devstack.container": "functions"}
+"""The processes of the stack's session by the module they run; any other is the stack's own."""
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -279,7 +286,9 @@ def main() -> None:
             started = time.perf_counter()
             burst(pool, api_url, receiver, "load", THROUGHPUT_MESSAGES)
             rate = THROUGHPUT_MESSAGES / (time.perf_counter() - started)
-            cpu = (session_cpu_seconds(process.pid) - cpu_before) / THROUGHPUT_MESSAGES
+            cpu_after = session_cpu_seconds(process.pid)
+            started_containers = int(cpu_after.pop("containers") - cpu_before.pop("containers"))
+            cpu = {part: (cpu_after[part] - cpu_before[part]) / THROUGHPUT_MESSAGES for part in cpu_after}
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(30)
@@ -302,7 +311,9 @@ def main() -> None:
     print(
         f"  throughput, {CONCURRENT_CLIENTS} clients, {THROUGHPUT_MESSAGES} messages in {CONVERSATIONS} conversations:"
         f" {rate:.1f} delivered/s against {direct_rate:.0f} direct POSTs/s to the bot ({direct_rate / rate:.0f}x);"
-        f" {cpu * 1000:.0f} ms of CPU per message in the stack's processes"
+        f" {sum(cpu.values()) * 1000:.0f} ms of CPU per message in the stack's processes"
+        f" ({', '.join(f'{part} {seconds * 1000:.0f}' for part, seconds in cpu.items())});"
+        f" containers started meanwhile: {started_containers}"
     )
     disordered = [c for c, texts in bot.replied.items() if receiver.order.get(c) != texts]
     print(f"  conversations whose replies arrived in another order than the bot sent them: {len(disordered)}")
