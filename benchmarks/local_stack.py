@@ -237,17 +237,35 @@ def burst(pool: ThreadPoolExecutor, api_url: str, receiver: Receiver, label: str
     receiver.wait_for(texts)
 
 
-def session_cpu_seconds(session: int) -> float:
-    """CPU time of every process in the stack's session (stack, AWS emulation, containers), so far."""
-    total = 0
+def session_cpu_seconds(session: int) -> dict[int, tuple[str, float]]:
+    """CPU time so far of each process in the stack's session, with its part: the stack's own, moto, a container."""
+    processes = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if int(fields[3]) == session:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+            part = next((name for module, name in _PARTS.items() if module in command), "stack")
+            processes[int(stat.parent.name)] = (part, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return processes
+
+
+_PARTS = {b"devstack.aws": "moto", b"devstack.container": "functions"}
+"""The processes of the stack's session by the module they run; any other is the stack's own."""
+
+
+def cpu_per_part(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds spent between the two readings, by part; containers that started in between are a part
+    of their own (their import is most of it, a cost of the first burst rather than of each message)."""
+    parts = {"moto": 0.0, "stack": 0.0, "functions": 0.0, "new containers": 0.0}
+    for pid, (part, seconds) in after.items():
+        if pid in before:
+            parts[part] += seconds - before[pid][1]
+        else:
+            parts["new containers" if part == "functions" else part] += seconds
+    return parts
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -273,13 +291,15 @@ def main() -> None:
             list(pool.map(lambda n: post(f"{bot.server.url}/webhook", {"text": "x"}, BOT_TOKEN), range(600)))
             direct_rate = 600 / (time.perf_counter() - started)
 
-            # A first burst starts the containers a burst needs (the functions' imports are not throughput).
+            # A first burst starts the containers a burst needs (the functions' imports are not throughput; any
+            # container that still starts during the measure is shown apart).
             burst(pool, api_url, receiver, "start", 2 * CONVERSATIONS)
             cpu_before = session_cpu_seconds(process.pid)
             started = time.perf_counter()
             burst(pool, api_url, receiver, "load", THROUGHPUT_MESSAGES)
             rate = THROUGHPUT_MESSAGES / (time.perf_counter() - started)
-            cpu = (session_cpu_seconds(process.pid) - cpu_before) / THROUGHPUT_MESSAGES
+            cpu = cpu_per_part(cpu_before, session_cpu_seconds(process.pid))
+            cpu = {part: seconds / THROUGHPUT_MESSAGES for part, seconds in cpu.items()}
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(30)
@@ -302,7 +322,8 @@ def main() -> None:
     print(
         f"  throughput, {CONCURRENT_CLIENTS} clients, {THROUGHPUT_MESSAGES} messages in {CONVERSATIONS} conversations:"
         f" {rate:.1f} delivered/s against {direct_rate:.0f} direct POSTs/s to the bot ({direct_rate / rate:.0f}x);"
-        f" {cpu * 1000:.0f} ms of CPU per message in the stack's processes"
+        f" {sum(cpu.values()) * 1000:.0f} ms of CPU per message in the stack's processes"
+        f" ({', '.join(f'{part} {seconds * 1000:.1f}' for part, seconds in cpu.items())})"
     )
     disordered = [c for c, texts in bot.replied.items() if receiver.order.get(c) != texts]
     print(f"  conversations whose replies arrived in another order than the bot sent them: {len(disordered)}")

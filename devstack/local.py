@@ -23,7 +23,8 @@ from devstack.console import say
 from devstack.echo_bot import EchoBot
 from devstack.esm import EventSourceMapping
 from devstack.gateway import Gateway
-from devstack.provision import REGION, Stack, provision
+from devstack.lambdas import Invocable
+from devstack.provision import REGION, FunctionSpec, Stack, provision
 from devstack.receiver import Receiver
 from devstack.runtime import Function, FunctionError
 from devstack.settings import DevSettings, problems
@@ -85,9 +86,12 @@ class LocalStack:
                 function.wait_ready()
         mappings = self._start_event_sources()
 
-        def wake() -> None:  # a response published to the topic is in the queues when its function answers
-            for mapping in mappings:
-                mapping.wake()
+        senders = {function.spec.name for function in self._functions if _may_send_messages(function.spec)}
+
+        def wake(function: Invocable) -> None:  # what it published to the topic is in the queues when it answers
+            if function.spec.name in senders:  # a receive after any other function's answer would come back empty
+                for mapping in mappings:
+                    mapping.wake()
 
         self.gateway.route_to(list(self._functions), wake)
         self._serve(self.gateway)
@@ -295,6 +299,24 @@ def main() -> int:
         stack.stop()
         say("stack", "stopped")
     return 0
+
+
+_SENDING_ACTIONS = {"*", "sns:*", "sns:Publish", "sns:PublishBatch", "sqs:*", "sqs:SendMessage", "sqs:SendMessageBatch"}
+
+
+def _may_send_messages(spec: FunctionSpec) -> bool:
+    """Whether the function's policies may let it put messages in a queue, directly or through a topic; True for any
+    policy that is not a plain IAM document (a SAM policy template), as a wake too many costs only a receive."""
+    policies = spec.policies if isinstance(spec.policies, list | tuple) else [spec.policies]
+    for policy in policies:
+        if not isinstance(policy, dict) or "Statement" not in policy:
+            return True
+        for statement in policy["Statement"]:
+            actions = statement.get("Action", [])
+            actions = {actions} if isinstance(actions, str) else set(actions)
+            if statement.get("Effect") == "Allow" and _SENDING_ACTIONS & actions:
+                return True
+    return False
 
 
 def _dead_letter_queue(sqs: Any, url: str) -> str | None:
