@@ -107,27 +107,6 @@ class _Request(LocalRequestHandler):
         """Silent: one line per AWS call would drown the functions' own."""
 
 
-def _parse_update_expressions_once() -> None:
-    """The functions send the same few UpdateExpressions over and over; moto parses each UpdateItem's twice, and
-    counts its clauses with a walk per subtree: together about half of an UpdateItem's CPU, and an UpdateItem
-    costs moto 4x a PutItem. Both depend on the expression alone, so each expression is parsed and counted once
-    (the validator works on a deep copy of the tree, so it may be shared); a malformed one is not cached and
-    fails every time, though a surplus clause is now reported before the other checks of its request."""
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
-    from moto.dynamodb.parsing.validators import ActionCountValidator
-
-    make, count_clauses = UpdateExpressionParser.make, ActionCountValidator.traverse
-
-    @functools.lru_cache(maxsize=256)
-    def parse(expression: str) -> Any:
-        tree = make(expression)
-        count_clauses(ActionCountValidator(), tree)  # raises TooManyClauses; otherwise leaves the tree as it was
-        return tree
-
-    UpdateExpressionParser.make = staticmethod(parse)
-    ActionCountValidator.traverse = lambda self, node: node  # counted at parse
-
-
 def _remember_names() -> None:
     """moto works out afresh on every request what depends only on a class or a name: the action methods of
     the service's response class (inspect.getmembers over hundreds of members) and each attribute's snake_case
@@ -153,7 +132,6 @@ def main() -> None:
             return super().get_backend_for_host(host)
 
     growing_fifo_sequence_numbers()  # in the process that runs moto: the responses log orders by them
-    _parse_update_expressions_once()
     _remember_names()
     server = AwsServer(Dispatcher(create_backend_app))
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
