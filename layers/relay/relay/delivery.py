@@ -308,12 +308,12 @@ class Delivery:
         for record in records:
             groups.setdefault(record.attributes.message_group_id or record.message_id, []).append(record)
         outcomes: dict[str, Outcome] = {}
-        # Each conversation's thread runs in a copy of the invocation's context (context variables such as a
-        # tracer's segment follow the work into the thread).
         if len(groups) == 1:  # one conversation: on this thread, sparing a hand-over to another
             (group,) = groups.values()
             outcomes.update(self._conversation(group, remaining_ms))
         else:
+            # Each conversation's thread runs in a copy of the invocation's context (context variables such as a
+            # tracer's segment follow the work into the thread).
             tasks = [(contextvars.copy_context(), group) for group in groups.values()]
             for results in self._conversations.map(
                 lambda task: task[0].run(self._conversation, task[1], remaining_ms), tasks
