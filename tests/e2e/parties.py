@@ -65,7 +65,7 @@ class Bot:
     def __init__(self, server: HTTPServer) -> None:
         self.url = server.url_for("/webhook")
         self.response_url = ""
-        self.forwarded: list[dict] = []
+        self.forwarded: list[dict[str, Any]] = []
         self.authorizations: list[str] = []
         self.reply_failures: list[str] = []
         self.last_reply_at: dict[str, float] = {}
@@ -87,7 +87,7 @@ class Bot:
         threading.Thread(target=self._answer, args=(message,), daemon=True).start()
         return Response('{"message":{"id":"bp-msg"}}', 200, content_type="application/json")
 
-    def _answer(self, message: dict) -> None:
+    def _answer(self, message: dict[str, Any]) -> None:
         conversation = message["conversationId"].partition(":")[2]
         count = int(message["payload"].get("replies", 1))
         for index in range(count):
@@ -97,7 +97,7 @@ class Bot:
         if message["payload"].get("late") and not self.hold(conversation).wait(10):
             self._reply(message, "late", conversation)
 
-    def _reply(self, message: dict, text: str, conversation: str) -> None:
+    def _reply(self, message: dict[str, Any], text: str, conversation: str) -> None:
         reply = {
             "type": "text",
             "payload": {"text": text},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Any
 
 import pytest
 import schemathesis
@@ -24,7 +25,7 @@ schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
 @pytest.mark.parametrize("credentials", ["valid", "none"])
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_any_request_is_answered_as_described(case: Case, credentials: str, stack: StackProcess) -> None:
+def test_any_request_is_answered_as_described(case: Case[Any], credentials: str, stack: StackProcess) -> None:
     if case.method.upper() != case.operation.method.upper():
         return  # a method no route has is the gateway's to answer: test_hostile_requests.py
     headers = {}
@@ -35,11 +36,17 @@ def test_any_request_is_answered_as_described(case: Case, credentials: str, stac
             case.path_parameters["secret"] = BOT_SECRET
         else:
             headers["Authorization"] = f"Bearer {CLIENT_TOKEN}"
-    message_id = case.body.get("messageId") if isinstance(case.body, dict) else None
-    if isinstance(message_id, str) and message_id.strip() and len(message_id) <= ID_MAX_LENGTH:
+    body = case.body
+    message_id = body.get("messageId") if isinstance(body, dict) else None
+    if (
+        isinstance(body, dict)
+        and isinstance(message_id, str)
+        and message_id.strip()
+        and len(message_id) <= ID_MAX_LENGTH
+    ):
         # A messageId reused for another message is rightly a 422: each valid example gets its own, still valid.
         unique = f"-{uuid.uuid4()}"
-        case.body["messageId"] = message_id[: ID_MAX_LENGTH - len(unique)] + unique
+        body["messageId"] = message_id[: ID_MAX_LENGTH - len(unique)] + unique
     if case.query and "after" in case.query:
         # A watermark is the relay's to issue, signed: a drawn one is rightly a 400 naming `after` (test_polling).
         del case.query["after"]
