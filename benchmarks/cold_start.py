@@ -143,9 +143,9 @@ def setup(moto_url: str, peer_url: str, directory: Path, probes: list[str]) -> N
 
     from devstack.lambdas import http_event
     from devstack.provision import provision
-    from relay.clients import ClientStore
-    from relay.conversations import ConversationStore
     from relay.models import Conversation
+    from relay.stores.clients import ClientStore
+    from relay.stores.conversations import ConversationStore
 
     stack = provision({"BotWebhookUrl": f"{peer_url}/webhook"})
     dynamodb = boto3.Session(region_name="us-east-1").client("dynamodb")

@@ -29,8 +29,8 @@ from devstack.receiver import Receiver
 from devstack.runtime import Function, FunctionError
 from devstack.settings import DevSettings, problems
 from devstack.template import ROOT
-from relay.clients import ClientStore, hash_token
 from relay.models import Client
+from relay.stores.clients import ClientStore, hash_token
 
 # Seconds instead of minutes, so a failed delivery recovers while you watch; as many attempts as deployed.
 RETRY_SCHEDULE = "1,2,4,8,16,32"

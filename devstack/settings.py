@@ -11,8 +11,8 @@ from typing import Annotated
 from pydantic import Field, HttpUrl, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from relay import webhooks
-from relay.clients import new_token
+from relay import signing
+from relay.stores.clients import new_token
 
 DEMO_CLIENT_ID = "demo"
 _TOKEN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\.\S+$")
@@ -28,7 +28,7 @@ class DevSettings(BaseSettings):
     """The API's port; 0 picks a free one."""
     dev_client_token: str = Field(default_factory=lambda: new_token(DEMO_CLIENT_ID), repr=False)
     dev_response_url: HttpUrl | None = None
-    dev_webhook_secret: str = Field(default_factory=webhooks.new_secret, repr=False)
+    dev_webhook_secret: str = Field(default_factory=signing.new_secret, repr=False)
     bot_webhook_url: HttpUrl | None = None
     bot_token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     dev_bot_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
@@ -47,10 +47,10 @@ class DevSettings(BaseSettings):
     @classmethod
     def _standard_webhooks_secret(cls, secret: str) -> str:
         try:
-            key = base64.b64decode(secret.removeprefix(webhooks.SECRET_PREFIX), validate=True)
+            key = base64.b64decode(secret.removeprefix(signing.SECRET_PREFIX), validate=True)
         except binascii.Error:
             key = b""
-        if not secret.startswith(webhooks.SECRET_PREFIX) or len(key) < 24:
+        if not secret.startswith(signing.SECRET_PREFIX) or len(key) < 24:
             raise ValueError("must be 'whsec_' and at least 24 bytes in base64, as Standard Webhooks secrets are")
         return secret
 

@@ -145,8 +145,8 @@ class Relay:
         from devstack.esm import EventSourceMapping
         from devstack.lambdas import LocalFunction
         from devstack.provision import provision
-        from relay.clients import ClientStore
-        from relay.responses_log import ResponsesLog
+        from relay.stores.clients import ClientStore
+        from relay.stores.responses_log import ResponsesLog
 
         self.bot = bot
         self.stack = provision(

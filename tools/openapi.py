@@ -17,10 +17,11 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from relay import bot_responses, inbound
-from relay.api import STATUS
-from relay.bodies import MAX_JSON_DEPTH
+from relay.edge.api import STATUS
+from relay.edge.bodies import MAX_JSON_DEPTH
 from relay.errors import RelayError
+from relay.flows import bot_responses, inbound
+from relay.flows.polling import ReplyWait, ResponsesQuery
 from relay.models import (
     BotResponse,
     BotResponseReceipt,
@@ -30,7 +31,6 @@ from relay.models import (
     RepliesReceipt,
     ResponsesPage,
 )
-from relay.polling import ReplyWait, ResponsesQuery
 from relay.settings import InboundSettings
 
 MAX_BODY_BYTES = InboundSettings.model_fields["max_body_bytes"].default

@@ -8,9 +8,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from relay.api import create_resolver, request_body
-from relay.bot_responses import REFUSALS, BotResponses
-from relay.function import tracer
+from relay.edge.api import create_resolver, request_body
+from relay.edge.runtime import tracer
+from relay.flows.bot_responses import REFUSALS, BotResponses
 from relay.settings import BotResponseSettings
 
 logger = Logger()

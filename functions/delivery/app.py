@@ -12,10 +12,12 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from relay.clients import ClientStore
-from relay.delivery import Delivery, DeliveryQueue, DeliveryState, Result
-from relay.function import ClientOnFirstUse, conversation_ordered_processor, tracer
+from relay.adapters.delivery_queue import DeliveryQueue
+from relay.edge.runtime import ClientOnFirstUse, conversation_ordered_processor, tracer
+from relay.flows.delivery import Delivery, Result
 from relay.settings import DeliverySettings
+from relay.stores.clients import ClientStore
+from relay.stores.delivery_state import DeliveryState
 
 settings = DeliverySettings.from_environment()
 logger = Logger()

@@ -9,9 +9,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from relay.api import create_resolver, request_body
-from relay.function import tracer
-from relay.inbound import POLL_REFUSALS, REFUSALS, Inbound
+from relay.edge.api import create_resolver, request_body
+from relay.edge.runtime import tracer
+from relay.flows.inbound import POLL_REFUSALS, REFUSALS, Inbound
 from relay.settings import InboundSettings
 
 logger = Logger()

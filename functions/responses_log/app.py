@@ -11,9 +11,10 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from relay.function import conversation_ordered_processor, tracer
-from relay.responses_log import ResponsesLog, record_from_queue
+from relay.edge.runtime import conversation_ordered_processor, tracer
+from relay.flows.recording import record_from_queue
 from relay.settings import ResponsesLogSettings
+from relay.stores.responses_log import ResponsesLog
 
 settings = ResponsesLogSettings.from_environment()
 logger = Logger()

@@ -12,12 +12,12 @@ from urllib.parse import quote, urlencode
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from relay import webhooks
+from relay import signing
 from stack_process import StackProcess, get_json, post_json
 
 CLIENT_ID = "e2e"
 CLIENT_TOKEN = f"{CLIENT_ID}.{secrets.token_urlsafe(24)}"
-WEBHOOK_SECRET = webhooks.new_secret()
+WEBHOOK_SECRET = signing.new_secret()
 BOT_TOKEN = secrets.token_urlsafe(24)
 BOT_SECRET = secrets.token_urlsafe(18)
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from parties import Bot, conversation, responses, send
-from relay.polling import QUIET_SECONDS
+from relay.flows.polling import QUIET_SECONDS
 from stack_process import StackProcess
 
 RUNS = int(os.environ.get("REPLY_LATENCY_RUNS", "3"))

@@ -112,9 +112,9 @@ def test_calls_per_recorded_response_and_per_poll(counted: tuple[Relay, CallCoun
 
 def test_reads_per_long_poll_of_twenty_seconds(counted: tuple[Relay, CallCounter]) -> None:
     """The reading flow on a clock that jumps instead of sleeping: the queries are real, the 20 s are not."""
-    from relay.conversations import ConversationStore
-    from relay.polling import LONG_POLL_MAX_SECONDS, ResponsesQuery, ResponsesReader
-    from relay.responses_log import ResponsesLog
+    from relay.flows.polling import LONG_POLL_MAX_SECONDS, ResponsesQuery, ResponsesReader
+    from relay.stores.conversations import ConversationStore
+    from relay.stores.responses_log import ResponsesLog
     from relay.watermarks import Watermarks
 
     relay, counter = counted

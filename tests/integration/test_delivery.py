@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from devstack.esm import EventSourceMapping
 from devstack.lambdas import LocalFunction
 from harness import MAX_ATTEMPTS, Receiver, Relay, local_server, message
-from relay import cli
+from relay_clients import cli
 
 # A stopped conversation waits this long (plus a margin) before going to the dead-letter queue, so that
 # every container's cached client record knows of the stop; short here to keep the tests quick.

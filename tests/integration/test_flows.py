@@ -9,9 +9,9 @@ import pytest
 
 from devstack.lambdas import LambdaContext
 from harness import Relay, message
-from relay.bot_responses import BotResponses
 from relay.errors import MessageIdReused, Unauthorized, UnknownConversation, WrongSecret
-from relay.inbound import Inbound
+from relay.flows.bot_responses import BotResponses
+from relay.flows.inbound import Inbound
 from relay.settings import BotResponseSettings, InboundSettings
 
 

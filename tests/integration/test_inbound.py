@@ -18,7 +18,7 @@ from werkzeug import Response as WerkzeugResponse
 
 from devstack.lambdas import api_response, http_event
 from harness import BOT_TIMEOUT_SECONDS, Relay, local_server, message
-from relay.inbound import FORWARD_MARGIN_SECONDS
+from relay.flows.inbound import FORWARD_MARGIN_SECONDS
 
 REQUIRED = ["userId", "messageId", "conversationId", "type", "text"]
 MAX_BODY_BYTES = 256 * 1024

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from relay import errors
-from relay.api import STATUS, answer, create_resolver
+from relay.edge.api import STATUS, answer, create_resolver
 
 
 def kinds(base: type[errors.RelayError]) -> list[type[errors.RelayError]]:

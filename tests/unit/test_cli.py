@@ -14,11 +14,11 @@ from standardwebhooks import Webhook
 
 from devstack.provision import provision
 from devstack.template import load
-from relay import cli
-from relay.cli import main
-from relay.clients import AUTH_ATTRIBUTES, ClientStore
 from relay.errors import Unauthorized
 from relay.models import Client
+from relay.stores.clients import AUTH_ATTRIBUTES, ClientStore
+from relay_clients import cli
+from relay_clients.cli import main
 
 
 class Operator:

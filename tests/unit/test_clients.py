@@ -6,8 +6,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from relay.clients import ClientStore
 from relay.errors import Unauthorized
+from relay.stores.clients import ClientStore
 
 
 @pytest.mark.parametrize("client_id", ["a" * 3000, "Acme", "acme:1", "é", " acme"])

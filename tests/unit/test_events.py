@@ -17,11 +17,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from devstack.lambdas import path_parameters
 from devstack.template import ROOT, Resolver, load, parameter_values, resources_of_type
-from relay.clients import bearer_token
+from relay.adapters.publisher import is_install_probe
+from relay.flows.polling import ResponsesQuery
 from relay.models import BotResponse, ClientResponse, InboundMessage, scoped
-from relay.polling import ResponsesQuery
-from relay.responses import is_install_probe
 from relay.settings import BotResponseSettings, DeliverySettings, InboundSettings, ResponsesLogSettings
+from relay.stores.clients import bearer_token
 
 EVENTS = ROOT / "events"
 HTTP_EVENTS = {

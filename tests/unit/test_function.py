@@ -1,4 +1,4 @@
-"""relay.function: what a SnapStart restore renews, and clients made on first use."""
+"""relay.edge.runtime: what a SnapStart restore renews, and clients made on first use."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import boto3
 from pytest_httpserver import HTTPServer
 from snapshot_restore_py import get_after_restore
 
-from relay import http
-from relay.function import ClientOnFirstUse, renew_after_restore
+from relay.adapters import outbound
+from relay.edge.runtime import ClientOnFirstUse, renew_after_restore
 
 
 def restore() -> None:
@@ -20,13 +20,13 @@ def restore() -> None:
 
 def test_after_a_restore_connections_made_before_the_snapshot_are_not_reused(receiver: HTTPServer) -> None:
     receiver.expect_request("/hook").respond_with_data("")
-    http.post(receiver.url_for("/hook"), "{}", {}, 5)
-    assert http.pool.pools  # a connection kept for the next request
+    outbound.post(receiver.url_for("/hook"), "{}", {}, 5)
+    assert outbound.pool.pools  # a connection kept for the next request
 
     restore()
 
-    assert not http.pool.pools
-    assert http.post(receiver.url_for("/hook"), "{}", {}, 5) == 200
+    assert not outbound.pool.pools
+    assert outbound.post(receiver.url_for("/hook"), "{}", {}, 5) == 200
 
 
 def test_every_restored_copy_draws_its_own_random_numbers() -> None:

@@ -7,7 +7,8 @@ import email.utils
 import pytest
 from pydantic import ValidationError
 
-from relay.delivery import retry_after, retry_delay
+from relay.adapters.webhook import retry_after
+from relay.flows.delivery import retry_delay
 from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings
 
 SVIX = (5, 300, 1800, 7200, 18000, 36000)

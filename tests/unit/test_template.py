@@ -14,8 +14,8 @@ import yaml
 from pydantic import ValidationError
 
 from devstack.template import ROOT, Resolver, load, resources_of_type
-from relay.clients import AUTH_ATTRIBUTES
 from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings
+from relay.stores.clients import AUTH_ATTRIBUTES
 
 TOOLS = ROOT / ".tools" / "bin"
 TEMPLATE = load()
@@ -209,8 +209,8 @@ def test_the_responses_log_is_written_by_its_function_and_only_queried_by_the_cl
 def test_the_client_api_answers_every_wait_within_api_gateways_30_seconds() -> None:
     """A wait counts from the request's arrival, so the longest wait or the slowest bot, plus the margin kept to
     answer, must fit in the function's timeout, which must end before API Gateway's 30 s."""
-    from relay.inbound import ANSWER_MARGIN_SECONDS
-    from relay.polling import LONG_POLL_MAX_SECONDS, REPLY_WAIT_MAX_SECONDS
+    from relay.flows.inbound import ANSWER_MARGIN_SECONDS
+    from relay.flows.polling import LONG_POLL_MAX_SECONDS, REPLY_WAIT_MAX_SECONDS
 
     timeout = FUNCTIONS["InboundFunction"]["Properties"]["Timeout"]
     slowest_bot = TEMPLATE["Parameters"]["BotTimeoutSeconds"]["MaxValue"]

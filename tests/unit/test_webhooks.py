@@ -8,13 +8,13 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from relay import webhooks
+from relay import signing
 
 
 def test_signed_headers_verify_with_the_reference_library() -> None:
-    secret = webhooks.new_secret()
+    secret = signing.new_secret()
     body = '{"type":"text","payload":{"text":"héllo"}}'
-    headers = webhooks.headers(secret, "msg_1", int(time.time()), body)
+    headers = signing.headers(secret, "msg_1", int(time.time()), body)
 
     assert Webhook(secret).verify(body, headers) == {"type": "text", "payload": {"text": "héllo"}}
     assert headers["content-type"] == "application/json"
@@ -23,21 +23,21 @@ def test_signed_headers_verify_with_the_reference_library() -> None:
 @pytest.mark.parametrize(
     "tamper",
     [
-        lambda s, h, b: (webhooks.new_secret(), h, b),
+        lambda s, h, b: (signing.new_secret(), h, b),
         lambda s, h, b: (s, {**h, "webhook-id": "msg_2"}, b),
         lambda s, h, b: (s, h, b.replace("1", "2")),
     ],
     ids=["other secret", "other id", "other body"],
 )
 def test_anything_changed_fails_verification(tamper) -> None:
-    secret = webhooks.new_secret()
+    secret = signing.new_secret()
     body = '{"n":1}'
-    headers = webhooks.headers(secret, "msg_1", int(time.time()), body)
+    headers = signing.headers(secret, "msg_1", int(time.time()), body)
     secret, headers, body = tamper(secret, headers, body)
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(body, headers)
 
 
 def test_secrets_are_fresh_and_in_whsec_format() -> None:
-    first, second = webhooks.new_secret(), webhooks.new_secret()
+    first, second = signing.new_secret(), signing.new_secret()
     assert first.startswith("whsec_") and first != second

@@ -23,10 +23,8 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import P
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from relay.bodies import parse_json
-from relay.bot import BotClient
-from relay.clients import ClientStore, bearer_token
-from relay.conversations import ConversationStore
+from relay.adapters.bot import BotClient
+from relay.edge.bodies import parse_json
 from relay.errors import (
     BotUnavailable,
     InvalidRequest,
@@ -37,10 +35,12 @@ from relay.errors import (
     Unauthorized,
     UnknownConversation,
 )
+from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader, parse_query
 from relay.models import ClientMessage, ForwardRecord, InboundMessage, MessageReceipt, RepliesReceipt, ResponsesPage
-from relay.polling import ReplyWait, ResponsesQuery, ResponsesReader, parse_query
-from relay.responses_log import ResponsesLog
 from relay.settings import InboundSettings
+from relay.stores.clients import ClientStore, bearer_token
+from relay.stores.conversations import ConversationStore
+from relay.stores.responses_log import ResponsesLog
 from relay.watermarks import Watermarks
 
 logger = Logger()  # the function's own logger: the same service, handler and keys

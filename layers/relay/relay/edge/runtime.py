@@ -19,7 +19,7 @@ import boto3
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
-from relay import http
+from relay.adapters import outbound
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
@@ -85,7 +85,7 @@ def renew_after_restore() -> None:
     container credentials under SnapStart, refreshed as they expire.
     """
     random.seed()  # botocore's retry jitter would otherwise draw the same numbers in every copy
-    http.pool.clear()  # a connection opened before the snapshot is dead after it
+    outbound.pool.clear()  # a connection opened before the snapshot is dead after it
 
 
 try:

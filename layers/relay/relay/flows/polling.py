@@ -14,10 +14,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from relay.conversations import ConversationStore
 from relay.errors import InvalidRequest, UnknownConversation
 from relay.models import ResponsesPage, scoped
-from relay.responses_log import PAGE_MAX_RESPONSES, Recorded, ResponsesLog, within_budget
+from relay.stores.conversations import ConversationStore
+from relay.stores.responses_log import PAGE_MAX_RESPONSES, Recorded, ResponsesLog, within_budget
 from relay.watermarks import InvalidWatermark, Watermarks
 
 POLL_INTERVAL_SECONDS = 0.25

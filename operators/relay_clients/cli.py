@@ -24,12 +24,12 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from pydantic import TypeAdapter, ValidationError
 
-from relay import webhooks
-from relay.clients import ClientStore, Rotation, hash_token, new_token
+from relay import signing
 from relay.models import Client, ClientId
-from relay.redrive import redrive
-from relay.replay import replay
-from relay.responses_log import ResponsesLog
+from relay.stores.clients import ClientStore, Rotation, hash_token, new_token
+from relay.stores.responses_log import ResponsesLog
+from relay_clients.redrive import redrive
+from relay_clients.replay import replay
 
 STACK_OUTPUT = "ClientsTableName"
 TABLE_ENV = "CLIENTS_TABLE"
@@ -201,7 +201,7 @@ def rotate(store: ClientStore, args: argparse.Namespace) -> int:
         rotation.token_hash = hash_token(token)
         shown.append(("bearer token", token))
     if args.secret or both:
-        rotation.webhook_secret = webhooks.new_secret()
+        rotation.webhook_secret = signing.new_secret()
         shown.append(("signing secret", rotation.webhook_secret))
     now = datetime.now(UTC)
     store.rotate(client.client_id, rotation, now)

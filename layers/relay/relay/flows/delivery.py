@@ -14,8 +14,6 @@ dead-letter queue.
 from __future__ import annotations
 
 import contextvars
-import email.utils
-import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,27 +24,15 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
-from relay import http, webhooks
-from relay.clients import ClientStore
+from relay.adapters import outbound
+from relay.adapters.delivery_queue import DeliveryQueue
+from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, deliver
 from relay.models import Client, ClientResponse
-from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings
-
-STATE_TTL_SECONDS = 15 * 24 * 3600
-"""An attempt counter outlives any message it counts for: SQS keeps a message 14 days at most."""
+from relay.settings import DeliverySettings
+from relay.stores.clients import ClientStore
+from relay.stores.delivery_state import DeliveryState
 
 STOP_HOLD_MARGIN_SECONDS = 5
-
-
-class DeliveryFailed(Exception):
-    """The receiver did not take the response; it is tried again after the schedule's next delay."""
-
-    def __init__(self, reason: str, *, retry_after: int | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
-
-
-class ResponseUrlGone(Exception):
-    """The receiver answered 410 Gone: nothing more is POSTed to that URL until an operator sets it again."""
 
 
 class NotAttempted(Exception):
@@ -62,203 +48,9 @@ class Result(Enum):
     NOT_ATTEMPTED = "NotAttempted"
 
 
-def deliver(url: str, signing_secrets: Sequence[str], webhook_id: str, body: str, timeout_seconds: float) -> None:
-    """POST one response with Standard Webhooks headers; any 2xx is success.
-
-    `body` is sent as published, byte for byte, so what is signed is what consumers of the topic see.
-    """
-    headers = webhooks.headers(signing_secrets, webhook_id, int(time.time()), body)
-    try:
-        status, answer_headers = http.exchange(url, body, headers, timeout_seconds)
-    except http.PostFailed as failure:
-        raise DeliveryFailed(f"receiver {failure}") from failure
-    if status == 410:
-        raise ResponseUrlGone("receiver answered 410 Gone")
-    if not 200 <= status < 300:
-        wait = retry_after(answer_headers.get("retry-after")) if status in (429, 503) else None
-        raise DeliveryFailed(f"receiver answered HTTP {status}", retry_after=wait)
-
-
-def retry_after(value: str | None, now: float | None = None) -> int | None:
-    """Seconds a `Retry-After` header asks for (delay-seconds or an HTTP date), capped at SQS's limit."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        seconds = int(value)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = int(when.timestamp() - (time.time() if now is None else now) + 0.999)
-    return max(0, min(seconds, MAX_RETRY_DELAY_SECONDS))
-
-
 def retry_delay(attempt: int, schedule: Sequence[int]) -> int:
     """Seconds until the next attempt after the response's `attempt`-th real attempt failed."""
     return schedule[min(attempt, len(schedule)) - 1]
-
-
-class DeliveryQueue:
-    """The few queue operations Lambda's event source mapping leaves to the function."""
-
-    def __init__(self, sqs: Any, queue_url: str, dead_letter_queue_url: str) -> None:
-        self._sqs = sqs
-        self._url = queue_url
-        self._dead_letters = dead_letter_queue_url
-
-    def retry_after(self, receipt_handle: str, seconds: int) -> None:
-        self._sqs.change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
-
-    def release(self, receipt_handles: Sequence[str]) -> None:
-        """Make untried messages visible again; their group stays blocked until the failed one before them is done."""
-        for start in range(0, len(receipt_handles), 10):
-            entries = [
-                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                for i, handle in enumerate(receipt_handles[start : start + 10])
-            ]
-            self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=entries)
-
-    def dead_letter(self, records: Sequence[SQSRecord]) -> None:
-        """Copy messages to the dead-letter queue in order, in their message group; the caller then deletes them."""
-        for start in range(0, len(records), 10):
-            entries = [
-                {
-                    "Id": str(i),
-                    "MessageBody": record.body,
-                    "MessageGroupId": record.attributes.message_group_id,
-                    "MessageDeduplicationId": record.message_id,
-                    "MessageAttributes": {
-                        name: {"DataType": attribute.data_type, "StringValue": attribute.string_value}
-                        for name, attribute in record.message_attributes.items()
-                        if attribute.string_value is not None
-                    },
-                }
-                for i, record in enumerate(records[start : start + 10])
-            ]
-            answer = self._sqs.send_message_batch(QueueUrl=self._dead_letters, Entries=entries)
-            if answer.get("Failed"):
-                raise RuntimeError(f"dead-letter queue refused messages: {answer['Failed']}")
-
-
-@dataclass(frozen=True)
-class Stop:
-    """Where a conversation's delivery stopped, and whether its messages have been dead-lettered yet."""
-
-    webhook_id: str
-    dead_lettered: bool
-
-
-class DeliveryState:
-    """Attempt counters (one item per response, written only when an attempt fails) and conversation stops."""
-
-    def __init__(self, dynamodb: Any, table_name: str, clients_table: str) -> None:
-        self._dynamodb = dynamodb
-        self._table = table_name
-        self._clients = clients_table
-
-    def failed_attempt(self, webhook_id: str) -> int:
-        """Count one more failed attempt of the response; returns how many it has had."""
-        answer = self._dynamodb.update_item(
-            TableName=self._table,
-            Key=_attempts_key(webhook_id),
-            UpdateExpression="ADD attempts :one SET expiresAt = :expires",
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":expires": {"N": str(int(time.time()) + STATE_TTL_SECONDS)},
-            },
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(answer["Attributes"]["attempts"]["N"])
-
-    def stop(self, client_id: str, conversation_id: str, webhook_id: str) -> None:
-        """Stop the conversation at this response; counted on the client record so every container looks it up."""
-        try:
-            self._dynamodb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": {
-                                **_stop_key(client_id, conversation_id),
-                                "webhookId": {"S": webhook_id},
-                                "deadLettered": {"BOOL": False},
-                            },
-                            "ConditionExpression": "attribute_not_exists(id)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._clients,
-                            "Key": {"clientId": {"S": client_id}},
-                            "UpdateExpression": "ADD stoppedConversations :one",
-                            "ExpressionAttributeValues": {":one": {"N": "1"}},
-                        }
-                    },
-                ]
-            )
-        except self._dynamodb.exceptions.TransactionCanceledException as error:
-            if not _condition_failed(error):
-                raise  # stopped already (an earlier try got this far): nothing to add
-
-    def stop_of(self, client_id: str, conversation_id: str) -> Stop | None:
-        item = self._dynamodb.get_item(
-            TableName=self._table, Key=_stop_key(client_id, conversation_id), ConsistentRead=True
-        ).get("Item")
-        return Stop(item["webhookId"]["S"], item["deadLettered"]["BOOL"]) if item else None
-
-    def dead_lettered(self, client_id: str, conversation_id: str) -> None:
-        self._dynamodb.update_item(
-            TableName=self._table,
-            Key=_stop_key(client_id, conversation_id),
-            UpdateExpression="SET deadLettered = :yes",
-            ExpressionAttributeValues={":yes": {"BOOL": True}},
-        )
-
-    def resume(self, client_id: str, conversation_id: str, webhook_id: str) -> None:
-        """The response the conversation stopped at is back (a redrive): go on, with a fresh schedule for it."""
-        try:
-            self._dynamodb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Delete": {
-                            "TableName": self._table,
-                            "Key": _stop_key(client_id, conversation_id),
-                            "ConditionExpression": "attribute_exists(id)",
-                        }
-                    },
-                    {"Delete": {"TableName": self._table, "Key": _attempts_key(webhook_id)}},
-                    {
-                        "Update": {
-                            "TableName": self._clients,
-                            "Key": {"clientId": {"S": client_id}},
-                            "UpdateExpression": "ADD stoppedConversations :minus",
-                            "ConditionExpression": "stoppedConversations > :zero",
-                            "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":zero": {"N": "0"}},
-                        }
-                    },
-                ]
-            )
-        except self._dynamodb.exceptions.TransactionCanceledException as error:
-            if not _condition_failed(error):
-                raise
-
-
-def _attempts_key(webhook_id: str) -> dict[str, Any]:
-    return {"id": {"S": f"attempts#{webhook_id}"}}
-
-
-def _stop_key(client_id: str, conversation_id: str) -> dict[str, Any]:
-    # A client id holds no '#', so the key names one conversation of one client.
-    return {"id": {"S": f"stop#{client_id}#{conversation_id}"}}
-
-
-def _condition_failed(error: Any) -> bool:
-    reasons = error.response.get("CancellationReasons") or []
-    return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)
 
 
 @dataclass(frozen=True)
@@ -298,7 +90,9 @@ class Delivery:
         self._queue = queue
         self._state = state
         self._logger = logger
-        self._conversations = ThreadPoolExecutor(max_workers=http.CONCURRENT_REQUESTS, thread_name_prefix="delivery")
+        self._conversations = ThreadPoolExecutor(
+            max_workers=outbound.CONCURRENT_REQUESTS, thread_name_prefix="delivery"
+        )
         # Long enough for every container's cached client record to show a new stop before anything moves.
         self.stop_hold_seconds = int(settings.cache_ttl_seconds) + STOP_HOLD_MARGIN_SECONDS
 

@@ -10,12 +10,12 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-from relay.bodies import parse_json
-from relay.conversations import ConversationStore
+from relay.adapters.publisher import ResponsePublisher, is_install_probe
+from relay.edge.bodies import parse_json
 from relay.errors import InvalidRequest, RelayError, TooLarge, UnknownConversation, WrongSecret
 from relay.models import BotResponse, BotResponseReceipt, ClientResponse
-from relay.responses import ResponsePublisher, is_install_probe
 from relay.settings import BotResponseSettings
+from relay.stores.conversations import ConversationStore
 
 REFUSALS: tuple[type[RelayError], ...] = (WrongSecret, InvalidRequest, TooLarge, UnknownConversation)
 """What POST /bot/responses/{secret} can refuse a request with: its handler answers these, openapi.yaml describes

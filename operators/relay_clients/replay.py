@@ -11,9 +11,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from relay.adapters.publisher import message_attributes, message_group_id
 from relay.models import ClientResponse
-from relay.responses import message_attributes, message_group_id
-from relay.responses_log import PAGE_MAX_RESPONSES, ResponsesLog
+from relay.stores.responses_log import PAGE_MAX_RESPONSES, ResponsesLog
 
 
 def replay(

@@ -15,7 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from cachetools import TTLCache
 from pydantic import BaseModel, ConfigDict
 
-from relay import webhooks
+from relay import signing
 from relay.errors import Unauthorized
 from relay.models import CLIENT_ID_PATTERN, CamelModel, Client
 
@@ -197,7 +197,7 @@ class ClientStore:
             client_id=client_id,
             name=name,
             token_hash=hash_token(token),
-            webhook_secret=webhooks.new_secret(),
+            webhook_secret=signing.new_secret(),
             response_url=response_url,
         )
         self.put(client, new=True)

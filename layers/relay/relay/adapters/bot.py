@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from relay import http
+from relay.adapters import outbound
 from relay.errors import BotTimeout, BotUnavailable
 from relay.models import InboundMessage
 
@@ -19,8 +19,8 @@ class BotClient:
         """POST the message as the Messaging API integration's webhook expects it; raise if the bot did not take it."""
         headers = {"content-type": "application/json", "authorization": f"bearer {self._token()}"}
         try:
-            status = http.post(self._url, message.to_json(), headers, self._timeout)
-        except http.PostFailed as failure:
+            status = outbound.post(self._url, message.to_json(), headers, self._timeout)
+        except outbound.PostFailed as failure:
             if failure.timed_out:
                 raise BotTimeout(
                     f"the bot did not answer within {self._timeout:g} s; retry with the same messageId"

@@ -1,0 +1,59 @@
+"""The webhook POST: one response to a client's response URL, signed, and what the receiver's answer asks for."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Sequence
+from datetime import UTC
+
+from relay import signing
+from relay.adapters import outbound
+from relay.settings import MAX_RETRY_DELAY_SECONDS
+
+
+class DeliveryFailed(Exception):
+    """The receiver did not take the response; it is tried again after the schedule's next delay."""
+
+    def __init__(self, reason: str, *, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class ResponseUrlGone(Exception):
+    """The receiver answered 410 Gone: nothing more is POSTed to that URL until an operator sets it again."""
+
+
+def deliver(url: str, signing_secrets: Sequence[str], webhook_id: str, body: str, timeout_seconds: float) -> None:
+    """POST one response with Standard Webhooks headers; any 2xx is success.
+
+    `body` is sent as published, byte for byte, so what is signed is what consumers of the topic see.
+    """
+    headers = signing.headers(signing_secrets, webhook_id, int(time.time()), body)
+    try:
+        status, answer_headers = outbound.exchange(url, body, headers, timeout_seconds)
+    except outbound.PostFailed as failure:
+        raise DeliveryFailed(f"receiver {failure}") from failure
+    if status == 410:
+        raise ResponseUrlGone("receiver answered 410 Gone")
+    if not 200 <= status < 300:
+        wait = retry_after(answer_headers.get("retry-after")) if status in (429, 503) else None
+        raise DeliveryFailed(f"receiver answered HTTP {status}", retry_after=wait)
+
+
+def retry_after(value: str | None, now: float | None = None) -> int | None:
+    """Seconds a `Retry-After` header asks for (delay-seconds or an HTTP date), capped at SQS's limit."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = int(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = int(when.timestamp() - (time.time() if now is None else now) + 0.999)
+    return max(0, min(seconds, MAX_RETRY_DELAY_SECONDS))

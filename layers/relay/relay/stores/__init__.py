@@ -1,0 +1,1 @@
+"""Data access: one store per table, each taking its boto3 client."""
