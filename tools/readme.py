@@ -313,7 +313,7 @@ WORK = {
     "InboundFunction": Work(1, 0, 300, "most of it waiting for the bot to take the message"),
     "BotResponseFunction": Work(0, 1, 50, "the conversation from the cache and one publish"),
     "DeliveryFunction": Work(
-        0, 1, 150, "one signed POST per invocation: batches of up to 10 form only under load, and lower this"
+        0, 1, 150, "one signed POST per invocation (batches of up to 10 form only under load, and lower this)"
     ),
     "ResponsesLogFunction": Work(0, 1, 50, "one conditional put per response"),
 }
