@@ -313,6 +313,7 @@ def test_redrive_of_one_conversation_delivers_it_whole_in_order_once_the_receive
 
     assert flaky.delivered("doomed") == doomed, "the conversation whole, in order, after its redrive"
     assert texts(relay.dead_letters()) == other, "only the conversation asked for moved"
+    assert relay.clients.get("acme").stopped_conversations == 1, "the other conversation is still stopped"
 
 
 def test_replay_delivers_a_conversation_again_from_the_responses_log_in_order_and_publishes_nothing(

@@ -163,24 +163,22 @@ class ClientStore:
 
     def stop_counted(self, client_id: str) -> TransactItem:
         """The transaction item that counts one more stopped conversation on the client's record."""
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": {"clientId": {"S": client_id}},
-                "UpdateExpression": "ADD stoppedConversations :one",
-                "ExpressionAttributeValues": {":one": {"N": "1"}},
-            }
-        }
+        return self._stop_count(client_id, 1)
 
     def stop_uncounted(self, client_id: str) -> TransactItem:
         """The transaction item that counts one stopped conversation less; it fails the transaction at zero."""
+        item = self._stop_count(client_id, -1)
+        item["Update"]["ConditionExpression"] = "stoppedConversations > :zero"
+        item["Update"]["ExpressionAttributeValues"][":zero"] = {"N": "0"}
+        return item
+
+    def _stop_count(self, client_id: str, change: int) -> TransactItem:
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": {"clientId": {"S": client_id}},
-                "UpdateExpression": "ADD stoppedConversations :minus",
-                "ConditionExpression": "stoppedConversations > :zero",
-                "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":zero": {"N": "0"}},
+                "UpdateExpression": "ADD stoppedConversations :change",
+                "ExpressionAttributeValues": {":change": {"N": str(change)}},
             }
         }
 
