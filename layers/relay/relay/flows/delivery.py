@@ -148,7 +148,7 @@ class Delivery:
             client = self._clients.get(response.client_id)
             if not stop_checked and client is not None and client.stopped_conversations > 0:
                 stop_checked = True
-                if (turn := self._stopped(client, response, queue[index:])) is not None:
+                if (turn := self._dead_letter_if_stopped(client, response, queue[index:])) is not None:
                     return _Turn({**decisions, **turn.decisions}, turn.dead_lettered_stop)
             decision = decisions[queued.message_id] = self._deliver(client, response, queued.body)
             if isinstance(decision, FAILURES):
@@ -156,7 +156,9 @@ class Delivery:
                 break
         return _Turn(decisions)
 
-    def _stopped(self, client: Client, response: ClientResponse, rest: list[QueuedResponse]) -> _Turn | None:
+    def _dead_letter_if_stopped(
+        self, client: Client, response: ClientResponse, rest: list[QueuedResponse]
+    ) -> _Turn | None:
         """None if the conversation is not stopped, or resumes here; else its `rest` in this batch, dead-lettered."""
         stop = self._state.stop_of(client.client_id, response.conversation_id)
         if stop is None:
