@@ -112,9 +112,9 @@ class Delivery:
         if len(groups) == 1:  # one conversation: on this thread, sparing a hand-over to another
             turns = [self._conversation(next(iter(groups.values())), remaining_ms)]
         else:
-            # Each thread runs in a copy of the invocation's context, so context variables (such as the local
-            # stack's record of the running function) follow the work. The X-Ray SDK's segment does not: it is
-            # thread-local, so AWS calls made in these threads get no subsegment of the handler's.
+            # Each thread runs in a copy of the invocation's context: that carries context variables only (such
+            # as the local stack's record of the function running), not the X-Ray SDK's context, which is
+            # thread-local.
             tasks = [(contextvars.copy_context(), group) for group in groups.values()]
             turns = list(
                 self._conversations.map(lambda task: task[0].run(self._conversation, task[1], remaining_ms), tasks)
