@@ -5,36 +5,46 @@
     relay-clients --stack relay rotate acme --token            (the previous token works 24 more hours)
     relay-clients --stack relay rotate acme --secret --grace 2h
     relay-clients --stack relay disable acme
+    relay-clients --dev list                                    (the local stack of `make dev`)
 
-The table is `--table NAME`, or the `ClientsTableName` output of `--stack NAME`, or $CLIENTS_TABLE.
-Exit status: 0 done, 1 failed (unknown client, AWS error), 2 bad input.
+The table is `--table NAME`, or the `ClientsTableName` output of `--stack NAME` (or of the local stack with
+`--dev`), or $CLIENTS_TABLE. Exit status: 0 done, 1 failed (unknown client, AWS error), 2 bad input.
+Every command is `run(context, args) -> int`, listed with its options in COMMANDS, from which the parser is built.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from pydantic import TypeAdapter, ValidationError
 
 from relay import signing
 from relay.models import Client, ClientId
 from relay.stores.clients import ClientStore, Rotation, hash_token, new_token
+from relay.stores.delivery_state import DeliveryState
 from relay.stores.responses_log import ResponsesLog
+from relay_clients.context import (
+    BAD_INPUT,
+    CLIENTS_TABLE,
+    DEAD_LETTER_QUEUE,
+    DELIVERY_QUEUE,
+    DELIVERY_STATE_TABLE,
+    FAILED,
+    OK,
+    RESPONSES_TABLE,
+    CommandError,
+    Context,
+    Resource,
+)
 from relay_clients.redrive import redrive
 from relay_clients.replay import replay
-
-STACK_OUTPUT = "ClientsTableName"
-TABLE_ENV = "CLIENTS_TABLE"
-
-OK, FAILED, BAD_INPUT = 0, 1, 2
 
 _client_id: TypeAdapter[str] = TypeAdapter(ClientId)
 
@@ -46,15 +56,6 @@ _OPTIONS = {"client_id": "--id", "name": "--name", "response_url": "--response-u
 _HINTS = {
     "client_id": "use 1 to 63 lowercase letters, digits and hyphens, starting with a letter or digit",
 }
-
-
-class CommandError(Exception):
-    """Ends the command with a message on stderr and an exit status."""
-
-    def __init__(self, message: str, status: int = FAILED) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,11 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
-        if args.run in (redrive_command, replay_command):  # queues and the responses log, not the clients table
-            return int(args.run(args))
-        table = resolve_table(args)
-        store = ClientStore(aws_client(args, "dynamodb"), table)
-        return int(args.run(store, args))
+        run: Callable[[Context, argparse.Namespace], int] = args.run
+        return run(Context(args), args)
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else OK if exit_.code is None else FAILED
     except CommandError as error:
@@ -94,59 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         return FAILED
 
 
-# ── Which table ──────────────────────────────────────────────────────────────────────────────
-
-
-def resolve_table(args: argparse.Namespace) -> str:
-    if args.table and args.stack:
-        raise CommandError("give --table or --stack, not both", BAD_INPUT)
-    if args.table:
-        return str(args.table)
-    if args.stack:
-        return table_from_stack(aws_client(args, "cloudformation"), args.stack)
-    if table := os.environ.get(TABLE_ENV, "").strip():
-        return table
-    raise CommandError(
-        f"which clients table? Give --table NAME, --stack STACK_NAME (reads its {STACK_OUTPUT} output) "
-        f"or set {TABLE_ENV}",
-        BAD_INPUT,
-    )
-
-
-def aws_client(args: argparse.Namespace, service: str) -> Any:
-    session = boto3.Session(profile_name=args.profile or None, region_name=args.region or None)
-    try:
-        return session.client(service)
-    except ValueError:  # botocore's word for a region that makes no endpoint
-        raise CommandError(f"--region {args.region!r} is not an AWS region", BAD_INPUT) from None
-
-
-def table_from_stack(cloudformation: Any, stack_name: str) -> str:
-    """The clients table of a deployed relay stack: its `ClientsTableName` output."""
-    return stack_outputs(cloudformation, stack_name, STACK_OUTPUT)[STACK_OUTPUT]
-
-
-def stack_outputs(cloudformation: Any, stack_name: str, *wanted: str) -> dict[str, str]:
-    """Outputs of a deployed relay stack, each of `wanted` present."""
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as error:
-        if "does not exist" in error.response.get("Error", {}).get("Message", ""):
-            raise CommandError(f"stack '{stack_name}' not found in region {cloudformation.meta.region_name}") from None
-        raise
-    outputs = {output["OutputKey"]: output.get("OutputValue", "") for output in stacks[0].get("Outputs") or []}
-    for name in wanted:
-        if not outputs.get(name):
-            raise CommandError(
-                f"stack '{stack_name}' has no {name} output: is it a messaging relay stack, fully deployed?"
-            )
-    return outputs
-
-
 # ── Subcommands ──────────────────────────────────────────────────────────────────────────────
 
 
-def create(store: ClientStore, args: argparse.Namespace) -> int:
+def create(context: Context, args: argparse.Namespace) -> int:
+    store = context.clients
     try:
         client, token = store.register(args.id, args.name, args.response_url)
     except ValidationError as error:
@@ -170,7 +120,8 @@ def create(store: ClientStore, args: argparse.Namespace) -> int:
     return OK
 
 
-def list_clients(store: ClientStore, args: argparse.Namespace) -> int:
+def list_clients(context: Context, args: argparse.Namespace) -> int:
+    store = context.clients
     clients = sorted(store.scan(), key=lambda client: client.client_id)
     if not clients:
         print("No clients yet: add one with 'create --id ID --name NAME'.")
@@ -190,7 +141,8 @@ def list_clients(store: ClientStore, args: argparse.Namespace) -> int:
     return OK
 
 
-def rotate(store: ClientStore, args: argparse.Namespace) -> int:
+def rotate(context: Context, args: argparse.Namespace) -> int:
+    store = context.clients
     client = _existing(store, args.id)
     both = not args.token and not args.secret
     grace = timedelta(0) if args.now else args.grace
@@ -223,15 +175,16 @@ def rotate(store: ClientStore, args: argparse.Namespace) -> int:
     return OK
 
 
-def disable(store: ClientStore, args: argparse.Namespace) -> int:
-    return _set_enabled(store, args.id, enabled=False)
+def disable(context: Context, args: argparse.Namespace) -> int:
+    return _set_enabled(context.clients, args.id, enabled=False)
 
 
-def enable(store: ClientStore, args: argparse.Namespace) -> int:
-    return _set_enabled(store, args.id, enabled=True)
+def enable(context: Context, args: argparse.Namespace) -> int:
+    return _set_enabled(context.clients, args.id, enabled=True)
 
 
-def set_url(store: ClientStore, args: argparse.Namespace) -> int:
+def set_url(context: Context, args: argparse.Namespace) -> int:
+    store = context.clients
     client = _existing(store, args.id)
     try:
         updated = Client.model_validate({**client.model_dump(), "response_url": None if args.none else args.url})
@@ -260,22 +213,17 @@ def _set_enabled(store: ClientStore, client_id: str, *, enabled: bool) -> int:
     return OK
 
 
-def redrive_command(args: argparse.Namespace) -> int:
+def redrive_command(context: Context, args: argparse.Namespace) -> int:
     if args.conversation and not args.client:
         raise CommandError("--conversation needs --client: conversation ids are the client's own", BAD_INPUT)
-    queue, dead_letters = _resources(
-        args,
-        _QUEUE_OUTPUTS,
-        (args.queue, args.dead_letter_queue),
-        "which queues? Give --stack STACK_NAME, or --queue URL and --dead-letter-queue URL",
-    )
+    queue, dead_letters = context.resources(DELIVERY_QUEUE, DEAD_LETTER_QUEUE)
 
     def wanted(client_id: str, conversation_id: str) -> bool:
         return (not args.client or client_id == args.client) and (
             not args.conversation or conversation_id == args.conversation
         )
 
-    result = redrive(aws_client(args, "sqs"), dead_letters, queue, wanted, args.dry_run)
+    result = redrive(context.aws("sqs"), dead_letters, queue, wanted, args.dry_run)
     verb = "Would move" if args.dry_run else "Moved"
     total = sum(result.moved.values())
     print(f"{verb} {total} response(s) back to the delivery queue, each conversation in its order:")
@@ -286,29 +234,11 @@ def redrive_command(args: argparse.Namespace) -> int:
     return OK
 
 
-_QUEUE_OUTPUTS = ("DeliveryQueueUrl", "DeliveryDeadLetterQueueUrl")
-
-
-def _resources(args: argparse.Namespace, outputs: tuple[str, str], given: tuple[str, str], missing: str) -> list[str]:
-    """The two resources a command works on: the stack's `outputs` with --stack, else both options `given`."""
-    if args.stack:
-        found = stack_outputs(aws_client(args, "cloudformation"), args.stack, *outputs)
-        return [found[name] for name in outputs]
-    if all(given):
-        return list(given)
-    raise CommandError(missing, BAD_INPUT)
-
-
-def replay_command(args: argparse.Namespace) -> int:
-    table, queue = _resources(
-        args,
-        _REPLAY_OUTPUTS,
-        (args.responses_table, args.queue),
-        "where from? Give --stack STACK_NAME, or --responses-table NAME and --queue URL",
-    )
-    log = ResponsesLog(aws_client(args, "dynamodb"), table)
-    count = replay(log, aws_client(args, "sqs"), queue, args.client, args.conversation, args.dry_run)
-    where = f"conversation '{_cell(args.conversation)}' of client '{args.client}'"
+def replay_command(context: Context, args: argparse.Namespace) -> int:
+    table, queue = context.resources(RESPONSES_TABLE, DELIVERY_QUEUE)
+    log = ResponsesLog(context.aws("dynamodb"), table)
+    count = replay(log, context.aws("sqs"), queue, args.client, args.conversation, args.dry_run)
+    where = _conversation(args)
     if not count:
         print(f"Nothing to replay: the responses log holds no response of {where} (kept for ResponseRetentionDays).")
     elif args.dry_run:
@@ -318,7 +248,30 @@ def replay_command(args: argparse.Namespace) -> int:
     return OK
 
 
-_REPLAY_OUTPUTS = ("ResponsesTableName", "DeliveryQueueUrl")
+def resume(context: Context, args: argparse.Namespace) -> int:
+    """End a conversation's stop without its response coming back (its dead-letter messages were purged)."""
+    (table,) = context.resources(DELIVERY_STATE_TABLE)
+    state = DeliveryState(context.aws("dynamodb"), table)
+    where = _conversation(args)
+    stop = state.stop_of(args.client, args.conversation)
+    if stop is None:
+        print(f"Nothing to resume: {where} is not stopped.")
+        return OK
+    if not args.dry_run:
+        state.resume(args.client, args.conversation, stop.webhook_id, context.clients.stop_uncounted(args.client))
+    print(
+        f"{'Would resume' if args.dry_run else 'Resumed'} {where}, stopped at response {stop.webhook_id}:"
+        f" {'its' if args.dry_run else 'from now on its'} new responses are delivered to its response URL again."
+    )
+    print(
+        "Responses of it still in the dead-letter queue stay there; 'redrive' would deliver them after what came"
+        " since, and 'replay' delivers the whole conversation again from the responses log."
+    )
+    return OK
+
+
+def _conversation(args: argparse.Namespace) -> str:
+    return f"conversation '{_cell(args.conversation)}' of client '{args.client}'"
 
 
 def _existing(store: ClientStore, client_id: str) -> Client:
@@ -385,95 +338,168 @@ def _aws_message(error: ClientError) -> str:
     return f"AWS: {error}"
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    # The table options are taken before or after the subcommand; after it, they must not reset
-    # what was given before it, hence SUPPRESS as their default there.
-    def table_options(parser: argparse.ArgumentParser, default: Any) -> None:
-        where = parser.add_argument_group("which table")
-        where.add_argument("--table", default=default, help=f"the clients table's name (default: ${TABLE_ENV})")
-        where.add_argument("--stack", default=default, help=f"a deployed relay stack: use its {STACK_OUTPUT} output")
-        where.add_argument("--region", default=default, help="AWS region (default: from your AWS configuration)")
-        where.add_argument("--profile", default=default, help="AWS profile (default: from your AWS configuration)")
+# ── The commands and their options: the parser is built from this table ──────────────────────
 
+
+@dataclass(frozen=True)
+class Option:
+    """One argparse argument: its flags (or name) and add_argument's settings."""
+
+    flags: tuple[str, ...]
+    settings: dict[str, Any]
+
+
+def option(*flags: str, **settings: Any) -> Option:
+    return Option(flags, settings)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Options of which at most one (exactly one if `required`) is given."""
+
+    options: tuple[Option, ...]
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    run: Callable[[Context, argparse.Namespace], int]
+    options: tuple[Option | OneOf, ...] = field(default=())
+
+
+# Where the command works: taken before or after the command's name (see _build_parser).
+WHERE = (
+    option("--table", help=f"the clients table's name (default: ${CLIENTS_TABLE.environment})"),
+    option("--stack", help="a deployed relay stack: use its outputs (ClientsTableName, the queues' URLs...)"),
+    option("--dev", action="store_true", help="the local stack of `make dev` (on $PORT, as make dev reads it)"),
+    option("--region", help="AWS region (default: from your AWS configuration)"),
+    option("--profile", help="AWS profile (default: from your AWS configuration)"),
+)
+
+ID = option("id", metavar="ID")
+DRY_RUN = option("--dry-run", action="store_true", help="say what would be done; do nothing")
+
+
+def conversation_options(*, required: bool) -> tuple[Option, ...]:
+    return (
+        option(
+            "--client",
+            required=required,
+            help="the client whose conversation it is" if required else "only this client's responses",
+        ),
+        option(
+            "--conversation",
+            required=required,
+            help="the client's own conversation id" + ("" if required else " (needs --client)"),
+        ),
+        DRY_RUN,
+    )
+
+
+def resource_option(resource: Resource) -> Option:
+    return option(
+        resource.option,
+        metavar=resource.metavar,
+        help=f"{resource.what} (default: the stack's {resource.output} output)",
+    )
+
+
+COMMANDS = (
+    Command(
+        "create",
+        "add a client; prints its token and signing secret once",
+        create,
+        (
+            option("--id", required=True, help="the client's id: lowercase letters, digits and hyphens"),
+            option("--name", required=True, help="a name for people, such as the application's"),
+            option("--response-url", help="where the bot's responses are POSTed (http or https)"),
+        ),
+    ),
+    Command("list", "show every client (never its token or secret)", list_clients),
+    Command(
+        "rotate",
+        "issue a new token and/or signing secret (both when neither flag is given)",
+        rotate,
+        (
+            ID,
+            option("--token", action="store_true", help="a new bearer token"),
+            option("--secret", action="store_true", help="a new whsec_ signing secret for deliveries"),
+            OneOf(
+                (
+                    option(
+                        "--grace",
+                        type=_grace,
+                        default=timedelta(hours=24),
+                        help="how long the previous token and secret stay valid (deliveries carry both signatures"
+                        " meanwhile); e.g. 24h (default), 90m, 2d",
+                    ),
+                    option("--now", action="store_true", help="the previous token and secret stop at once"),
+                )
+            ),
+        ),
+    ),
+    Command("disable", "refuse the client's token and stop delivering to it", disable, (ID,)),
+    Command("enable", "accept the client's token again", enable, (ID,)),
+    Command(
+        "set-url",
+        "set or remove the client's response URL (switches it on after a 410)",
+        set_url,
+        (
+            ID,
+            OneOf(
+                (
+                    option("url", metavar="URL", nargs="?", help="the new response URL"),
+                    option("--none", action="store_true", help="remove the response URL (SNS subscribers only)"),
+                ),
+                required=True,
+            ),
+        ),
+    ),
+    Command(
+        "redrive",
+        "move dead-lettered responses back to the delivery queue (all, one client's, one conversation's)",
+        redrive_command,
+        (*conversation_options(required=False), resource_option(DELIVERY_QUEUE), resource_option(DEAD_LETTER_QUEUE)),
+    ),
+    Command(
+        "replay",
+        "deliver a conversation's recorded responses to its response URL again, in order (from the log)",
+        replay_command,
+        (*conversation_options(required=True), resource_option(RESPONSES_TABLE), resource_option(DELIVERY_QUEUE)),
+    ),
+    Command(
+        "resume",
+        "deliver a stopped conversation's new responses again, when its dead-letter messages were purged",
+        resume,
+        (*conversation_options(required=True), resource_option(DELIVERY_STATE_TABLE)),
+    ),
+)
+
+
+def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="relay-clients",
         description="Manage the clients of a deployed messaging relay: their tokens, signing secrets and URLs.",
     )
-    table_options(parser, None)
+    # After the command's name, the options of WHERE must not reset what was given before it: SUPPRESS there.
     common = _Parser(add_help=False)
-    table_options(common, argparse.SUPPRESS)
+    for target, default in ((parser, None), (common, argparse.SUPPRESS)):
+        group = target.add_argument_group("where")
+        for where in WHERE:
+            group.add_argument(*where.flags, **where.settings, default=default)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True, parser_class=_Parser)
-
-    command = commands.add_parser(
-        "create", parents=[common], help="add a client; prints its token and signing secret once"
-    )
-    command.add_argument("--id", required=True, help="the client's id: lowercase letters, digits and hyphens")
-    command.add_argument("--name", required=True, help="a name for people, such as the application's")
-    command.add_argument("--response-url", help="where the bot's responses are POSTed (http or https)")
-    command.set_defaults(run=create)
-
-    command = commands.add_parser("list", parents=[common], help="show every client (never its token or secret)")
-    command.set_defaults(run=list_clients)
-
-    command = commands.add_parser(
-        "rotate", parents=[common], help="issue a new token and/or signing secret (both when neither flag is given)"
-    )
-    command.add_argument("id", metavar="ID")
-    command.add_argument("--token", action="store_true", help="a new bearer token")
-    command.add_argument("--secret", action="store_true", help="a new whsec_ signing secret for deliveries")
-    grace = command.add_mutually_exclusive_group()
-    grace.add_argument(
-        "--grace",
-        type=_grace,
-        default=timedelta(hours=24),
-        help="how long the previous token and secret stay valid (deliveries carry both signatures meanwhile);"
-        " e.g. 24h (default), 90m, 2d",
-    )
-    grace.add_argument("--now", action="store_true", help="the previous token and secret stop at once")
-    command.set_defaults(run=rotate)
-
-    for name, run, text in (
-        ("disable", disable, "refuse the client's token and stop delivering to it"),
-        ("enable", enable, "accept the client's token again"),
-    ):
-        command = commands.add_parser(name, parents=[common], help=text)
-        command.add_argument("id", metavar="ID")
-        command.set_defaults(run=run)
-
-    command = commands.add_parser(
-        "set-url", parents=[common], help="set or remove the client's response URL (switches it on after a 410)"
-    )
-    command.add_argument("id", metavar="ID")
-    target = command.add_mutually_exclusive_group(required=True)
-    target.add_argument("url", metavar="URL", nargs="?", help="the new response URL")
-    target.add_argument("--none", action="store_true", help="remove the response URL (SNS subscribers only)")
-    command.set_defaults(run=set_url)
-
-    command = commands.add_parser(
-        "redrive",
-        parents=[common],
-        help="move dead-lettered responses back to the delivery queue (all, one client's, one conversation's)",
-    )
-    command.add_argument("--client", help="only this client's responses")
-    command.add_argument("--conversation", help="only this conversation's (needs --client)")
-    command.add_argument("--dry-run", action="store_true", help="say what would move; move nothing")
-    command.add_argument("--queue", help="the delivery queue's URL (default: the stack's DeliveryQueueUrl output)")
-    command.add_argument(
-        "--dead-letter-queue", help="the dead-letter queue's URL (default: the stack's DeliveryDeadLetterQueueUrl)"
-    )
-    command.set_defaults(run=redrive_command)
-
-    command = commands.add_parser(
-        "replay",
-        parents=[common],
-        help="deliver a conversation's recorded responses to its response URL again, in order (from the log)",
-    )
-    command.add_argument("--client", required=True, help="the client whose conversation it is")
-    command.add_argument("--conversation", required=True, help="the client's own conversation id")
-    command.add_argument("--dry-run", action="store_true", help="say how many would be queued; queue nothing")
-    command.add_argument("--responses-table", help="the responses log (default: the stack's ResponsesTableName)")
-    command.add_argument("--queue", help="the delivery queue's URL (default: the stack's DeliveryQueueUrl output)")
-    command.set_defaults(run=replay_command)
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, parents=[common], help=command.help)
+        for item in command.options:
+            if isinstance(item, OneOf):
+                group = sub.add_mutually_exclusive_group(required=item.required)
+                for choice in item.options:
+                    group.add_argument(*choice.flags, **choice.settings)
+            else:
+                sub.add_argument(*item.flags, **item.settings)
+        sub.set_defaults(run=command.run)
     return parser
 
 

@@ -17,8 +17,8 @@ from devstack.template import load
 from relay.errors import Unauthorized
 from relay.models import Client
 from relay.stores.clients import AUTH_ATTRIBUTES, ClientStore
-from relay_clients import cli
 from relay_clients.cli import main
+from relay_clients.context import Context
 
 
 class Operator:
@@ -266,14 +266,14 @@ def test_two_operators_at_once_both_keep_their_change(
             ran.append(-1)  # once: the second command's own write must not start a third
             ran[0] = operator(*second)
 
-    original = cli.aws_client
+    original = Context.aws
 
-    def aws_client(args: object, service: str) -> object:
-        client = original(args, service)
+    def aws(context: Context, service: str) -> object:
+        client = original(context, service)
         client.meta.events.register("before-call.dynamodb.UpdateItem", meanwhile)
         return client
 
-    monkeypatch.setattr(cli, "aws_client", aws_client)
+    monkeypatch.setattr(Context, "aws", aws)
     assert operator(*first) == 0
 
     assert ran == [0]
