@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -28,9 +29,10 @@ from devstack.provision import REGION, FunctionSpec, Stack, provision
 from devstack.receiver import Receiver
 from devstack.runtime import Function, FunctionError
 from devstack.settings import DevSettings, problems
-from devstack.template import ROOT
+from devstack.template import ROOT, load
 from relay.models import Client
 from relay.stores.clients import ClientStore, hash_token
+from relay_clients import dev
 
 # Seconds instead of minutes, so a failed delivery recovers while you watch; as many attempts as deployed.
 RETRY_SCHEDULE = "1,2,4,8,16,32"
@@ -57,6 +59,7 @@ class LocalStack:
         self._moto_url = ""
         self._aws_environment: dict[str, str] = {}
         self.gateway: Gateway | None = None
+        self._state_file: Path | None = None
         self.stack: Stack | None = None
         self.timings: dict[str, float] = {}
         """Seconds each step of `start` took."""
@@ -95,6 +98,7 @@ class LocalStack:
 
         self.gateway.route_to(list(self._functions), wake)
         self._serve(self.gateway)
+        self._write_state_file()
 
     @contextmanager
     def _step(self, name: str, description: str) -> Iterator[None]:
@@ -130,6 +134,9 @@ class LocalStack:
         receiver = (
             str(settings.dev_response_url) if settings.dev_response_url else "the built-in receiver (prints here)"
         )
+        assert self.gateway
+        port = self.gateway.server_address[1]
+        relay_clients = f"{'' if port == dev.DEFAULT_PORT else f'PORT={port} '}.venv/bin/relay-clients --dev"
         return "\n".join(
             [
                 "",
@@ -146,6 +153,10 @@ class LocalStack:
                 "",
                 *(f"    {line}" for line in curl.splitlines()),
                 "",
+                "  Manage its clients (list, create, rotate, redrive, resume...), from this directory:",
+                "",
+                f"    {relay_clients} list",
+                "",
                 "  Ctrl-C stops everything.",
                 "",
             ]
@@ -153,6 +164,8 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._state_file:
+            self._state_file.unlink(missing_ok=True)
         for server in self._running:
             server.shutdown()
         for server in self._bound:
@@ -199,6 +212,20 @@ class LocalStack:
             if name.startswith("AWS_ENDPOINT_URL_") or name in _ACCOUNT_VARIABLES:
                 del os.environ[name]
         os.environ.update(self._aws_environment)
+
+    def _write_state_file(self) -> None:
+        """Where `relay-clients --dev` finds this stack: moto's URL and the template's outputs that name resources."""
+        assert self.gateway and self.stack
+        outputs = {
+            name: self.stack.ref(output["Value"]["Ref"])
+            for name, output in load()["Outputs"].items()
+            if isinstance(output["Value"], dict) and output["Value"].get("Ref") in self.stack.resolver.refs
+        }
+        local = dev.LocalStack(endpoint_url=self._moto_url, region=REGION, pid=os.getpid(), outputs=outputs)
+        path = dev.state_file(ROOT, self.gateway.server_address[1])
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(local.model_dump_json(indent=2))
+        self._state_file = path
 
     def _serve(self, server: Any) -> Any:
         if server not in self._bound:

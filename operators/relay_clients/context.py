@@ -87,7 +87,8 @@ class Context:
 
     @cached_property
     def clients(self) -> ClientStore:
-        return ClientStore(self.aws("dynamodb"), self.resources(CLIENTS_TABLE)[0])
+        (table,) = self.resources(CLIENTS_TABLE)
+        return ClientStore(self.aws("dynamodb"), table)
 
     def resources(self, *wanted: Resource) -> list[str]:
         """The name or URL of each: its option, else the output of the stack (or local stack), else its variable."""
@@ -105,7 +106,7 @@ class Context:
             outputs = self._outputs(*(resource.output for resource in wanted if resource not in found))
             found.update({resource: outputs[resource.output] for resource in wanted if resource not in found})
         if missing := [resource for resource in wanted if resource not in found]:
-            raise CommandError("; ".join(_how_to_give(resource) for resource in missing), BAD_INPUT)
+            raise CommandError(_how_to_give(missing), BAD_INPUT)
         return [found[resource] for resource in wanted]
 
     def _outputs(self, *wanted: str) -> dict[str, str]:
@@ -163,12 +164,15 @@ def find_local_stack(start: Path) -> dev.LocalStack:
     return local
 
 
-def _how_to_give(resource: Resource) -> str:
+def _how_to_give(missing: list[Resource]) -> str:
+    outputs = " and ".join(resource.output for resource in missing)
+    options = " and ".join(f"{resource.option} {resource.metavar}" for resource in missing)
+    variables = [f"set {resource.environment}" for resource in missing if resource.environment]
     ways = [
-        f"{resource.option} {resource.metavar}",
-        f"--stack STACK_NAME (reads its {resource.output} output)",
+        f"--stack STACK_NAME (reads its {outputs} output{'s' if len(missing) > 1 else ''})",
         "--dev (the local stack of make dev)",
+        options,
+        *variables,
     ]
-    if resource.environment:
-        ways.append(f"set {resource.environment}")
-    return f"which is {resource.what}? Give {', '.join(ways[:-1])} or {ways[-1]}"
+    which = "which is" if len(missing) == 1 else "which are"
+    return f"{which} {' and '.join(r.what for r in missing)}? Give {', '.join(ways[:-1])} or {ways[-1]}"
