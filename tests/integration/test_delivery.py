@@ -317,6 +317,36 @@ def test_redrive_of_one_conversation_delivers_it_whole_in_order_once_the_receive
     assert relay.clients.get("acme").stopped_conversations == 1, "the other conversation is still stopped"
 
 
+def test_resume_of_a_stopped_conversation_whose_dead_letters_were_purged_delivers_its_new_responses(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    forwarded = start_conversation(relay, token, "doomed")
+    doomed = texts(relay.reply(forwarded, 2))
+    flaky = Receiver(receiver, {"acme": client.webhook_secret}).refuse(doomed[0], MAX_ATTEMPTS)
+    relay.drain(timeout=30)
+    relay.sqs.purge_queue(QueueUrl=relay.stack.ref("DeliveryDeadLetterQueue"))  # instead of a redrive
+    resume = ["resume", "--client", "acme", "--conversation", "doomed", "--table", relay.stack.ref("ClientsTable")]
+    resume += ["--delivery-state-table", relay.stack.ref("DeliveryStateTable")]
+    capsys.readouterr()
+
+    assert cli.main([*resume, "--dry-run"]) == 0
+    assert "Would resume conversation 'doomed' of client 'acme'" in capsys.readouterr().out
+    relay.clients.forget("acme")
+    assert relay.clients.get("acme").stopped_conversations == 1, "a dry run resumes nothing"
+    assert cli.main(resume) == 0
+    assert "Resumed conversation 'doomed' of client 'acme'" in capsys.readouterr().out
+    later = bot_says(relay, forwarded, "said after the resume")
+    relay.drain(timeout=30)
+
+    assert flaky.delivered("doomed") == [later["payload"]["text"]], "what the bot said after the resume"
+    assert relay.dead_letters() == []
+    relay.clients.forget("acme")
+    assert relay.clients.get("acme").stopped_conversations == 0
+    assert cli.main(resume) == 0
+    assert "Nothing to resume: conversation 'doomed' of client 'acme' is not stopped." in capsys.readouterr().out
+
+
 def test_replay_delivers_a_conversation_again_from_the_responses_log_in_order_and_publishes_nothing(
     relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
