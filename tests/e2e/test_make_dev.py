@@ -29,6 +29,11 @@ def curl_command(banner: str) -> str:
     return "\n".join(line.removeprefix("    ") for line in lines)
 
 
+def relay_clients_command(banner: str) -> str:
+    """The banner's relay-clients command, as a user would copy it."""
+    return banner.split("Manage its clients", 1)[1].split("\n\n", 2)[1].strip()
+
+
 def test_the_banner_curl_goes_round_the_built_in_bot_and_receiver_and_ctrl_c_stops_everything() -> None:
     with StackProcess.start(environment(), ["make", "--no-print-directory", "dev"]) as stack:
         answer = subprocess.run(["bash", "-c", curl_command(stack.output)], capture_output=True, text=True, check=True)
@@ -39,6 +44,16 @@ def test_the_banner_curl_goes_round_the_built_in_bot_and_receiver_and_ctrl_c_sto
         stack.wait_for_output(r"inbound +INFO +forwarded to the bot .*conversation_id=conversation-1")
         stack.wait_for_output(r"bot-response +INFO +published to the responses topic .*conversation_id=conversation-1")
         stack.wait_for_output(r"delivery +INFO +delivered .*conversation_id=conversation-1")
+        # The banner's relay-clients command reaches this stack's clients table (a shell without PORT set).
+        listed = subprocess.run(
+            ["bash", "-c", relay_clients_command(stack.output)],
+            cwd=ROOT,
+            env={name: value for name, value in os.environ.items() if name != "PORT"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert re.search(r"^demo +demo client \(make dev\) +yes +http://127\.0\.0\.1:", listed.stdout, re.MULTILINE)
 
         stack.interrupt(signal.SIGINT)  # Ctrl-C: the terminal signals make and everything it started
         assert stack.leftovers() == []
