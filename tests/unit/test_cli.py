@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 from standardwebhooks import Webhook
 
 from devstack.provision import provision
@@ -17,6 +23,7 @@ from devstack.template import load
 from relay.errors import Unauthorized
 from relay.models import Client
 from relay.stores.clients import AUTH_ATTRIBUTES, ClientStore
+from relay_clients import dev
 from relay_clients.cli import main
 from relay_clients.context import Context
 
@@ -442,6 +449,115 @@ def test_a_stack_without_the_output_is_a_clear_error(operator: Operator) -> None
     assert "no ClientsTableName output" in operator.err
 
 
+# ── resume ──
+
+
+def test_resume_without_the_delivery_state_table_says_how_to_give_it(operator: Operator) -> None:
+    assert operator("resume", "--client", "acme", "--conversation", "c", table=False) == 2
+    for way in ("--delivery-state-table NAME", "--stack", "DeliveryStateTableName", "--dev"):
+        assert way in operator.err
+
+
+def test_resume_needs_the_client_and_the_conversation(operator: Operator) -> None:
+    assert operator("resume", "--client", "acme") == 2
+    assert "--conversation" in operator.err
+
+
+# ── the local stack of make dev (--dev) ──
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's server on 127.0.0.1, as `make dev` runs it; AWS credentials of this test run unset."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def local_stack(root: Path, port: int, endpoint_url: str, pid: int = os.getpid()) -> dev.LocalStack:
+    """A local stack's file in `root` (the repository), whose clients table is the template's, on `endpoint_url`."""
+    template = load()["Resources"]["ClientsTable"]["Properties"]
+    table = f"relay-dev-ClientsTable-{root.name}"  # moto's server keeps its tables for the whole test run
+    boto3.client("dynamodb", endpoint_url=endpoint_url, aws_access_key_id="x", aws_secret_access_key="x").create_table(
+        TableName=table,
+        KeySchema=template["KeySchema"],
+        AttributeDefinitions=template["AttributeDefinitions"],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    local = dev.LocalStack(endpoint_url=endpoint_url, region="us-east-1", pid=pid, outputs={"ClientsTableName": table})
+    path = dev.state_file(root, port)
+    path.parent.mkdir()
+    path.write_text(local.model_dump_json())
+    return local
+
+
+def test_dev_works_on_the_local_stack_on_port_from_any_directory_below_its_file(
+    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local_stack(tmp_path, 3123, moto_server)
+    (tmp_path / "functions").mkdir()
+    monkeypatch.chdir(tmp_path / "functions")
+    monkeypatch.setenv("PORT", "3123")
+
+    assert main(["--dev", "create", "--id", "acme", "--name", "ACME"]) == 0
+    assert main(["list", "--dev"]) == 0
+
+    assert re.search(r"^acme +ACME +yes", capsys.readouterr().out, re.MULTILINE)
+
+
+def test_dev_without_a_local_stack_on_that_port_says_how_to_start_one(
+    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local_stack(tmp_path, 3123, moto_server)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PORT", raising=False)
+
+    assert main(["--dev", "list"]) == 1
+
+    assert "no local stack on port 3000: start one with 'make dev'" in capsys.readouterr().err
+
+
+def test_dev_with_the_file_of_a_stack_that_has_stopped_says_so(
+    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    local_stack(tmp_path, 3000, moto_server, pid=int(gone.stdout))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PORT", raising=False)
+
+    assert main(["--dev", "list"]) == 1
+
+    assert "the local stack on port 3000 has stopped" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--dev", "--stack", "relay", "list"], "give --stack or --dev, not both"),
+        (["--dev", "--region", "eu-west-1", "list"], "it takes no --region or --profile"),
+        (["--dev", "--table", "t", "list"], "give --table or --dev, not both"),
+    ],
+)
+def test_dev_refuses_options_that_name_another_aws(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_dev_refuses_a_port_that_is_not_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PORT", "http")
+
+    assert main(["--dev", "list"]) == 2
+    assert "PORT='http' is not a port" in capsys.readouterr().err
+
+
 # ── the installed command ──
 
 
@@ -453,5 +569,5 @@ def test_relay_clients_is_installed_as_this_main() -> None:
 def test_help_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("create", "list", "rotate", "disable", "enable", "set-url"):
+    for command in ("create", "list", "rotate", "disable", "enable", "set-url", "redrive", "replay", "resume"):
         assert command in out
