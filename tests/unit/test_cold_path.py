@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -36,9 +37,9 @@ print(json.dumps({
 """
 
 
-def cold_start(function: str, prelude: str = "", **environment: str) -> dict[str, list[str]]:
-    code = ROOT / "functions" / FUNCTIONS[function]
-    env = {
+def lambda_environment(function: str, code: Path, layer: Path = ROOT / "layers" / "relay") -> dict[str, str]:
+    """The environment Lambda gives the function whose handler is in `code`, with `layer` on the path."""
+    return {
         "PATH": os.environ["PATH"],
         **ENVIRONMENT[function],
         "BOT_WEBHOOK_URL": "https://bot.example/webhook",
@@ -46,9 +47,13 @@ def cold_start(function: str, prelude: str = "", **environment: str) -> dict[str
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_LAMBDA_FUNCTION_NAME": function,
         "LAMBDA_TASK_ROOT": str(code),
-        "PYTHONPATH": str(ROOT / "layers" / "relay"),
-        **environment,
+        "PYTHONPATH": str(layer),
     }
+
+
+def cold_start(function: str, prelude: str = "", **environment: str) -> dict[str, list[str]]:
+    code = ROOT / "functions" / FUNCTIONS[function]
+    env = {**lambda_environment(function, code), **environment}
     done = subprocess.run(
         [sys.executable, "-c", prelude + PROBE, str(code)],
         env=env,

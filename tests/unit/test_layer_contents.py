@@ -8,16 +8,15 @@ from that copy in a fresh interpreter, as Lambda imports it, with tracing on (it
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_cold_path import ENVIRONMENT, lambda_environment
 
 from devstack.template import ROOT, load, resources_of_type
 
-ENVIRONMENT = json.loads((ROOT / "events" / "env.json").read_text())
 PROBE = "import json, sys; sys.path.insert(0, sys.argv[1]); import app; print(json.dumps(sorted(sys.modules)))"
 
 
@@ -41,21 +40,10 @@ def shipped_modules(layer: Path) -> set[str]:
     }
 
 
-def imported_by(function: str, code: str, layer: Path) -> set[str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        **ENVIRONMENT[function],
-        "BOT_WEBHOOK_URL": "https://bot.example/webhook",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_LAMBDA_FUNCTION_NAME": function,
-        "LAMBDA_TASK_ROOT": str(ROOT / code),
-        "PYTHONPATH": str(layer),  # the layer's copy, never the repository's package
-        "POWERTOOLS_TRACE_DISABLED": "false",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(ROOT / code)], env=env, capture_output=True, text=True, timeout=60
-    )
+def imported_by(function: str, code: Path, layer: Path) -> set[str]:
+    # The layer's copy on the path, never the repository's package; tracing on, its most complete cold start.
+    env = {**lambda_environment(function, code, layer), "POWERTOOLS_TRACE_DISABLED": "false"}
+    done = subprocess.run([sys.executable, "-c", PROBE, str(code)], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return set(json.loads(done.stdout))
 
@@ -64,7 +52,7 @@ def test_the_layer_ships_no_operator_code_and_no_module_that_no_function_imports
     functions = resources_of_type(load(), "AWS::Serverless::Function")
     assert set(functions) == set(ENVIRONMENT), "events/env.json has every function of the template"
     imported = set().union(
-        *(imported_by(name, spec["Properties"]["CodeUri"], layer) for name, spec in functions.items())
+        *(imported_by(name, ROOT / spec["Properties"]["CodeUri"], layer) for name, spec in functions.items())
     )
     shipped = shipped_modules(layer)
 
