@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 from standardwebhooks import Webhook
 
-from devstack.provision import provision
 from devstack.template import load
 from relay.errors import Unauthorized
 from relay.models import Client
@@ -70,10 +70,21 @@ def _no_table_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CLIENTS_TABLE", raising=False)
 
 
+def clients_table(dynamodb: Any, name: str) -> str:
+    """The template's clients table (its keys and billing), alone: the only table these commands touch."""
+    properties = load()["Resources"]["ClientsTable"]["Properties"]
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=properties["KeySchema"],
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        BillingMode=properties["BillingMode"],
+    )
+    return name
+
+
 @pytest.fixture
 def operator(aws: boto3.Session, capsys: pytest.CaptureFixture[str]) -> Operator:
-    stack = provision({"BotWebhookUrl": "http://127.0.0.1:9/webhook"}, session=aws)
-    return Operator(aws, stack.ref("ClientsTable"), capsys)
+    return Operator(aws, clients_table(aws.client("dynamodb"), "relay-ClientsTable"), capsys)
 
 
 # ── create ──
@@ -480,14 +491,8 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def local_stack(root: Path, port: int, endpoint_url: str, pid: int = os.getpid()) -> dev.LocalStack:
     """A local stack's file in `root` (the repository), whose clients table is the template's, on `endpoint_url`."""
-    template = load()["Resources"]["ClientsTable"]["Properties"]
-    table = f"relay-dev-ClientsTable-{root.name}"  # moto's server keeps its tables for the whole test run
-    boto3.client("dynamodb", endpoint_url=endpoint_url, aws_access_key_id="x", aws_secret_access_key="x").create_table(
-        TableName=table,
-        KeySchema=template["KeySchema"],
-        AttributeDefinitions=template["AttributeDefinitions"],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url, aws_access_key_id="x", aws_secret_access_key="x")
+    table = clients_table(dynamodb, f"relay-dev-ClientsTable-{root.name}")  # moto's server keeps it all the run
     local = dev.LocalStack(endpoint_url=endpoint_url, region="us-east-1", pid=pid, outputs={"ClientsTableName": table})
     path = dev.state_file(root, port)
     path.parent.mkdir()
