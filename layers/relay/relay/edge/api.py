@@ -17,6 +17,7 @@ logger = Logger()  # the function's own logger: the same service, handler and ke
 
 STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
+    errors.Forbidden: HTTPStatus.FORBIDDEN,
     errors.WrongSecret: HTTPStatus.FORBIDDEN,
     errors.InvalidRequest: HTTPStatus.BAD_REQUEST,
     errors.TooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -43,9 +44,13 @@ def error_response(
     )
 
 
+def status_of(error: RelayError) -> HTTPStatus:
+    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+
+
 def answer(error: RelayError) -> Response[str]:
     """The HTTP answer to a refused request: its status, a JSON body saying what is wrong, and helpful headers."""
-    status = next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+    status = status_of(error)
     headers: dict[str, str] = {}
     problems: list[FieldError] | None = None
     if isinstance(error, errors.Unauthorized):
@@ -54,7 +59,7 @@ def answer(error: RelayError) -> Response[str]:
         headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, errors.MessageIdReused):
         problems = [FieldError(field="messageId", message="already used for a different message")]
-    if isinstance(error, errors.InvalidRequest) and error.field:
+    if isinstance(error, errors.InvalidRequest | errors.Forbidden) and error.field:
         problems = [FieldError(field=error.field, message=error.message)]
     logger.info("request refused", extra={"status": int(status), "reason": error.message})
     return error_response(status, error.message, headers, problems)
