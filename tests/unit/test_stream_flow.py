@@ -154,9 +154,7 @@ class World:
         self.tokens = ConversationTokens(lambda: "token-key", clock=self.clock)
         self.watermarks = Watermarks(lambda: "watermark-key")
         access = Access(self.clients, self.tokens)
-        self.socket = StreamSocket(
-            access, self.connections, self.log, self.watermarks, self.queue, clock=self.clock
-        )
+        self.socket = StreamSocket(access, self.connections, self.log, self.watermarks, self.queue, clock=self.clock)
         self.stream = Stream(
             self.log, self.connections, self.api, self.watermarks, self.queue, clock=self.clock, sleep=self.clock.sleep
         )
@@ -370,7 +368,9 @@ def test_connect_refuses_a_missing_forged_expired_or_client_token_and_a_bad_afte
     with pytest.raises(Forbidden, match="client token"):
         world.socket.connect("A", {"token": "acme.secret"})
     with pytest.raises(InvalidRequest, match="after") as bad_after:
-        world.socket.connect("A", {"token": world.token(), "after": world.watermarks.issue(CLIENT, "another-conversation", 1)})
+        world.socket.connect(
+            "A", {"token": world.token(), "after": world.watermarks.issue(CLIENT, "another-conversation", 1)}
+        )
     assert bad_after.value.field == "after"
     token = world.token()
     world.clock.now += 3601
@@ -397,4 +397,3 @@ def test_disconnect_forgets_the_connection_and_a_ping_is_answered() -> None:
     assert world.connections.items == {}
     assert json.loads(world.socket.message('{"action": "ping"}')) == {"event": "pong"}
     assert json.loads(world.socket.message("hello"))["event"] == "error"
-

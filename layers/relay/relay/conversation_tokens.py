@@ -67,7 +67,13 @@ class ConversationTokens:
 
     def issue(self, grant: ConversationGrant) -> str:
         claims = json.dumps(
-            [grant.client_id, grant.conversation_id, grant.user_id, int(grant.expires_at.timestamp()), grant.ttl_seconds],
+            [
+                grant.client_id,
+                grant.conversation_id,
+                grant.user_id,
+                int(grant.expires_at.timestamp()),
+                grant.ttl_seconds,
+            ],
             separators=(",", ":"),
         )
         body = PREFIX + _encode(claims.encode())

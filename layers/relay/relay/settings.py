@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, PositiveFloat, PositiveInt, field_validator
+
+ORIGIN_PATTERN = r"https?://[^/,\s]+"
+"""A browser origin as a page's Origin header carries it: scheme and host (and port), no path."""
 
 MAX_RETRY_DELAY_SECONDS = 43000
 """The longest retry delay: SQS keeps a message invisible at most 12 hours after it was received; leave the run."""
@@ -40,6 +44,25 @@ class InboundSettings(_Settings):
     conversation_ttl_days: PositiveInt = 90
     responses_table: str
     watermark_key_secret: str
+    conversation_token_key_secret: str
+    stream_url: str
+    """The WebSocket stream's URL; a token answer's `streamUrl` is it with `?token=…`."""
+    browser_origins: tuple[str, ...] = ()
+    """The origins whose pages may call the routes a conversation token may use (CORS); none by default."""
+
+    @field_validator("browser_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value
+
+    @field_validator("browser_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if wrong := [origin for origin in value if not re.fullmatch(ORIGIN_PATTERN, origin)]:
+            raise ValueError(f"not origins (scheme://host[:port], no path): {', '.join(wrong)}")
+        return value
 
 
 class BotResponseSettings(_Settings):
@@ -51,6 +74,28 @@ class BotResponseSettings(_Settings):
 class ResponsesLogSettings(_Settings):
     responses_table: str
     response_retention_days: PositiveInt = 30
+    stream_queue_url: str
+
+
+class StreamSocketSettings(_Settings):
+    """The WebSocket API's $connect, $disconnect and $default."""
+
+    clients_table: str
+    connections_table: str
+    responses_table: str
+    stream_queue_url: str
+    watermark_key_secret: str
+    conversation_token_key_secret: str
+
+
+class StreamSettings(_Settings):
+    """The stream function: nudges from the stream queue → frames to the conversation's connections."""
+
+    connections_table: str
+    responses_table: str
+    stream_queue_url: str
+    stream_connections_url: str
+    watermark_key_secret: str
 
 
 class DeliverySettings(_Settings):

@@ -20,9 +20,10 @@ from typing import Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from relay.adapters.connections_api import FRAME_MAX_BYTES, ConnectionGone
-from relay.models import ClientResponse
+from relay.models import ClientResponse, StreamNudge
 from relay.stores.connections import Connection
 from relay.stores.responses_log import PAGE_MAX_RESPONSES, Recorded
 from relay.watermarks import Watermarks
@@ -103,6 +104,19 @@ class Stream:
         self._nudges = nudges
         self._clock = clock
         self._sleep = sleep
+
+    def batch_handler(self) -> Callable[[SQSRecord], None]:
+        """The record handler of one batch of the stream queue: a conversation is caught up on its first nudge in
+        the batch; its later ones were sent before that catch-up read the log, so they have nothing to add."""
+        handled: set[tuple[str, str]] = set()
+
+        def handle(record: SQSRecord) -> None:
+            nudge = StreamNudge.model_validate_json(record.body)
+            if (conversation := (nudge.client_id, nudge.conversation_id)) not in handled:
+                self.nudged(*conversation)
+                handled.add(conversation)
+
+        return handle
 
     def nudged(self, client_id: str, conversation_id: str) -> Sent:
         """Each open connection of the conversation gets every response after its cursor, in the log's order.

@@ -43,6 +43,18 @@ class StreamSocket:
         self._nudges = nudges
         self._clock = clock
 
+    def route(
+        self, route_key: str, connection_id: str, parameters: Mapping[str, str] | None, body: str | None
+    ) -> str | None:
+        """What the route answers on the connection (only $default's is sent); a refused $connect raises."""
+        if route_key == "$connect":
+            self.connect(connection_id, parameters)
+        elif route_key == "$disconnect":
+            self.disconnect(connection_id)
+        else:
+            return self.message(body)
+        return None
+
     def connect(self, connection_id: str, parameters: Mapping[str, str] | None) -> Connection:
         """Accept the connection (or raise what refuses it): from its `after`, or from now without one."""
         parameters = parameters or {}

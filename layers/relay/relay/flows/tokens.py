@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlencode
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ConfigDict, ValidationError
@@ -27,9 +28,11 @@ from relay.conversation_tokens import (
     is_conversation_token,
 )
 from relay.edge.bodies import parse_json
+from relay.edge.runtime import Secrets
 from relay.errors import Forbidden, InvalidRequest, RelayError, TooLarge, Unauthorized
 from relay.models import ID_MAX_LENGTH, CamelModel, Id, InboundMessage
-from relay.stores.clients import Credentials, bearer_token
+from relay.settings import InboundSettings
+from relay.stores.clients import ClientStore, Credentials, bearer_token
 
 logger = Logger()  # the function's own logger: the same service, handler and keys
 metrics = Metrics()
@@ -97,6 +100,11 @@ class Access:
         self._clients = clients
         self._tokens = tokens
 
+    @classmethod
+    def of(cls, dynamodb: Any, clients_table: str, cache_ttl_seconds: float, token_key: Callable[[], str]) -> Access:
+        """Clients from their table (cached), conversation tokens signed with `token_key`."""
+        return cls(ClientStore(dynamodb, clients_table, cache_ttl_seconds), ConversationTokens(token_key))
+
     def caller(self, headers: Mapping[str, str]) -> Caller:
         token = bearer_token(headers)
         if is_conversation_token(token):
@@ -114,19 +122,33 @@ class Access:
 
 
 class Tokens:
+    @classmethod
+    def from_settings(cls, settings: InboundSettings) -> Tokens:
+        secrets = Secrets(boto3.client("secretsmanager"))
+        key = secrets.of(settings.conversation_token_key_secret)
+        access = Access.of(boto3.client("dynamodb"), settings.clients_table, settings.cache_ttl_seconds, key)
+        return cls(access, ConversationTokens(key), settings.stream_url, settings.max_body_bytes)
+
     def __init__(
-        self, access: Access, tokens: ConversationTokens, stream_url: str, *, clock: Callable[[], float] = time.time
+        self,
+        access: Access,
+        tokens: ConversationTokens,
+        stream_url: str,
+        max_body_bytes: int,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._access = access
+        self._max_body_bytes = max_body_bytes
         self._tokens = tokens
         self._stream_url = stream_url
         self._clock = clock
 
-    def mint(self, headers: Mapping[str, str], path_segment: str, body: str, max_bytes: int) -> TokenAnswer:
+    def mint(self, headers: Mapping[str, str], path_segment: str, body: str) -> TokenAnswer:
         """A token for the caller's conversation (`path_segment`, percent-encoded) and the body's user."""
         caller = self._access.caller(headers)
         caller.client_only()
-        request = TokenRequest.model_validate(parse_json(body, max_bytes))
+        request = TokenRequest.model_validate(parse_json(body, self._max_body_bytes))
         try:
             grant = ConversationGrant.starting(
                 caller.client_id, unquote(path_segment), request.user_id, request.ttl_seconds, self._clock()

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from relay.models import scoped
 
 CONNECTION_TTL_SECONDS = 2 * 3600 + 600
-"""API Gateway closes every WebSocket connection after 2 hours; an item whose $disconnect was lost goes a little later."""
+"""API Gateway closes any WebSocket connection after 2 hours; the item of one whose $disconnect was lost goes later."""
 
 BY_CONNECTION_INDEX = "byConnection"
 """The table's index on the connection id alone: what $disconnect knows."""
