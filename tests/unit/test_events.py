@@ -20,7 +20,14 @@ from devstack.template import ROOT, Resolver, load, parameter_values, resources_
 from relay.adapters.publisher import is_install_probe
 from relay.flows.polling import ResponsesQuery
 from relay.models import BotResponse, ClientResponse, InboundMessage, scoped
-from relay.settings import BotResponseSettings, DeliverySettings, InboundSettings, ResponsesLogSettings
+from relay.settings import (
+    BotResponseSettings,
+    DeliverySettings,
+    InboundSettings,
+    ResponsesLogSettings,
+    StreamSettings,
+    StreamSocketSettings,
+)
 from relay.stores.clients import bearer_token
 
 EVENTS = ROOT / "events"
@@ -35,11 +42,23 @@ SQS_EVENTS = {
     "delivery.json": "DeliveryFunction",
     "responses_log.json": "ResponsesLogFunction",
 }
-SETTINGS: dict[str, type[InboundSettings | BotResponseSettings | DeliverySettings]] = {
+SETTINGS: dict[
+    str,
+    type[
+        InboundSettings
+        | BotResponseSettings
+        | DeliverySettings
+        | ResponsesLogSettings
+        | StreamSettings
+        | StreamSocketSettings
+    ],
+] = {
     "InboundFunction": InboundSettings,
     "BotResponseFunction": BotResponseSettings,
     "DeliveryFunction": DeliverySettings,
     "ResponsesLogFunction": ResponsesLogSettings,
+    "StreamSocketFunction": StreamSocketSettings,
+    "StreamFunction": StreamSettings,
 }
 TEMPLATE = load()
 DEFAULTS = Resolver(TEMPLATE, parameter_values(TEMPLATE, {"BotWebhookUrl": "https://bot.example/webhook"}), {})

@@ -98,8 +98,8 @@ class MemoryConnections:
     def remove(self, connection: Connection) -> None:
         self.items.pop(connection.connection_id, None)
 
-    def find(self, connection_id: str) -> Connection | None:
-        return self.items.get(connection_id)
+    def close(self, connection_id: str) -> bool:
+        return self.items.pop(connection_id, None) is not None
 
 
 @dataclass
