@@ -54,7 +54,7 @@ class InboundSettings(_Settings):
     @classmethod
     def _parse_origins(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+            return tuple(value.split(",")) if value else ()
         return value
 
     @field_validator("browser_origins")
