@@ -84,6 +84,9 @@ def _tables(template: dict[str, Any], resolver: Resolver, dynamodb: Any) -> None
             KeySchema=props["KeySchema"],
             AttributeDefinitions=props["AttributeDefinitions"],
             BillingMode=props["BillingMode"],
+            **(
+                {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}
+            ),
         )["TableDescription"]
         if ttl := props.get("TimeToLiveSpecification"):
             dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification=ttl)
