@@ -62,6 +62,14 @@ class Operation:
     """The model the flow reads the query string into: each field becomes a query parameter."""
 
 
+CONVERSATION_ID = {
+    "name": "conversationId",
+    "in": "path",
+    "required": True,
+    "description": "The client's own conversation id, percent-encoded.",
+    "schema": {"type": "string"},
+}
+
 TOKEN_ANSWER_EXAMPLE = {
     "token": "ct_WyJhY21lIiwiY29udmVyc2F0aW9uLTQyIiwidXNlci03IiwxNzk2MjQ4MDAwLDM2MDBd.3q2-7w",
     "conversationId": "conversation-42",
@@ -155,15 +163,7 @@ OPERATIONS = [
             ],
             "watermark": "AAAAAAAAAAAAAAAAAAAAAQ8pY2lV0u4wbVQkXz3v8Kw",
         },
-        parameters=[
-            {
-                "name": "conversationId",
-                "in": "path",
-                "required": True,
-                "description": "The client's own conversation id, percent-encoded.",
-                "schema": {"type": "string"},
-            }
-        ],
+        parameters=[CONVERSATION_ID],
         query=ResponsesQuery,
         conversation_token=True,
     ),
@@ -181,15 +181,7 @@ OPERATIONS = [
         TOKEN_ANSWER_EXAMPLE,
         tokens.TokenRequest,
         {"userId": "user-7", "ttlSeconds": 3600},
-        parameters=[
-            {
-                "name": "conversationId",
-                "in": "path",
-                "required": True,
-                "description": "The client's own conversation id, percent-encoded.",
-                "schema": {"type": "string"},
-            }
-        ],
+        parameters=[CONVERSATION_ID],
     ),
     Operation(
         "post",

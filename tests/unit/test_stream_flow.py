@@ -225,13 +225,19 @@ def run(world: World, order: tuple[str, ...], after: str | None) -> tuple[list[s
     return before_connect, caught_up
 
 
+def burst() -> World:
+    """A conversation with two responses, r1 and r2, already streamed (to nobody)."""
+    world = World()
+    world.record("r1")
+    world.record("r2")
+    world.drain()
+    return world
+
+
 def test_a_connection_opened_with_after_in_the_middle_of_a_burst_gets_every_newer_response_once_in_order() -> None:
     wrong = {}
     for order in orderings(BURST):
-        world = World()
-        world.record("r1")
-        world.record("r2")
-        world.drain()
+        world = burst()
         _, caught_up = run(world, order, after=world.watermark("r1"))
         if (caught_up, world.api.texts("A")) != (["r2", "r3", "r4", "r5"], ["r2", "r3", "r4", "r5", "r6"]):
             wrong["-".join(order)] = world.api.texts("A")
@@ -241,10 +247,7 @@ def test_a_connection_opened_with_after_in_the_middle_of_a_burst_gets_every_newe
 def test_a_connection_opened_without_after_gets_every_response_recorded_after_its_connect_once_in_order() -> None:
     wrong = {}
     for order in orderings(BURST):
-        world = World()
-        world.record("r1")
-        world.record("r2")
-        world.drain()
+        world = burst()
         before_connect, caught_up = run(world, order, after=None)
         expected = [text for text in ("r3", "r4", "r5") if text not in before_connect]
         if (caught_up, world.api.texts("A")) != (expected, [*expected, "r6"]):
