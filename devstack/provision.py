@@ -166,8 +166,9 @@ def _websocket_apis(template: dict[str, Any], resolver: Resolver, apigatewayv2: 
             ProtocolType=props["ProtocolType"],
             RouteSelectionExpression=props["RouteSelectionExpression"],
         )
+        endpoint = api["ApiEndpoint"].replace("https://", "wss://", 1)  # moto's, for a WebSocket API as AWS's
         resolver.refs[name] = api["ApiId"]
-        resolver.attributes[name] = {"ApiId": api["ApiId"], "ApiEndpoint": api["ApiEndpoint"]}
+        resolver.attributes[name] = {"ApiId": api["ApiId"], "ApiEndpoint": endpoint}
 
 
 def _function(template: dict[str, Any], resolver: Resolver, name: str, spec: dict[str, Any]) -> FunctionSpec:

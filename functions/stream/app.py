@@ -28,7 +28,7 @@ secrets = Secrets(boto3.client("secretsmanager"))
 stream = Stream(
     ResponsesLog(dynamodb, settings.responses_table),
     ConnectionStore(dynamodb, settings.connections_table),
-    ConnectionsApi.at(settings.stream_connections_url),
+    ConnectionsApi.at(str(settings.stream_connections_url)),
     Watermarks(secrets.of(settings.watermark_key_secret)),
     StreamNudges(boto3.client("sqs"), settings.stream_queue_url),
 )

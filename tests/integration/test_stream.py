@@ -137,6 +137,22 @@ def test_a_gone_connection_is_removed_and_the_others_go_on(
     assert open_connections(relay) == ["a", "c"]
 
 
+def test_a_connection_still_connecting_gets_its_frames_once_it_is_open(
+    relay: Relay, connections: Connections, browser: dict[str, Any], iam_checked: CallRecorder
+) -> None:
+    relay.socket("$connect", "late", {"token": browser["token"]})  # API Gateway not open to posts yet
+    talk(relay, browser["token"], "hi")
+
+    while relay.stream_mapping.poll():  # 410s, retried briefly: the conversation is nudged again
+        if any(c.function == "StreamFunction" and c.action == "sqs:SendMessage" for c in iam_checked.calls):
+            break
+    assert open_connections(relay) == ["late"]
+    connections.open.add("late")
+    relay.send_stream()
+
+    assert connections.texts("late") == ["reply 1 to hi"]
+
+
 def test_disconnect_forgets_the_connection(relay: Relay, connections: Connections, browser: dict[str, Any]) -> None:
     connect(relay, connections, "conn-1", token=browser["token"])
 

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    field_validator,
+)
 
 ORIGIN_PATTERN = r"https?://[^/,\s]+"
 """A browser origin as a page's Origin header carries it: scheme and host (and port), no path."""
@@ -45,8 +54,8 @@ class InboundSettings(_Settings):
     responses_table: str
     watermark_key_secret: str
     conversation_token_key_secret: str
-    stream_url: str
-    """The WebSocket stream's URL; a token answer's `streamUrl` is it with `?token=…`."""
+    stream_url: Annotated[str, StringConstraints(pattern=r"^wss?://[^?#\s]+$")]
+    """The WebSocket stream's URL (no query); a token answer's `streamUrl` is it with `?token=…`."""
     browser_origins: tuple[str, ...] = ()
     """The origins whose pages may call the routes a conversation token may use (CORS); none by default."""
 
@@ -94,7 +103,8 @@ class StreamSettings(_Settings):
     connections_table: str
     responses_table: str
     stream_queue_url: str
-    stream_connections_url: str
+    stream_connections_url: HttpUrl
+    """The WebSocket API's @connections endpoint: https://{api}.execute-api.{region}.amazonaws.com/{stage}."""
     watermark_key_secret: str
 
 
