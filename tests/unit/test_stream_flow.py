@@ -73,7 +73,13 @@ class MemoryLog:
         return entry
 
     def after(self, client_id: str, conversation_id: str, position: int, limit: int) -> list[Recorded]:
-        return [e for e in self.entries.get(scoped(client_id, conversation_id), []) if e.position > position][:limit]
+        """As a DynamoDB query: at most `limit`, and ended once it has read 1 MB."""
+        found, read = [], 0
+        for entry in self.entries.get(scoped(client_id, conversation_id), []):
+            if entry.position > position and len(found) < limit and read < 1024 * 1024:
+                found.append(entry)
+                read += len(entry.body.encode())
+        return found
 
     def last_position(self, client_id: str, conversation_id: str) -> int:
         entries = self.entries.get(scoped(client_id, conversation_id), [])
@@ -338,6 +344,17 @@ def test_a_catch_up_longer_than_a_page_is_sent_whole() -> None:
     world.drain()
 
     assert world.api.texts("A") == texts
+
+
+def test_a_catch_up_longer_than_a_megabyte_query_is_sent_whole() -> None:
+    world = World()
+    for n in range(12):
+        world.log.record(f"{n:02}" + "é" * 100_000, message_id=f"bp-{n}")  # 200 KB each, as UTF-8
+    world.connect("A", after=world.watermarks.issue(CLIENT, CONVERSATION, 0))
+    world.established("A")
+    world.drain()
+
+    assert [frame["id"] for frame in world.api.frames["A"]] == [f"msg_bp-{n}" for n in range(12)]
 
 
 def test_a_response_too_large_for_one_post_is_announced_with_the_watermark_to_read_it_from() -> None:
