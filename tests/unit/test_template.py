@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from devstack.template import ROOT, Resolver, load, resources_of_type
+from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS
 from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings, InboundSettings
 from relay.stores.clients import AUTH_ATTRIBUTES
 
@@ -95,6 +96,28 @@ def test_delivery_retries_agree_with_the_queue() -> None:
         "ReportBatchItemFailures"
     ]
     assert event["BatchSize"] <= 10
+
+
+def test_a_crashed_delivery_holds_its_conversations_no_longer_than_one_attempt_needs() -> None:
+    """A batch whose invocation dies comes back after the queue's visibility timeout, six times the function's:
+    the function has time for one attempt at the longest webhook timeout and the AWS calls after it (the flow
+    begins none without), and little more; conversations are POSTed in parallel, and what finds no time left goes
+    back untried at once."""
+    timeout = FUNCTIONS["DeliveryFunction"]["Properties"]["Timeout"]
+    longest_attempt = TEMPLATE["Parameters"]["WebhookTimeoutSeconds"]["MaxValue"] + ATTEMPT_RESERVE_SECONDS
+    assert longest_attempt < timeout <= longest_attempt + 5
+    assert TEMPLATE["Resources"]["DeliveryQueue"]["Properties"]["VisibilityTimeout"] == 6 * timeout == 210
+
+
+def test_the_stop_hold_the_template_sets_is_the_settings_rule_for_the_functions_cache_time() -> None:
+    """At least the client cache time, so every container knows of a stop before its conversation moves."""
+    variables = FUNCTIONS["DeliveryFunction"]["Properties"]["Environment"]["Variables"]
+    names = {"clients_table": "t", "delivery_state_table": "s", "delivery_queue_url": "q", "dead_letter_queue_url": "d"}
+    deployed = DeliverySettings.model_validate(
+        {**names, "delivery_stop_hold_seconds": variables["DELIVERY_STOP_HOLD_SECONDS"]}
+    )
+    assert "CACHE_TTL_SECONDS" not in variables, "the functions' default cache time"
+    assert deployed.delivery_stop_hold_seconds == DeliverySettings.model_validate(names).delivery_stop_hold_seconds
 
 
 def test_subscription_delivers_raw_messages_to_the_fifo_queue() -> None:
