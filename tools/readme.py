@@ -37,6 +37,7 @@ NAME_LIMITS: dict[tuple[str, str], tuple[str, int]] = {
     ("AWS::CloudWatch::Dashboard", "DashboardName"): ("CloudWatch", 255),
     ("AWS::Logs::LogGroup", "LogGroupName"): ("CloudWatch Logs", 512),
     ("AWS::SecretsManager::Secret", "Name"): ("Secrets Manager", 512),
+    ("AWS::ApiGatewayV2::Api", "Name"): ("API Gateway", 128),
 }
 
 
@@ -315,7 +316,9 @@ WORK = {
     "DeliveryFunction": Work(
         0, 1, 150, "one signed POST per invocation (batches of up to 10 form only under load, and lower this)"
     ),
-    "ResponsesLogFunction": Work(0, 1, 50, "one conditional put per response"),
+    "ResponsesLogFunction": Work(0, 1, 50, "one conditional put per response, and the stream's nudge"),
+    "StreamFunction": Work(0, 1, 30, "one nudge per response: a query of its connections, none without a browser"),
+    "StreamSocketFunction": Work(0, 0, 30, "per stream connection ($connect, $disconnect), not per message"),
 }
 
 # The relay's own AWS calls, warm (tests/integration/test_aws_calls.py counts them).

@@ -39,10 +39,10 @@ def _with_resource(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_name_built_from_the_stack_name_without_a_known_limit_is_refused_by_name() -> None:
     template = _with_resource(
-        "StreamApi", {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"Name": {"Fn::Sub": f"{STACK}-stream"}}}
+        "Archive", {"Type": "AWS::Kinesis::Stream", "Properties": {"Name": {"Fn::Sub": f"{STACK}-archive"}}}
     )
 
-    with pytest.raises(ValueError, match=r"StreamApi\.Name: no length limit known for AWS::ApiGatewayV2::Api"):
+    with pytest.raises(ValueError, match=r"Archive\.Name: no length limit known for AWS::Kinesis::Stream"):
         stack_name_limit(template)
 
 
@@ -57,10 +57,10 @@ def test_a_longer_name_built_from_the_stack_name_lowers_the_limit() -> None:
 
 def test_a_function_without_a_cost_assumption_is_named() -> None:
     template = _with_resource(
-        "StreamFunction", {"Type": "AWS::Serverless::Function", "Properties": {"Handler": "app.lambda_handler"}}
+        "ArchiveFunction", {"Type": "AWS::Serverless::Function", "Properties": {"Handler": "app.lambda_handler"}}
     )
 
-    with pytest.raises(ValueError, match="no cost assumption for StreamFunction"):
+    with pytest.raises(ValueError, match="no cost assumption for ArchiveFunction"):
         costs_region(template)
 
 

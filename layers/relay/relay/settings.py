@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Self
+import re
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PositiveFloat,
+    PositiveInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+ORIGIN_PATTERN = r"https?://[^/,\s]+"
+"""A browser origin as a page's Origin header carries it: scheme and host (and port), no path."""
 
 STOP_HOLD_MARGIN_SECONDS = 5
 """The default stop hold's time beyond the client cache time: for a record read just before the stop was written."""
@@ -44,6 +58,25 @@ class InboundSettings(_Settings):
     conversation_ttl_days: PositiveInt = 90
     responses_table: str
     watermark_key_secret: str
+    conversation_token_key_secret: str
+    stream_url: Annotated[str, StringConstraints(pattern=r"^wss?://[^?#\s]+$")]
+    """The WebSocket stream's URL (no query); a token answer's `streamUrl` is it with `?token=…`."""
+    browser_origins: tuple[str, ...] = ()
+    """The origins whose pages may call the routes a conversation token may use (CORS); none by default."""
+
+    @field_validator("browser_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(value.split(",")) if value else ()
+        return value
+
+    @field_validator("browser_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if wrong := [origin for origin in value if not re.fullmatch(ORIGIN_PATTERN, origin)]:
+            raise ValueError(f"not origins (scheme://host[:port], no path): {', '.join(wrong)}")
+        return value
 
 
 class BotResponseSettings(_Settings):
@@ -55,6 +88,29 @@ class BotResponseSettings(_Settings):
 class ResponsesLogSettings(_Settings):
     responses_table: str
     response_retention_days: PositiveInt = 30
+    stream_queue_url: str
+
+
+class StreamSocketSettings(_Settings):
+    """The WebSocket API's $connect, $disconnect and $default."""
+
+    clients_table: str
+    connections_table: str
+    responses_table: str
+    stream_queue_url: str
+    watermark_key_secret: str
+    conversation_token_key_secret: str
+
+
+class StreamSettings(_Settings):
+    """The stream function: nudges from the stream queue → frames to the conversation's connections."""
+
+    connections_table: str
+    responses_table: str
+    stream_queue_url: str
+    stream_connections_url: HttpUrl
+    """The WebSocket API's @connections endpoint: https://{api}.execute-api.{region}.amazonaws.com/{stage}."""
+    watermark_key_secret: str
 
 
 class DeliverySettings(_Settings):

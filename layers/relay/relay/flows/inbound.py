@@ -1,6 +1,7 @@
 """The client API. POST /messages: authenticate the client · validate · drop a repeated messageId · record the
 conversation · forward to the bot (· with ?wait, the bot's responses from the responses log).
-GET /conversations/{conversationId}/responses: authenticate the client · read the conversation's responses log."""
+GET /conversations/{conversationId}/responses: authenticate the client · read the conversation's responses log.
+Both take a client token or a conversation token (relay.flows.tokens.Access)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from relay.adapters.bot import BotClient
 from relay.edge.bodies import parse_json
 from relay.errors import (
     BotUnavailable,
+    Forbidden,
     InvalidRequest,
     MessageIdReused,
     MessageInProgress,
@@ -36,9 +38,9 @@ from relay.errors import (
     UnknownConversation,
 )
 from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader, parse_query
+from relay.flows.tokens import Access
 from relay.models import ClientMessage, ForwardRecord, InboundMessage, MessageReceipt, RepliesReceipt, ResponsesPage
 from relay.settings import InboundSettings
-from relay.stores.clients import ClientStore, bearer_token
 from relay.stores.conversations import ConversationStore
 from relay.stores.responses_log import ResponsesLog
 from relay.watermarks import Watermarks
@@ -48,6 +50,7 @@ metrics = Metrics()
 
 REFUSALS: tuple[type[RelayError], ...] = (
     Unauthorized,
+    Forbidden,
     InvalidRequest,
     TooLarge,
     MessageInProgress,
@@ -56,7 +59,7 @@ REFUSALS: tuple[type[RelayError], ...] = (
 )
 """What POST /messages can refuse a request with: its handler answers these, openapi.yaml describes them."""
 
-POLL_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, InvalidRequest, UnknownConversation)
+POLL_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, UnknownConversation)
 """What GET /conversations/{conversationId}/responses can refuse a request with."""
 
 FORWARD_MARGIN_SECONDS = 5.0
@@ -82,14 +85,14 @@ class ForwardDeadline:
 class Inbound:
     def __init__(
         self,
-        clients: ClientStore,
+        access: Access,
         conversations: ConversationStore,
         bot: BotClient,
         repeats: DynamoDBPersistenceLayer,
         reader: ResponsesReader,
         settings: InboundSettings,
     ) -> None:
-        self._clients = clients
+        self.access = access
         self._conversations = conversations
         self._bot = bot
         self._reader = reader
@@ -121,7 +124,12 @@ class Inbound:
             cache_ttl_seconds=settings.cache_ttl_seconds,
         )
         return cls(
-            ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds),
+            Access.of(
+                dynamodb,
+                settings.clients_table,
+                settings.cache_ttl_seconds,
+                lambda: str(secrets.get(settings.conversation_token_key_secret, max_age=300)),
+            ),
             conversations,
             BotClient(
                 str(settings.bot_webhook_url),
@@ -153,10 +161,11 @@ class Inbound:
         forward for a repeat), once the bot has been quiet a moment or `wait` seconds after the request came.
         """
         arrived = time.monotonic()
-        client = self._clients.authenticate(bearer_token(headers))
+        client = self.access.caller(headers)
         logger.append_keys(client_id=client.client_id)
         wait = parse_query(ReplyWait, parameters).wait
         message = InboundMessage.model_validate(parse_json(body, self._settings.max_body_bytes))
+        client.may_send(message)
         logger.append_keys(conversation_id=message.conversation_id, message_id=message.message_id)
         metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
         try:
@@ -185,7 +194,8 @@ class Inbound:
         `path_segment` is the conversation id as the path carries it, percent-encoded.
         """
         conversation_id = unquote(path_segment)
-        client = self._clients.authenticate(bearer_token(headers))
+        client = self.access.caller(headers)
+        client.may_read(conversation_id)
         logger.append_keys(client_id=client.client_id, conversation_id=conversation_id)
         query = parse_query(ResponsesQuery, parameters)
         return self._reader.read(client.client_id, conversation_id, query, self._until(time.monotonic() + query.wait))

@@ -194,6 +194,15 @@ class ClientStore:
             raise Unauthorized(f"client '{credentials.client_id}' is disabled")
         return credentials
 
+    def enabled(self, client_id: str) -> Credentials:
+        """The client a conversation token names, refused like its client token once it is disabled."""
+        credentials = self._credentials_of(client_id)
+        if credentials is None:
+            raise Unauthorized("invalid conversation token: its client no longer exists")
+        if not credentials.enabled:
+            raise Unauthorized(f"client '{client_id}' is disabled")
+        return credentials
+
     def _credentials_of(self, client_id: str) -> Credentials | None:
         with self._lock:
             cached = self._credentials.get(client_id)
