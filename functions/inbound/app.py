@@ -19,7 +19,8 @@ logger = Logger()
 metrics = Metrics()
 
 settings = InboundSettings.from_environment()
-inbound, tokens = Inbound.from_settings(settings), Tokens.from_settings(settings)
+inbound = Inbound.from_settings(settings)
+tokens = Tokens(inbound.access, settings.stream_url, settings.max_body_bytes)
 cors = browser_cors(settings.browser_origins)
 app = create_resolver(*dict.fromkeys(REFUSALS + POLL_REFUSALS + TOKEN_REFUSALS), cors=cors)
 

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.connections_api import ConnectionsApi
 from relay.adapters.nudges import StreamNudges
-from relay.edge.runtime import Secrets, conversation_ordered_processor, tracer
+from relay.edge.runtime import ClientOnFirstUse, Secrets, conversation_ordered_processor, tracer
 from relay.flows.stream import Stream
 from relay.settings import StreamSettings
 from relay.stores.connections import ConnectionStore
@@ -28,9 +28,10 @@ secrets = Secrets(boto3.client("secretsmanager"))
 stream = Stream(
     ResponsesLog(dynamodb, settings.responses_table),
     ConnectionStore(dynamodb, settings.connections_table),
-    ConnectionsApi.at(settings.stream_connections_url),
+    ConnectionsApi.at(str(settings.stream_connections_url)),
     Watermarks(secrets.of(settings.watermark_key_secret)),
-    StreamNudges(boto3.client("sqs"), settings.stream_queue_url),
+    # Only a connection still connecting needs the queue's client: made then, not at every cold start.
+    StreamNudges(ClientOnFirstUse("sqs"), settings.stream_queue_url),
 )
 # A failure holds up only its conversation: its nudges come back in order, the others go on.
 processor = conversation_ordered_processor()

@@ -73,7 +73,13 @@ class MemoryLog:
         return entry
 
     def after(self, client_id: str, conversation_id: str, position: int, limit: int) -> list[Recorded]:
-        return [e for e in self.entries.get(scoped(client_id, conversation_id), []) if e.position > position][:limit]
+        """As a DynamoDB query: at most `limit`, and ended once it has read 1 MB."""
+        found, read = [], 0
+        for entry in self.entries.get(scoped(client_id, conversation_id), []):
+            if entry.position > position and len(found) < limit and read < 1024 * 1024:
+                found.append(entry)
+                read += len(entry.body.encode())
+        return found
 
     def last_position(self, client_id: str, conversation_id: str) -> int:
         entries = self.entries.get(scoped(client_id, conversation_id), [])
@@ -98,8 +104,8 @@ class MemoryConnections:
     def remove(self, connection: Connection) -> None:
         self.items.pop(connection.connection_id, None)
 
-    def find(self, connection_id: str) -> Connection | None:
-        return self.items.get(connection_id)
+    def close(self, connection_id: str) -> bool:
+        return self.items.pop(connection_id, None) is not None
 
 
 @dataclass
@@ -225,13 +231,19 @@ def run(world: World, order: tuple[str, ...], after: str | None) -> tuple[list[s
     return before_connect, caught_up
 
 
+def burst() -> World:
+    """A conversation with two responses, r1 and r2, already streamed (to nobody)."""
+    world = World()
+    world.record("r1")
+    world.record("r2")
+    world.drain()
+    return world
+
+
 def test_a_connection_opened_with_after_in_the_middle_of_a_burst_gets_every_newer_response_once_in_order() -> None:
     wrong = {}
     for order in orderings(BURST):
-        world = World()
-        world.record("r1")
-        world.record("r2")
-        world.drain()
+        world = burst()
         _, caught_up = run(world, order, after=world.watermark("r1"))
         if (caught_up, world.api.texts("A")) != (["r2", "r3", "r4", "r5"], ["r2", "r3", "r4", "r5", "r6"]):
             wrong["-".join(order)] = world.api.texts("A")
@@ -241,10 +253,7 @@ def test_a_connection_opened_with_after_in_the_middle_of_a_burst_gets_every_newe
 def test_a_connection_opened_without_after_gets_every_response_recorded_after_its_connect_once_in_order() -> None:
     wrong = {}
     for order in orderings(BURST):
-        world = World()
-        world.record("r1")
-        world.record("r2")
-        world.drain()
+        world = burst()
         before_connect, caught_up = run(world, order, after=None)
         expected = [text for text in ("r3", "r4", "r5") if text not in before_connect]
         if (caught_up, world.api.texts("A")) != (expected, [*expected, "r6"]):
@@ -335,6 +344,17 @@ def test_a_catch_up_longer_than_a_page_is_sent_whole() -> None:
     world.drain()
 
     assert world.api.texts("A") == texts
+
+
+def test_a_catch_up_longer_than_a_megabyte_query_is_sent_whole() -> None:
+    world = World()
+    for n in range(12):
+        world.log.record(f"{n:02}" + "é" * 100_000, message_id=f"bp-{n}")  # 200 KB each, as UTF-8
+    world.connect("A", after=world.watermarks.issue(CLIENT, CONVERSATION, 0))
+    world.established("A")
+    world.drain()
+
+    assert [frame["id"] for frame in world.api.frames["A"]] == [f"msg_bp-{n}" for n in range(12)]
 
 
 def test_a_response_too_large_for_one_post_is_announced_with_the_watermark_to_read_it_from() -> None:

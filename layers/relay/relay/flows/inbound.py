@@ -92,7 +92,7 @@ class Inbound:
         reader: ResponsesReader,
         settings: InboundSettings,
     ) -> None:
-        self._access = access
+        self.access = access
         self._conversations = conversations
         self._bot = bot
         self._reader = reader
@@ -161,7 +161,7 @@ class Inbound:
         forward for a repeat), once the bot has been quiet a moment or `wait` seconds after the request came.
         """
         arrived = time.monotonic()
-        client = self._access.caller(headers)
+        client = self.access.caller(headers)
         logger.append_keys(client_id=client.client_id)
         wait = parse_query(ReplyWait, parameters).wait
         message = InboundMessage.model_validate(parse_json(body, self._settings.max_body_bytes))
@@ -194,7 +194,7 @@ class Inbound:
         `path_segment` is the conversation id as the path carries it, percent-encoded.
         """
         conversation_id = unquote(path_segment)
-        client = self._access.caller(headers)
+        client = self.access.caller(headers)
         client.may_read(conversation_id)
         logger.append_keys(client_id=client.client_id, conversation_id=conversation_id)
         query = parse_query(ResponsesQuery, parameters)

@@ -36,7 +36,9 @@ CONNECTING_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4)
 """Waits between posts to a connection still connecting; after them it is left for another nudge."""
 
 QUERY_MAX_BYTES = 1024 * 1024
-"""DynamoDB ends a query at 1 MB: a page that may have stopped there is followed by another query."""
+ITEM_MAX_BYTES = 400 * 1024
+"""DynamoDB ends a query at 1 MB of items of at most 400 KB: a page that may have stopped there is followed by
+another query."""
 
 logger = Logger()  # the function's own logger: the same service, handler and keys
 metrics = Metrics()
@@ -61,7 +63,7 @@ class Connections(Protocol):
 
     def remove(self, connection: Connection) -> None: ...
 
-    def find(self, connection_id: str) -> Connection | None: ...
+    def close(self, connection_id: str) -> bool: ...
 
 
 class Posts(Protocol):
@@ -145,7 +147,8 @@ class Stream:
                         return
                     cursor = entry.position
                     sent.frames += 1
-                if len(page) < PAGE_MAX_RESPONSES and sum(len(e.body) for e in page) < QUERY_MAX_BYTES // 2:
+                read = sum(len(entry.body.encode()) for entry in page)
+                if len(page) < PAGE_MAX_RESPONSES and read < QUERY_MAX_BYTES - ITEM_MAX_BYTES:
                     return  # the query was not cut short: nothing more
         finally:
             if cursor != connection.cursor:

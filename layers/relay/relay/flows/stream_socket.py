@@ -80,9 +80,8 @@ class StreamSocket:
         return connection
 
     def disconnect(self, connection_id: str) -> None:
-        if (connection := self._connections.find(connection_id)) is not None:
-            self._connections.remove(connection)
-        logger.info("stream disconnected", extra={"connection_id": connection_id, "known": connection is not None})
+        known = self._connections.close(connection_id)
+        logger.info("stream disconnected", extra={"connection_id": connection_id, "known": known})
 
     def message(self, body: str | None) -> str:
         """The answer to a frame from the browser: a pong to `{"action": "ping"}`, else what is wrong."""

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import unquote, urlencode
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ConfigDict, ValidationError
@@ -28,10 +27,8 @@ from relay.conversation_tokens import (
     is_conversation_token,
 )
 from relay.edge.bodies import parse_json
-from relay.edge.runtime import Secrets
 from relay.errors import Forbidden, InvalidRequest, RelayError, TooLarge, Unauthorized
 from relay.models import ID_MAX_LENGTH, CamelModel, Id, InboundMessage
-from relay.settings import InboundSettings
 from relay.stores.clients import ClientStore, Credentials, bearer_token
 
 logger = Logger()  # the function's own logger: the same service, handler and keys
@@ -98,7 +95,7 @@ class Caller:
 class Access:
     def __init__(self, clients: Authenticator, tokens: ConversationTokens) -> None:
         self._clients = clients
-        self._tokens = tokens
+        self.tokens = tokens
 
     @classmethod
     def of(cls, dynamodb: Any, clients_table: str, cache_ttl_seconds: float, token_key: Callable[[], str]) -> Access:
@@ -116,23 +113,15 @@ class Access:
         """The grant of a conversation token that is valid now, of a client that is still enabled."""
         if not is_conversation_token(token):
             raise Forbidden("a client token cannot do this: use a conversation token (POST …/tokens)")
-        grant = self._tokens.read(token)
+        grant = self.tokens.read(token)
         self._clients.enabled(grant.client_id)
         return grant
 
 
 class Tokens:
-    @classmethod
-    def from_settings(cls, settings: InboundSettings) -> Tokens:
-        secrets = Secrets(boto3.client("secretsmanager"))
-        key = secrets.of(settings.conversation_token_key_secret)
-        access = Access.of(boto3.client("dynamodb"), settings.clients_table, settings.cache_ttl_seconds, key)
-        return cls(access, ConversationTokens(key), settings.stream_url, settings.max_body_bytes)
-
     def __init__(
         self,
         access: Access,
-        tokens: ConversationTokens,
         stream_url: str,
         max_body_bytes: int,
         *,
@@ -140,7 +129,6 @@ class Tokens:
     ) -> None:
         self._access = access
         self._max_body_bytes = max_body_bytes
-        self._tokens = tokens
         self._stream_url = stream_url
         self._clock = clock
 
@@ -167,7 +155,7 @@ class Tokens:
         return self._answer(grant.renewed(self._clock()))
 
     def _answer(self, grant: ConversationGrant) -> TokenAnswer:
-        token = self._tokens.issue(grant)
+        token = self._access.tokens.issue(grant)
         return TokenAnswer(
             token=token,
             conversation_id=grant.conversation_id,

@@ -18,7 +18,7 @@ CONNECTION_TTL_SECONDS = 2 * 3600 + 600
 """API Gateway closes any WebSocket connection after 2 hours; the item of one whose $disconnect was lost goes later."""
 
 BY_CONNECTION_INDEX = "byConnection"
-"""The table's index on the connection id alone: what $disconnect knows."""
+"""The table's index on the connection id alone (keys only): what $disconnect knows."""
 
 
 @dataclass(frozen=True)
@@ -91,16 +91,22 @@ class ConnectionStore:
     def remove(self, connection: Connection) -> None:
         self._dynamodb.delete_item(TableName=self._table, Key=_key(connection))
 
-    def find(self, connection_id: str) -> Connection | None:
-        """The connection of this id, through the index (eventually consistent: a connection recorded a moment
-        ago may not be found; it is then removed when a post to it answers Gone, or by its TTL)."""
+    def close(self, connection_id: str) -> bool:
+        """Forget the connection of this id; False when it is not found. Through the index, which is eventually
+        consistent: a connection recorded a moment ago may not be found yet, and is then removed when a post to
+        it answers Gone, or by its TTL."""
         items = self._dynamodb.query(
             TableName=self._table,
             IndexName=BY_CONNECTION_INDEX,
             KeyConditionExpression="connectionId = :connection",
             ExpressionAttributeValues={":connection": {"S": connection_id}},
         )["Items"]
-        return _from_item(items[0]) if items else None
+        for item in items:
+            self._dynamodb.delete_item(
+                TableName=self._table,
+                Key={"conversationKey": item["conversationKey"], "connectionId": item["connectionId"]},
+            )
+        return bool(items)
 
 
 def _key(connection: Connection) -> dict[str, Any]:
