@@ -15,7 +15,6 @@ import json
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,8 +27,7 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection, serve
 
 from devstack.console import say
-from devstack.lambdas import Invocable
-from devstack.provision import ACCOUNT
+from devstack.lambdas import Invocable, websocket_event
 from devstack.servers import LocalRequestHandler, LocalServer
 
 STAGE = "live"
@@ -137,13 +135,7 @@ class StreamServer:
         """$connect, before the upgrade: the function's 200 accepts it, any other status refuses it."""
         connection_id = _connection_id()
         connection.connection_id = connection_id  # type: ignore[attr-defined]  # read by _handle
-        query = urlsplit(request.path).query
-        parameters = dict(parse_qsl(query, keep_blank_values=True))
-        event = self._event("$connect", "CONNECT", connection_id, request.headers)
-        event["queryStringParameters"] = parameters or None
-        event["multiValueQueryStringParameters"] = {
-            name: [value for key, value in parse_qsl(query) if key == name] for name in parameters
-        } or None
+        event = self._event("$connect", connection_id, request.headers, urlsplit(request.path).query)
         status, headers, body = self._invoke("$connect", event, connection_id)
         if status != 200:
             response = connection.respond(status, body)
@@ -175,7 +167,7 @@ class StreamServer:
             pass
         finally:
             headers = connection.request.headers if connection.request else None
-            event = self._event("$disconnect", "DISCONNECT", connection_id, headers)
+            event = self._event("$disconnect", connection_id, headers)
             code = connection.close_code if connection.close_code is not None else 1006
             event["requestContext"].update(disconnectStatusCode=code, disconnectReason=connection.close_reason or "")
             del self._sockets[connection_id]  # posts answer 410 from now on
@@ -183,16 +175,15 @@ class StreamServer:
 
     def _message(self, connection: ServerConnection, connection_id: str, message: str | bytes) -> None:
         text = message if isinstance(message, str) else base64.b64encode(message).decode()
-        event = self._event("$default", "MESSAGE", connection_id, None)
-        event["requestContext"]["messageId"] = secrets.token_urlsafe(12)
-        event.update(body=text, isBase64Encoded=not isinstance(message, str))
         # The frame's `action` selects the route (RouteSelectionExpression $request.body.action); $default otherwise.
         try:
             action = json.loads(text).get("action") if isinstance(message, str) else None
         except (ValueError, AttributeError):
             action = None
         route = action if isinstance(action, str) and action in self._routes else "$default"
-        event["requestContext"]["routeKey"] = route
+        event = self._event(route, connection_id, None, body=text)
+        event["requestContext"]["messageId"] = secrets.token_urlsafe(12)
+        event["isBase64Encoded"] = not isinstance(message, str)
         status, _, body = self._invoke(route, event, connection_id)
         if status >= 500:
             body = json.dumps(
@@ -221,39 +212,30 @@ class StreamServer:
             status, body = int(result.get("statusCode", 200)), str(result.get("body") or "")
             headers = {name: str(value) for name, value in (result.get("headers") or {}).items()}
         except Exception as error:
-            say("stream", f"{route} {connection_id}: {error}")
+            say("websocket", f"{route} {connection_id}: {error}")
             status, headers, body = 500, {}, json.dumps({"message": _INTERNAL_ERROR})
         self._invoked(function)
         # The connection id, never the query: the handshake's URL carries the token.
-        say("stream", f"{route} {connection_id} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
+        say("websocket", f"{route} {connection_id} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
         return status, headers, body
 
-    def _event(self, route: str, kind: str, connection_id: str, headers: Headers | None) -> dict[str, Any]:
-        """An API Gateway WebSocket event (Lambda proxy integration) for the route."""
-        now = time.time()
+    def _event(
+        self, route: str, connection_id: str, headers: Headers | None, query: str = "", body: str | None = None
+    ) -> dict[str, Any]:
+        """The route's API Gateway WebSocket event, with the handshake's headers and the connection's own times."""
+        parameters = dict(parse_qsl(query, keep_blank_values=True))
+        event = websocket_event(route, connection_id, parameters, body)
         sock = self._sockets.get(connection_id)
-        connected_at = sock.connected_at if sock else now
-        event: dict[str, Any] = {
-            "requestContext": {
-                "routeKey": route,
-                "eventType": kind,
-                "messageDirection": "IN",
-                "connectionId": connection_id,
-                "connectedAt": int(connected_at * 1000),
-                "requestId": str(uuid.uuid4()),
-                "extendedRequestId": str(uuid.uuid4()),
-                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
-                "requestTimeEpoch": int(now * 1000),
-                "stage": STAGE,
-                "apiId": "local",
-                "accountId": ACCOUNT,
-                "domainName": "127.0.0.1",
-                "identity": {"sourceIp": sock.source_ip if sock else "127.0.0.1"},
-            },
-            "isBase64Encoded": False,
-        }
+        if sock is not None:
+            event["requestContext"].update(
+                connectedAt=int(sock.connected_at * 1000), identity={"sourceIp": sock.source_ip}
+            )
+        if route == "$connect":
+            event["multiValueQueryStringParameters"] = {
+                name: [value for key, value in parse_qsl(query) if key == name] for name in parameters
+            } or None
         if headers is not None:
-            event["headers"] = {name: value for name, value in headers.raw_items()}
+            event["headers"] = dict(headers.raw_items())
             event["multiValueHeaders"] = {name: headers.get_all(name) for name in headers}
         return event
 
