@@ -6,6 +6,7 @@ through its own API, for the conversation the page's URL names (a new one when i
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 from pathlib import Path
@@ -21,7 +22,9 @@ USER_ID = "chat-user"
 
 
 class ChatPage:
-    def __init__(self, api_url: str, client_token: str) -> None:
+    def __init__(self, api_url: str, client_token: str, hint: str) -> None:
+        """`hint` is the text box's placeholder."""
+        self._hint = html.escape(hint)
         self._api_url = api_url
         self._client_token = client_token
         self._http = urllib3.PoolManager(timeout=10, retries=False)
@@ -43,6 +46,6 @@ class ChatPage:
             return 502, {"content-type": "text/plain; charset=utf-8"}, text.encode()
         config = {"apiUrl": self._api_url, "session": answer.json()}
         # Inside <script>: "<" escaped, so no value can close the element.
-        html = _PAGE.replace("{{CONFIG}}", json.dumps(config).replace("<", "\\u003c"))
+        page = _PAGE.replace("{{HINT}}", self._hint).replace("{{CONFIG}}", json.dumps(config).replace("<", "\\u003c"))
         headers = {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"}
-        return 200, headers, html.encode()
+        return 200, headers, page.encode()

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from devstack import aws
 from devstack.chat import ChatPage
 from devstack.console import say
-from devstack.echo_bot import EchoBot
+from devstack.echo_bot import SAMPLES, EchoBot
 from devstack.esm import EventSourceMapping
 from devstack.gateway import Gateway
 from devstack.lambdas import Invocable
@@ -108,7 +108,8 @@ class LocalStack:
         self.gateway.route_to(list(self._functions), wake)
         by_name = {function.spec.name: function for function in self._functions}
         self.stream.route_to({route: by_name[name] for route, name in socket_routes(load()).items()}, wake)
-        self.gateway.pages["/chat"] = ChatPage(self.api_url, settings.dev_client_token)
+        hint = "Type a message" + ("" if settings.bot_webhook_url else f", or one of: {', '.join(SAMPLES)}")
+        self.gateway.pages["/chat"] = ChatPage(self.api_url, settings.dev_client_token, hint)
         self._serve(self.stream.connections)
         self._serve(self.stream)
         self._serve(self.gateway)

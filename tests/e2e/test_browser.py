@@ -99,6 +99,25 @@ def test_a_person_chats_and_loses_nothing_while_the_connection_is_down(stack: St
     expect(bot).to_have_text(["hello #1", "while away #1", "back #1"])
 
 
+def test_the_page_refreshes_its_token_before_it_expires_and_goes_on_with_the_new_one(
+    stack: StackProcess, page: Page
+) -> None:
+    page.clock.install()
+    conversation = open_chat(page, stack)
+    page.clock.pause_at(time.time() + 1)
+    refreshed = stack.output.count("POST /tokens/refresh → 200")
+    page.evaluate("chat.addEventListener('session', (event) => { window.refreshedSession = event.detail; })")
+
+    page.clock.run_for(3600_000 - 60_000)  # the chat page's token lives an hour: a minute before its end
+
+    stack.wait_for_output(rf"(?s)(POST /tokens/refresh → 200.*){{{refreshed + 1}}}")
+    expect(page.locator("#status")).to_have_text("open")
+    # The relay's new token answer is the page's session now (within the same second it may equal the old one).
+    assert page.evaluate("chat.session === window.refreshedSession && chat.session.conversationId") == conversation
+    say(page, "still here")
+    expect(page.locator(".message.bot")).to_have_text(["still here #1"])  # sent with the new token
+
+
 def test_a_choice_shows_its_options_as_buttons_that_send_their_value(stack: StackProcess, page: Page) -> None:
     conversation = open_chat(page, stack)
     say(page, "a shirt, please")  # the conversation exists once the person has written
