@@ -22,6 +22,15 @@ $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-ru
 	$(VENV)/bin/pip install $(PIP_FLAGS) --no-deps -e .
 	touch $@
 
+# The browser test drives Debian's Chromium (Playwright's own browser download cannot be used): installed with apt
+# when missing, which needs root (CI runs as root); elsewhere install the `chromium` package yourself.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian's chromium for the browser test (first run only)..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "The browser test needs Chromium at $(CHROMIUM): sudo apt-get install chromium" >&2; exit 1; fi
+
 $(TOOLS)/.installed: requirements-tools.txt
 	$(NEED_PYTHON)
 	@echo "Setting up $(TOOLS) with the SAM CLI and checkov (first run only)..."
@@ -34,7 +43,7 @@ dev: $(VENV)/.installed
 	@$(PY) -m devstack
 
 ## make test: lint, then every test: unit (with the template's sam validate and checkov), integration, e2e
-test: lint $(TOOLS)/.installed
+test: lint $(TOOLS)/.installed $(CHROMIUM)
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: $(VENV)/.installed
@@ -50,7 +59,7 @@ unit: $(VENV)/.installed $(TOOLS)/.installed
 integration: $(VENV)/.installed
 	$(PY) -m pytest tests/integration
 
-e2e: $(VENV)/.installed
+e2e: $(VENV)/.installed $(CHROMIUM)
 	$(PY) -m pytest tests/e2e
 
 ## make fuzz: a longer fuzzing of the local stack from openapi.yaml (make test runs 25 examples per case)
@@ -58,7 +67,7 @@ fuzz: $(VENV)/.installed
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest -q tests/e2e/test_fuzz.py
 
 ## make bench: figures for the note (cold start per function; delivery batch ratio; AWS calls per message, poll and
-## function's policy; the local stack)
+## function's policy; the local stack; the stream beside the webhook)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/cold_start.py
 	$(PY) benchmarks/layer_bytecode.py
@@ -67,6 +76,7 @@ bench: $(VENV)/.installed
 	$(PY) -m pytest -q --iam-summary tests/integration
 	$(PY) benchmarks/dev_start.py
 	$(PY) benchmarks/local_stack.py
+	$(PY) benchmarks/stream.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
 	REPLY_LATENCY_RUNS=10 $(PY) -m pytest -q -s tests/e2e/test_replies_over_http.py -k latency
 

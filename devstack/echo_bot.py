@@ -19,6 +19,29 @@ from devstack.console import say
 from devstack.servers import LocalRequestHandler, LocalServer
 
 _FIELDS = ("userId", "messageId", "conversationId", "type", "text", "payload")
+_SQUARE = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='240' height='120'%3E"
+    "%3Crect width='240' height='120' fill='%232f5bd3'/%3E%3C/svg%3E"
+)
+_CARD = {
+    "title": "Relay T-shirt",
+    "subtitle": "cotton, in blue",
+    "imageUrl": _SQUARE,
+    "actions": [{"action": "postback", "label": "Buy", "value": "buy the t-shirt"}],
+}
+SAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
+    "choice": (
+        "choice",
+        {"text": "Which size?", "options": [{"label": s, "value": s.lower()} for s in ("S", "M", "L")]},
+    ),
+    "dropdown": ("dropdown", {"text": "Which colour?", "options": [{"label": c, "value": c} for c in ("red", "blue")]}),
+    "image": ("image", {"imageUrl": _SQUARE, "title": "a blue square"}),
+    "card": ("card", _CARD),
+    "carousel": ("carousel", {"items": [_CARD, {**_CARD, "title": "Relay mug", "subtitle": "ceramic"}]}),
+    "markdown": ("markdown", {"markdown": "**Markdown** comes as its text, _as is_."}),
+    "location": ("location", {"latitude": 48.8584, "longitude": 2.2945, "title": "Eiffel Tower"}),
+}
+"""What the echo bot answers to these words instead of their echo: one message of each type, for the chat page."""
 
 
 class EchoBot(LocalServer):
@@ -49,9 +72,10 @@ class EchoBot(LocalServer):
 
     def _send_replies(self) -> None:
         while (message := self._replies.get()) is not None:
+            kind, payload = SAMPLES.get(message["text"].strip().lower(), ("text", {"text": f"echo: {message['text']}"}))
             reply = {
-                "type": "text",
-                "payload": {"text": f"echo: {message['text']}"},
+                "type": kind,
+                "payload": payload,
                 "conversationId": message["conversationId"],
                 "botpressUserId": _botpress_id(message["userId"]),
                 "botpressMessageId": str(uuid.uuid4()),
@@ -62,7 +86,8 @@ class EchoBot(LocalServer):
             except urllib3.exceptions.HTTPError as error:
                 say("echo-bot", f"reply to {message['conversationId']} not sent: {error}")
                 continue
-            say("echo-bot", f"replied 'echo: {message['text']}' to {message['conversationId']} → {status}")
+            what = f"'{payload['text']}'" if kind == "text" else f"a {kind}"
+            say("echo-bot", f"replied {what} to {message['conversationId']} → {status}")
 
 
 def _botpress_id(tag: str) -> str:

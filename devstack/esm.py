@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from devstack.console import say
@@ -19,10 +20,12 @@ class EventSourceMapping:
     The failed messages stay in flight until their visibility timeout ends, as with Lambda.
     """
 
-    def __init__(self, sqs: Any, function: Invocable) -> None:
+    def __init__(self, sqs: Any, function: Invocable, invoked: Callable[[Invocable], None] = lambda _: None) -> None:
+        """`invoked` is called with the function after each invocation (it may have sent to a queue)."""
         assert function.spec.queue_url, f"{function.spec.name} has no SQS event source"
         self._sqs = sqs
         self._function = function
+        self._invoked = invoked
         self._url = function.spec.queue_url
         # moto's FIFO receive decides which message groups are in flight from a snapshot it takes when it
         # starts (and retakes mid-way when it meets a message whose visibility ran out): a delete landing
@@ -60,6 +63,7 @@ class EventSourceMapping:
         except Exception as error:
             say("event-source", f"{error}: the batch of {len(messages)} comes back after its visibility timeout")
             failed = {message["MessageId"] for message in messages}
+        self._invoked(self._function)
         done = [message for message in messages if message["MessageId"] not in failed]
         with self._queue:
             for start in range(0, len(done), 10):

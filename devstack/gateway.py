@@ -26,6 +26,8 @@ class Gateway(LocalServer):
         super().__init__(port, _Request)
         self.routes: list[tuple[str, str, Invocable]] = []
         self.invoked: Callable[[Invocable], None] = lambda function: None
+        self.pages: dict[str, Callable[[str], tuple[int, dict[str, str], bytes]]] = {}
+        """The local stack's own pages (the chat page), by path: what they answer to a GET with this query."""
 
     def route_to(self, functions: list[Invocable], invoked: Callable[[Invocable], None] = lambda _: None) -> None:
         """Serve the functions' routes; `invoked` is called with the function after each of its invocations
@@ -62,6 +64,11 @@ class _Request(LocalRequestHandler):
             self._refuse(413, "Request Entity Too Large")
             return
         body = self.rfile.read(length)
+        if method in ("GET", "HEAD") and (page := self.server.pages.get(path)):
+            status, headers, raw = page(query)
+            self._send(status, headers, raw)
+            say("api", f"{method} {path} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
+            return
         match = next(
             (
                 (route, function)

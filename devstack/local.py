@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ import boto3
 from pydantic import ValidationError
 
 from devstack import aws
+from devstack.chat import ChatPage
 from devstack.console import say
-from devstack.echo_bot import EchoBot
+from devstack.echo_bot import SAMPLES, EchoBot
 from devstack.esm import EventSourceMapping
 from devstack.gateway import Gateway
 from devstack.lambdas import Invocable
@@ -29,7 +31,8 @@ from devstack.provision import REGION, FunctionSpec, Stack, provision
 from devstack.receiver import Receiver
 from devstack.runtime import Function, FunctionError
 from devstack.settings import DevSettings, problems
-from devstack.template import ROOT, load
+from devstack.stream import StreamServer
+from devstack.template import ROOT, load, socket_routes
 from relay.models import Client
 from relay.stores.clients import ClientStore, hash_token
 from relay_clients import dev
@@ -60,43 +63,58 @@ class LocalStack:
         self._aws_environment: dict[str, str] = {}
         self.gateway: Gateway | None = None
         self._state_file: Path | None = None
+        self.stream: StreamServer
         self.stack: Stack | None = None
         self.timings: dict[str, float] = {}
         """Seconds each step of `start` took."""
 
     def start(self) -> None:
         settings = self.settings
-        # The port first: if it is taken, say so before starting anything else.
+        # The ports first: if the API's is taken, say so before starting anything else.
         self.gateway = Gateway(settings.port)
         self._bound.append(self.gateway)
+        self.stream = StreamServer()
+        self._bound += [self.stream, self.stream.connections]
         with self._step("moto", "moto with the template's tables, secrets, topic and queues"):
             self._start_moto()
             bot_url = settings.bot_webhook_url or self._serve(EchoBot(settings.bot_token, self.bot_response_url)).url
             response_url = settings.dev_response_url or self._serve(Receiver(settings.dev_webhook_secret)).url
+            parameters = {"BotWebhookUrl": str(bot_url), "DeliveryRetrySchedule": RETRY_SCHEDULE}
+            # The chat page's origin, and a developer's own pages'.
+            parameters["BrowserOrigins"] = ",".join((self.api_url, *settings.browser_origins))
             self.stack = provision(
-                {"BotWebhookUrl": str(bot_url), "DeliveryRetrySchedule": RETRY_SCHEDULE},
+                parameters,
                 secret_values={"BotTokenSecret": settings.bot_token, "BotResponseSecret": settings.dev_bot_secret},
                 session=boto3.Session(region_name=REGION),
             )
             self._add_demo_client(str(response_url))
+        # The stream's endpoints are this machine's, wherever the template would put them on AWS.
+        endpoints = {"STREAM_URL": self.stream.url, "STREAM_CONNECTIONS_URL": self.stream.connections.url}
         with self._step("functions", "a container for each function"):
             self._functions = [
-                Function(spec, CONCURRENCY, self._aws_environment) for spec in self.stack.functions.values()
+                Function(_with_endpoints(spec, endpoints), CONCURRENCY, self._aws_environment)
+                for spec in self.stack.functions.values()
             ]
             for function in self._functions:
                 function.warm()
             for function in self._functions:
                 function.wait_ready()
-        mappings = self._start_event_sources()
-
         senders = {function.spec.name for function in self._functions if _may_send_messages(function.spec)}
+        mappings: list[EventSourceMapping] = []
 
         def wake(function: Invocable) -> None:  # what it published to the topic is in the queues when it answers
             if function.spec.name in senders:  # a receive after any other function's answer would come back empty
                 for mapping in mappings:
                     mapping.wake()
 
+        mappings += self._start_event_sources(wake)
         self.gateway.route_to(list(self._functions), wake)
+        by_name = {function.spec.name: function for function in self._functions}
+        self.stream.route_to({route: by_name[name] for route, name in socket_routes(load()).items()}, wake)
+        hint = "Type a message" + ("" if settings.bot_webhook_url else f", or one of: {', '.join(SAMPLES)}")
+        self.gateway.pages["/chat"] = ChatPage(self.api_url, settings.dev_client_token, hint)
+        self._serve(self.stream.connections)
+        self._serve(self.stream)
         self._serve(self.gateway)
         self._write_state_file()
 
@@ -146,6 +164,8 @@ class LocalStack:
                 f"  client token         {settings.dev_client_token}   (client '{settings.client_id}')",
                 f"  signing secret       {settings.dev_webhook_secret}",
                 f"  bot response URL     {self.bot_response_url}",
+                f"  chat page            {self.api_url}/chat   (a conversation of the demo client in a browser)",
+                f"  stream               {self.stream.url}   (@connections at {self.stream.connections.url})",
                 f"  bot                  {bot}",
                 f"  responses go to      {receiver}",
                 "",
@@ -247,13 +267,13 @@ class LocalStack:
         )
         store.put(client, new=True)
 
-    def _start_event_sources(self) -> list[EventSourceMapping]:
+    def _start_event_sources(self, invoked: Callable[[Invocable], None]) -> list[EventSourceMapping]:
         sqs = boto3.client("sqs")
         mappings = []
         for function in self._functions:
             if not function.spec.queue_url:
                 continue
-            mapping = EventSourceMapping(sqs, function)
+            mapping = EventSourceMapping(sqs, function, invoked)
             mappings.append(mapping)
             for index in range(POLLERS):
                 self._thread(lambda mapping=mapping: mapping.run(self._stop), f"{function.spec.name}-poller-{index}")
@@ -344,6 +364,12 @@ def _may_send_messages(spec: FunctionSpec) -> bool:
             if statement.get("Effect") == "Allow" and _SENDING_ACTIONS & actions:
                 return True
     return False
+
+
+def _with_endpoints(spec: FunctionSpec, endpoints: dict[str, str]) -> FunctionSpec:
+    """The function with each of `endpoints` that its environment has set to the local one."""
+    environment = {name: endpoints.get(name, value) for name, value in spec.environment.items()}
+    return dataclasses.replace(spec, environment=environment)
 
 
 def _dead_letter_queue(sqs: Any, url: str) -> str | None:

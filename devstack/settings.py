@@ -12,6 +12,7 @@ from pydantic import Field, HttpUrl, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay import signing
+from relay.settings import ORIGIN_PATTERN
 from relay.stores.clients import new_token
 
 DEMO_CLIENT_ID = "demo"
@@ -32,6 +33,8 @@ class DevSettings(BaseSettings):
     bot_webhook_url: HttpUrl | None = None
     bot_token: str = Field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     dev_bot_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    dev_browser_origins: str = ""
+    """Comma-separated origins of a developer's own pages that call the API (CORS), besides the chat page's."""
 
     @field_validator("dev_client_token")
     @classmethod
@@ -61,9 +64,26 @@ class DevSettings(BaseSettings):
             raise ValueError("must be letters, digits and '.', '_', '~' or '-' only: it is a segment of a URL path")
         return secret
 
+    @field_validator("dev_browser_origins")
+    @classmethod
+    def _origins(cls, origins: str) -> str:
+        if wrong := [o for o in _split(origins) if not re.fullmatch(ORIGIN_PATTERN, o)]:
+            raise ValueError(
+                f"not origins (scheme://host[:port], no path, e.g. http://localhost:5173): {', '.join(wrong)}"
+            )
+        return origins
+
+    @property
+    def browser_origins(self) -> tuple[str, ...]:
+        return _split(self.dev_browser_origins)
+
     @property
     def client_id(self) -> str:
         return self.dev_client_token.partition(".")[0]
+
+
+def _split(origins: str) -> tuple[str, ...]:
+    return tuple(origin.strip() for origin in origins.split(",") if origin.strip())
 
 
 def problems(error: ValidationError) -> list[str]:

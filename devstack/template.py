@@ -133,3 +133,43 @@ def parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dic
 
 def resources_of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: spec for name, spec in template["Resources"].items() if spec["Type"] == kind}
+
+
+def socket_routes(template: dict[str, Any]) -> dict[str, str]:
+    """The route keys of the template's WebSocket API and the function each one's integration invokes."""
+    resources = template["Resources"]
+    apis = {
+        name
+        for name, spec in resources_of_type(template, "AWS::ApiGatewayV2::Api").items()
+        if spec["Properties"].get("ProtocolType") == "WEBSOCKET"
+    }
+    functions = set(resources_of_type(template, "AWS::Serverless::Function"))
+    routes = {}
+    for spec in resources_of_type(template, "AWS::ApiGatewayV2::Route").values():
+        props = spec["Properties"]
+        if not _names(props.get("ApiId")) & apis:
+            continue
+        integrations = [name for name in _names(props.get("Target")) if name in resources]
+        uris = [resources[name]["Properties"].get("IntegrationUri") for name in integrations]
+        # A function, or the alias SAM makes of it for AutoPublishAlias (logical id `<function>Alias<alias>`).
+        invoked = {f for uri in uris for name in _names(uri) for f in functions if name.partition("Alias")[0] == f}
+        if len(invoked) != 1:
+            raise ValueError(f"WebSocket route {props['RouteKey']}: no function integration the local stack can find")
+        routes[props["RouteKey"]] = invoked.pop()
+    return routes
+
+
+def _names(value: Any) -> set[str]:
+    """The logical ids a value refers to, through Ref, GetAtt and Sub's ${Name} or ${Name.Attribute}."""
+    if isinstance(value, list):
+        return set().union(*(_names(item) for item in value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    if "Ref" in value:
+        return {value["Ref"]}
+    if "Fn::GetAtt" in value:
+        return {value["Fn::GetAtt"][0]}
+    if "Fn::Sub" in value:
+        text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+        return {match.split(".")[0] for match in re.findall(r"\$\{([^}!]+)\}", text)}
+    return set().union(*(_names(item) for item in value.values())) if value else set()

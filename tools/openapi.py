@@ -197,6 +197,25 @@ OPERATIONS = [
     ),
 ]
 
+STATIC: dict[str, dict[str, Any]] = {
+    "/relay-chat.js": {
+        "get": {
+            "summary": "The browser module",
+            "description": "relay-chat.js, the ES module a web page uses to send with a conversation token and "
+            "receive over the stream (README: Browsers and apps). Any origin may import it.",
+            "operationId": "getRelayChatJs",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "The module.",
+                    "content": {"text/javascript": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+}
+"""Routes that answer a file, not JSON."""
+
 GATEWAY_ANSWERS = {
     HTTPStatus.TOO_MANY_REQUESTS: "Throttled by API Gateway (the stage's rate or burst limit): retry with backoff.",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "Over API Gateway's 10 MB payload limit.",
@@ -232,6 +251,7 @@ def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method] = _operation(op, schema)
+    paths.update(STATIC)
     return {
         "openapi": "3.1.0",
         "info": {

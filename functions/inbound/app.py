@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.edge.api import browser_cors, create_resolver, request_body
+from relay.edge.browser import module_response
 from relay.edge.runtime import tracer
 from relay.flows.inbound import POLL_REFUSALS, REFUSALS, Inbound
 from relay.flows.tokens import TOKEN_REFUSALS, Tokens
@@ -47,6 +49,11 @@ def post_token(conversation_id: str) -> dict[str, Any]:
 @app.post("/tokens/refresh")
 def refresh_token() -> dict[str, Any]:
     return tokens.refresh(app.current_event.headers).model_dump(mode="json", by_alias=True)
+
+
+@app.get("/relay-chat.js", cors=False)  # any origin may import it: module_response says so itself
+def browser_module() -> Response[str]:
+    return module_response()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -1,0 +1,162 @@
+"""A person at the local stack's /chat page, in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+The page is built on the browser module (relay-chat.js): it sends through POST /messages with its conversation token
+and receives over the stream, a real WebSocket of the browser's own to the local stack's WebSocket server.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import urllib3
+from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+
+from parties import BOT_SECRET, CLIENT_ID, responses
+from relay.models import scoped
+from stack_process import StackProcess, post_json
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Playwright's own browser download cannot work here: the system's Chromium, with nothing of its own going online.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[BrowserContext]:
+    assert CHROMIUM.exists(), f"no {CHROMIUM}: `make test` installs Debian's chromium (apt-get install chromium)"
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Iterator[Page]:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    page.close()
+    assert errors == [], "the page raised"
+
+
+def open_chat(page: Page, stack: StackProcess) -> str:
+    """Open /chat (a new conversation) once its stream is open; its conversation id."""
+    page.goto(f"{stack.api_url}/chat")
+    expect(page.locator("#status")).to_have_text("open")
+    return parse_qs(urlsplit(page.url).query)["conversation"][0]
+
+
+def say(page: Page, text: str) -> None:
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+
+
+def test_a_person_chats_and_loses_nothing_while_the_connection_is_down(stack: StackProcess, page: Page) -> None:
+    page.clock.install()  # the page's timers run when the test says: its reconnection waits for the test
+    conversation = open_chat(page, stack)
+    bot = page.locator(".message.bot")
+
+    say(page, "hello")
+    expect(page.locator(".message.user")).to_have_text(["hello"])
+    expect(bot).to_have_text(["hello #1"])
+
+    page.clock.pause_at(time.time() + 1)  # from now on the page's timers wait: its reconnection too
+    # API Gateway closes connections (after 10 idle minutes, after 2 hours): so does the local one, here.
+    connection_id = re.findall(r"\$connect (\S+) → 200", stack.output)[-1]
+    connections_url = re.search(r"@connections at (\S+)\)", stack.output)
+    assert connections_url
+    gone = urllib3.request("DELETE", f"{connections_url.group(1)}/@connections/{connection_id}")
+    assert gone.status == 204
+    expect(page.locator("#status")).to_have_text("reconnecting")
+
+    say(page, "while away")
+    _wait_for_recorded(stack, conversation, count=2)  # the bot's reply is in the responses log, not on the page
+    expect(bot).to_have_text(["hello #1"])
+
+    page.clock.run_for(60_000)  # the backoff ends: it reconnects with the last watermark
+
+    expect(page.locator("#status")).to_have_text("open")
+    expect(bot).to_have_text(["hello #1", "while away #1"])  # each once, in order
+    stack.wait_for_output(r"stream connected .*catching_up=true")
+    say(page, "back")
+    expect(bot).to_have_text(["hello #1", "while away #1", "back #1"])
+
+
+def test_the_page_refreshes_its_token_before_it_expires_and_goes_on_with_the_new_one(
+    stack: StackProcess, page: Page
+) -> None:
+    page.clock.install()
+    conversation = open_chat(page, stack)
+    page.clock.pause_at(time.time() + 1)
+    refreshed = stack.output.count("POST /tokens/refresh → 200")
+    page.evaluate("chat.addEventListener('session', (event) => { window.refreshedSession = event.detail; })")
+
+    page.clock.run_for(3600_000 - 60_000)  # the chat page's token lives an hour: a minute before its end
+
+    stack.wait_for_output(rf"(?s)(POST /tokens/refresh → 200.*){{{refreshed + 1}}}")
+    expect(page.locator("#status")).to_have_text("open")
+    # The relay's new token answer is the page's session now (within the same second it may equal the old one).
+    assert page.evaluate("chat.session === window.refreshedSession && chat.session.conversationId") == conversation
+    say(page, "still here")
+    expect(page.locator(".message.bot")).to_have_text(["still here #1"])  # sent with the new token
+
+
+def test_a_choice_shows_its_options_as_buttons_that_send_their_value(stack: StackProcess, page: Page) -> None:
+    conversation = open_chat(page, stack)
+    say(page, "a shirt, please")  # the conversation exists once the person has written
+    expect(page.locator(".message.bot")).to_have_text(["a shirt, please #1"])
+    choice = {
+        "type": "choice",
+        "payload": {
+            "text": "Which size?",
+            "options": [{"label": "Small", "value": "S"}, {"label": "Large", "value": "L"}],
+        },
+        "conversationId": scoped(CLIENT_ID, conversation),
+        "botpressUserId": "bp-user",
+        "botpressMessageId": "bp-choice",
+        "botpressConversationId": "bp-conversation",
+    }
+    image = {**choice, "type": "image", "payload": {"imageUrl": f"{stack.api_url}/no-such.png", "title": "a photo"}}
+    for message in (choice, {**image, "botpressMessageId": "bp-image"}):
+        status, body = post_json(f"{stack.api_url}/bot/responses/{BOT_SECRET}", message)
+        assert status == 200, body
+
+    expect(page.locator(".message.bot").nth(1)).to_contain_text("Which size?")
+    expect(page.locator(".message.bot img")).to_have_attribute("alt", "a photo")
+    page.get_by_role("button", name="Large").click()
+
+    expect(page.locator(".message.user")).to_have_text(["a shirt, please", "Large"])
+    expect(page.locator(".message.bot").last).to_have_text("L #1")  # the bot got the option's value
+
+
+def _wait_for_recorded(stack: StackProcess, conversation: str, count: int) -> None:
+    """Until the conversation's responses log holds `count` responses (read as its client, with a long poll)."""
+    recorded: list[object] = []
+    watermark = None
+    deadline = time.monotonic() + 30
+    while len(recorded) < count and time.monotonic() < deadline:
+        if watermark:
+            status, answer = responses(stack, conversation, wait=5, after=watermark)
+        else:
+            status, answer = responses(stack, conversation, wait=5)
+        assert status == 200, answer
+        recorded += answer["responses"]
+        watermark = answer["watermark"]
+    assert len(recorded) >= count, f"only {len(recorded)} responses recorded"
