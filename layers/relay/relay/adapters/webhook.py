@@ -31,7 +31,7 @@ def deliver(url: str, signing_secrets: Sequence[str], webhook_id: str, body: str
     """
     headers = signing.headers(signing_secrets, webhook_id, int(time.time()), body)
     try:
-        status, answer_headers = outbound.exchange(url, body, headers, timeout_seconds)
+        status, answer_headers, _ = outbound.exchange(url, body, headers, timeout_seconds)
     except outbound.PostFailed as failure:
         raise DeliveryFailed(f"receiver {failure}") from failure
     if status == 410:

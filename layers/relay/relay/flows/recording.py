@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
+from relay.edge.observability import logger, metrics
 from relay.models import ClientResponse
 from relay.stores.responses_log import ResponsesLog
-
-logger = Logger()  # the function's own logger: the same service, handler and keys
-metrics = Metrics()
 
 
 def record_from_queue(log: ResponsesLog, record: SQSRecord) -> None:
