@@ -130,11 +130,15 @@ class ForwardRecord(MessageReceipt):
         return MessageReceipt.model_validate(self.model_dump(exclude={"log_position"}))
 
 
+PublishedResponse = Annotated[dict[str, Any], WithJsonSchema({"$ref": "#/components/schemas/ClientResponse"})]
+"""A ClientResponse's JSON as published, parsed: carried as it is, described as the ClientResponse it is."""
+
+
 class ResponsesPage(CamelModel):
     """Responses of a conversation in the bot's order, each as a webhook delivery carries it, and the watermark
     to go on from (GET /conversations/{conversationId}/responses)."""
 
-    responses: list[dict[str, Any]]
+    responses: list[PublishedResponse]
     watermark: str
 
 
