@@ -2,7 +2,7 @@
 
 Powertools can describe a route only when its validation middleware injects the body as a parameter, which
 would replace the relay's own body checks (size, depth, lone surrogates) and error answers; so the description
-is built here from the same pydantic models, refusal lists and `relay.api.STATUS` the handlers use, and a test
+is built here from the same pydantic models, refusal lists and `relay.edge.api.STATUS` the handlers use, and a test
 fails when the committed file drifts from them. Adding a route is one `Operation` in OPERATIONS.
 """
 
