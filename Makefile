@@ -12,7 +12,7 @@ TOOLS := .tools
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: dev test lint unit integration e2e fuzz bench build openapi clean
+.PHONY: dev test lint unit integration e2e fuzz bench build openapi docs clean
 
 $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-runtime.txt requirements-dev.txt
 	$(NEED_PYTHON)
@@ -73,6 +73,10 @@ bench: $(VENV)/.installed
 ## make openapi: regenerate openapi.yaml from the models (a test fails while the committed file is stale)
 openapi: $(VENV)/.installed
 	$(PY) tools/openapi.py > openapi.yaml
+
+## make docs: rewrite README.md's tables that come from template.yaml (a test fails while they are stale)
+docs: $(VENV)/.installed
+	$(PY) -m tools.readme
 
 ## make build: what `sam build` makes for Lambda (python3.13, arm64)
 build: $(TOOLS)/.installed

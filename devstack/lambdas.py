@@ -207,6 +207,35 @@ def http_event(
     return event
 
 
+def websocket_event(
+    route_key: str, connection_id: str, query: Mapping[str, str] | None = None, body: str | None = None
+) -> dict[str, Any]:
+    """An API Gateway WebSocket API event (Lambda proxy) of `route_key`: $connect (with the URL's query
+    parameters), $disconnect, or a message routed to $default (with its text)."""
+    event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route_key, "MESSAGE")
+    now = time.time()
+    event: dict[str, Any] = {
+        "requestContext": {
+            "routeKey": route_key,
+            "eventType": event_type,
+            "connectionId": connection_id,
+            "requestId": str(uuid.uuid4()),
+            "apiId": "local",
+            "stage": "live",
+            "domainName": "127.0.0.1",
+            "connectedAt": int(now * 1000),
+            "requestTimeEpoch": int(now * 1000),
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "isBase64Encoded": False,
+    }
+    if route_key == "$connect":
+        event["queryStringParameters"] = dict(query) if query else None
+    if event_type == "MESSAGE":
+        event["body"] = body
+    return event
+
+
 def path_parameters(route: str, path: str) -> dict[str, str] | None:
     """The route's {name} segments filled from `path`, or None when the path does not match the route."""
     pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(route)) + "$"

@@ -54,13 +54,20 @@ def provision(
     resolver = Resolver(
         template,
         parameter_values(template, parameters),
-        {"AWS::StackName": STACK_NAME, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"},
+        {
+            "AWS::StackName": STACK_NAME,
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        },
     )
     values = dict(secret_values or {})
     _tables(template, resolver, session.client("dynamodb"))
     _secrets(template, resolver, session.client("secretsmanager"), values)
     _queues(template, resolver, session.client("sqs"))
     _topics(template, resolver, session.client("sns"))
+    _websocket_apis(template, resolver, session.client("apigatewayv2"))
     functions = {
         name: _function(template, resolver, name, spec)
         for name, spec in resources_of_type(template, "AWS::Serverless::Function").items()
@@ -77,6 +84,9 @@ def _tables(template: dict[str, Any], resolver: Resolver, dynamodb: Any) -> None
             KeySchema=props["KeySchema"],
             AttributeDefinitions=props["AttributeDefinitions"],
             BillingMode=props["BillingMode"],
+            **(
+                {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}
+            ),
         )["TableDescription"]
         if ttl := props.get("TimeToLiveSpecification"):
             dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification=ttl)
@@ -145,6 +155,20 @@ def _topics(template: dict[str, Any], resolver: Resolver, sns: Any) -> None:
         sns.subscribe(
             TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"], Attributes=attributes
         )
+
+
+def _websocket_apis(template: dict[str, Any], resolver: Resolver, apigatewayv2: Any) -> None:
+    """The WebSocket APIs (their id and endpoint; the routes and stage are the local stack's own stream server)."""
+    for name, spec in resources_of_type(template, "AWS::ApiGatewayV2::Api").items():
+        props = resolver(spec["Properties"])
+        api = apigatewayv2.create_api(
+            Name=props["Name"],
+            ProtocolType=props["ProtocolType"],
+            RouteSelectionExpression=props["RouteSelectionExpression"],
+        )
+        endpoint = api["ApiEndpoint"].replace("https://", "wss://", 1)  # moto's, for a WebSocket API as AWS's
+        resolver.refs[name] = api["ApiId"]
+        resolver.attributes[name] = {"ApiId": api["ApiId"], "ApiEndpoint": endpoint}
 
 
 def _function(template: dict[str, Any], resolver: Resolver, name: str, spec: dict[str, Any]) -> FunctionSpec:

@@ -167,8 +167,11 @@ class Relay:
         self.bot_response = LocalFunction(self.stack.functions["BotResponseFunction"])
         self.delivery = LocalFunction(self.stack.functions["DeliveryFunction"])
         self.responses_log = LocalFunction(self.stack.functions["ResponsesLogFunction"])
+        self.stream_socket = LocalFunction(self.stack.functions["StreamSocketFunction"])
+        self.stream = LocalFunction(self.stack.functions["StreamFunction"])
         self.mapping = EventSourceMapping(self.sqs, self.delivery)
         self.log_mapping = EventSourceMapping(self.sqs, self.responses_log)
+        self.stream_mapping = EventSourceMapping(self.sqs, self.stream)
         self.bot_secret = self.stack.secret_values["BotResponseSecret"]
 
     # ── clients ──
@@ -187,6 +190,22 @@ class Relay:
         """GET /conversations/{conversation}/responses with `query` (after, wait, limit) as given."""
         path = f"/conversations/{quote(conversation, safe='')}/responses"
         return self._call(self.inbound, path, b"", _bearer(token), urlencode(query), method="GET")
+
+    def mint_token(self, token: str | None, conversation: str, body: Any) -> Response:
+        """POST /conversations/{conversation}/tokens."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        path = f"/conversations/{quote(conversation, safe='')}/tokens"
+        return self._call(self.inbound, path, raw, {"content-type": "application/json", **_bearer(token)})
+
+    def refresh_token(self, token: str | None) -> Response:
+        return self._call(self.inbound, "/tokens/refresh", b"", _bearer(token))
+
+    # ── the stream's WebSocket API, through its handler ──
+    def socket(self, route_key: str, connection_id: str, query: dict[str, str] | None = None, body: str = "") -> Any:
+        """A WebSocket event of `route_key` ($connect with `query`, $disconnect, $default with `body`)."""
+        from devstack.lambdas import websocket_event
+
+        return self.stream_socket.invoke(websocket_event(route_key, connection_id, query, body))
 
     def post_bot_response(self, body: Any, secret: str | None = None) -> Response:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -233,6 +252,10 @@ class Relay:
     def record(self, timeout: float = 15.0) -> None:
         """Poll the responses log's queue as Lambda does until nothing is left in it."""
         self._drain(self.log_mapping, self.responses_log, timeout)
+
+    def send_stream(self, timeout: float = 15.0) -> None:
+        """Poll the stream queue as Lambda does until nothing is left in it."""
+        self._drain(self.stream_mapping, self.stream, timeout)
 
     def _drain(self, mapping: Any, function: Any, timeout: float) -> None:
         url = function.spec.queue_url

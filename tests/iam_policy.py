@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import boto3
 import botocore.handlers
@@ -29,6 +30,10 @@ AUTHORIZED_AS = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
     "sns:PublishBatch": "sns:Publish",
+    # The @connections API (Service Authorization Reference, Amazon API Gateway Management).
+    "execute-api:PostToConnection": "execute-api:ManageConnections",
+    "execute-api:GetConnection": "execute-api:ManageConnections",
+    "execute-api:DeleteConnection": "execute-api:ManageConnections",
 }
 # IAM's service prefix where it differs from the SDK's signing name.
 PREFIX_OF = {"monitoring": "cloudwatch"}
@@ -202,6 +207,14 @@ def _named(*keys: str, service: str, kind: str) -> Callable[[Mapping[str, Any]],
     return resources
 
 
+def _connection(params: Mapping[str, Any]) -> list[str]:
+    """An @connections call's resource: the API (from the endpoint's host), stage, method and connection."""
+    url = urlsplit(params["iam_url"])
+    api = url.hostname.split(".")[0] if url.hostname and ".execute-api." in url.hostname else "*"
+    stage, _, connection = url.path.strip("/").partition("/@connections/")
+    return [_arn("execute-api", f"{api}/{stage}/{params['iam_method']}/@connections/{unquote(connection)}")]
+
+
 _RESOURCES: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "dynamodb": _dynamodb_tables,
     "sqs": _queue,
@@ -209,6 +222,7 @@ _RESOURCES: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     # A secret named without its ARN gets no random suffix here, so a policy naming the full ARN refuses it.
     "secretsmanager": _named("SecretId", service="secretsmanager", kind="secret:"),
     "xray": lambda _: ["*"],
+    "execute-api": _connection,
 }
 
 
@@ -390,13 +404,16 @@ class CallRecorder:
             calls, self.calls = self.calls, []
         return calls
 
-    def _record(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+    def _record(self, model: Any, context: dict[str, Any], params: Mapping[str, Any], **_: Any) -> None:
         spec = context.get("iam_function") or devstack.lambdas.running_function.get()
         if spec is None:
             return
         signing_name = model.service_model.signing_name
         prefix = PREFIX_OF.get(signing_name, signing_name)
-        calls = describe_all(spec.name, self._policy(spec), prefix, model.name, context["iam_params"], self.test)
+        call_params = context["iam_params"]
+        if prefix == "execute-api":  # the resource is in the endpoint: the API's host and the stage's path
+            call_params = {**call_params, "iam_url": params["url"], "iam_method": model.http["method"]}
+        calls = describe_all(spec.name, self._policy(spec), prefix, model.name, call_params, self.test)
         with self._lock:
             self.calls.extend(calls)
 

@@ -20,7 +20,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from relay.edge.api import STATUS
 from relay.edge.bodies import MAX_JSON_DEPTH
 from relay.errors import RelayError
-from relay.flows import bot_responses, inbound
+from relay.flows import bot_responses, inbound, tokens
 from relay.flows.polling import ReplyWait, ResponsesQuery
 from relay.models import (
     BotResponse,
@@ -58,10 +58,28 @@ class Operation:
     that `answer` lacks."""
     client_token: bool = True
     """Authenticated with the client's bearer token; otherwise by what its path parameters say."""
+    conversation_token: bool = False
+    """Also (or only, without `client_token`) with a conversation token; CORS for BrowserOrigins."""
     parameters: list[dict[str, Any]] = field(default_factory=list)
     query: type[BaseModel] | None = None
     """The model the flow reads the query string into: each field becomes a query parameter."""
 
+
+CONVERSATION_ID = {
+    "name": "conversationId",
+    "in": "path",
+    "required": True,
+    "description": "The client's own conversation id, percent-encoded.",
+    "schema": {"type": "string"},
+}
+
+TOKEN_ANSWER_EXAMPLE = {
+    "token": "ct_WyJhY21lIiwiY29udmVyc2F0aW9uLTQyIiwidXNlci03IiwxNzk2MjQ4MDAwLDM2MDBd.3q2-7w",
+    "conversationId": "conversation-42",
+    "userId": "user-7",
+    "expiresAt": "2026-12-02T21:00:00Z",
+    "streamUrl": "wss://abcdef1234.execute-api.eu-west-1.amazonaws.com/live?token=ct_WyJhY21lIiwi…",
+}
 
 OPERATIONS = [
     Operation(
@@ -87,6 +105,7 @@ OPERATIONS = [
         },
         answer_or=RepliesReceipt,
         query=ReplyWait,
+        conversation_token=True,
     ),
     Operation(
         "post",
@@ -147,16 +166,37 @@ OPERATIONS = [
             ],
             "watermark": "AAAAAAAAAAAAAAAAAAAAAQ8pY2lV0u4wbVQkXz3v8Kw",
         },
-        parameters=[
-            {
-                "name": "conversationId",
-                "in": "path",
-                "required": True,
-                "description": "The client's own conversation id, percent-encoded.",
-                "schema": {"type": "string"},
-            }
-        ],
+        parameters=[CONVERSATION_ID],
         query=ResponsesQuery,
+        conversation_token=True,
+    ),
+    Operation(
+        "post",
+        "/conversations/{conversationId}/tokens",
+        "Mint a conversation token for a browser or app (a back end's call)",
+        "A token for one of the client's conversations (it need not exist yet) and one user, to hand to that "
+        "user's browser or app instead of the client token. It sends with POST /messages (its own "
+        "conversationId and userId only), reads GET /conversations/{its conversationId}/responses, refreshes "
+        "itself with POST /tokens/refresh and opens `streamUrl`, the WebSocket stream of the conversation's "
+        "responses. A disabled client's tokens are refused like its client token.",
+        tokens.TOKEN_REFUSALS,
+        tokens.TokenAnswer,
+        TOKEN_ANSWER_EXAMPLE,
+        tokens.TokenRequest,
+        {"userId": "user-7", "ttlSeconds": 3600},
+        parameters=[CONVERSATION_ID],
+    ),
+    Operation(
+        "post",
+        "/tokens/refresh",
+        "Refresh a conversation token before it expires",
+        "A new token for the same conversation and user, valid for the original `ttlSeconds` from now. "
+        "An expired token is refused (401): the browser's back end mints a new one.",
+        tokens.TOKEN_REFUSALS,
+        tokens.TokenAnswer,
+        TOKEN_ANSWER_EXAMPLE,
+        client_token=False,
+        conversation_token=True,
     ),
 ]
 
@@ -249,7 +289,13 @@ def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "The client's own token, `<client id>.<secret>`, as `relay-clients create` "
                     "issues it (any case of `Bearer`, as Botpress sends `bearer`).",
-                }
+                },
+                "conversationToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A conversation token (`ct_…`) from POST /conversations/{conversationId}/tokens: "
+                    "one conversation as one user, for a browser or app; an expired one is a 401.",
+                },
             },
         },
     }
@@ -260,7 +306,10 @@ def _operation(op: Operation, schema: dict[tuple[Any, JsonSchemaMode], Any]) -> 
         "summary": op.summary,
         "description": op.description,
         "operationId": f"{op.method}{''.join(p.strip('{}').title() for p in op.path.split('/'))}",
-        "security": [{"clientToken": []}] if op.client_token else [],
+        "security": [
+            *([{"clientToken": []}] if op.client_token else []),
+            *([{"conversationToken": []}] if op.conversation_token else []),
+        ],
     }
     if parameters := [*op.parameters, *_query_parameters(op.query)]:
         described["parameters"] = parameters

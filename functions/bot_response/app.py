@@ -6,24 +6,24 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.publisher import ResponsePublisher
 from relay.edge.api import create_resolver, request_body
 from relay.edge.observability import logger, metrics, tracer
+from relay.edge.runtime import Secrets
 from relay.flows.bot_responses import REFUSALS, BotResponses
 from relay.settings import BotResponseSettings
 from relay.stores.conversations import ConversationStore
 
 settings = BotResponseSettings.from_environment()
-secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+secrets = Secrets(boto3.client("secretsmanager"))
 bot_responses = BotResponses(
     ConversationStore(
         boto3.client("dynamodb"), settings.conversations_table, cache_ttl_seconds=settings.cache_ttl_seconds
     ),
     ResponsePublisher(boto3.client("sns"), settings.responses_topic_arn),
-    lambda: str(secrets.get(settings.bot_response_secret, max_age=300)),
+    secrets.of(settings.bot_response_secret),
     settings.max_body_bytes,
 )
 app = create_resolver(*REFUSALS)

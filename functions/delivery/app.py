@@ -1,4 +1,4 @@
-"""Delivery queue (SQS FIFO) → each client's response URL: the flow is relay.delivery.Delivery."""
+"""Delivery queue (SQS FIFO) → each client's response URL: the flow is relay.flows.delivery.Delivery."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.delivery_queue import DeliveryQueue
+from relay.adapters.webhook import WebhookSender
+from relay.deliveries import Result
 from relay.edge.observability import logger, metrics, tracer
 from relay.edge.runtime import ClientOnFirstUse, conversation_ordered_processor
-from relay.flows.delivery import Delivery, Result
+from relay.flows.delivery import Delivery
 from relay.settings import DeliverySettings
 from relay.stores.clients import ClientStore
 from relay.stores.delivery_state import DeliveryState
@@ -22,12 +22,13 @@ from relay.stores.delivery_state import DeliveryState
 settings = DeliverySettings.from_environment()
 
 dynamodb = boto3.client("dynamodb")
+# Only failures and redrives need the queue's client: made then, not at every cold start.
+queue = DeliveryQueue(ClientOnFirstUse("sqs"), settings.delivery_queue_url, settings.dead_letter_queue_url)
 delivery = Delivery(
     settings,
     ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds),
-    # Only failures and redrives need the queue's client: made then, not at every cold start.
-    DeliveryQueue(ClientOnFirstUse("sqs"), settings.delivery_queue_url, settings.dead_letter_queue_url),
-    DeliveryState(dynamodb, settings.delivery_state_table, settings.clients_table),
+    DeliveryState(dynamodb, settings.delivery_state_table),
+    WebhookSender(settings.webhook_timeout_seconds),
     logger,
 )
 processor = conversation_ordered_processor()
@@ -37,8 +38,10 @@ processor = conversation_ordered_processor()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    batch = delivery.run(SQSEvent(event).records, context.get_remaining_time_in_millis)
+    batch = queue.batch(event)
+    decisions = delivery.run(batch.responses, context.get_remaining_time_in_millis, batch.apply)
     for result in Result:
-        if result is not Result.NOT_ATTEMPTED and (count := batch.count(result)):
+        count = sum(1 for decision in decisions.values() if decision.result is result)
+        if result is not Result.NOT_ATTEMPTED and count:
             metrics.add_metric(name=result.value, unit=MetricUnit.Count, value=count)
-    return process_partial_response(event=event, record_handler=batch.outcome_of, processor=processor, context=context)
+    return batch.report(processor, context)

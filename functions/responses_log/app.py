@@ -1,4 +1,4 @@
-"""Responses log queue (SQS FIFO) → the responses table, each conversation in the bot's order."""
+"""Responses log queue (SQS FIFO) → the responses table, each conversation in the bot's order → a stream nudge."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from relay.adapters.nudges import StreamNudges
 from relay.edge.observability import logger, metrics, tracer
 from relay.edge.runtime import conversation_ordered_processor
 from relay.flows.recording import record_from_queue
@@ -18,6 +19,7 @@ from relay.stores.responses_log import ResponsesLog
 
 settings = ResponsesLogSettings.from_environment()
 log = ResponsesLog(boto3.client("dynamodb"), settings.responses_table, settings.response_retention_days)
+stream = StreamNudges(boto3.client("sqs"), settings.stream_queue_url)
 # The log never records past a response it has not written: a failure holds up its conversation.
 processor = conversation_ordered_processor()
 
@@ -27,5 +29,5 @@ processor = conversation_ordered_processor()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
-        event=event, record_handler=partial(record_from_queue, log), processor=processor, context=context
+        event=event, record_handler=partial(record_from_queue, log, stream), processor=processor, context=context
     )

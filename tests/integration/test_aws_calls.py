@@ -1,8 +1,9 @@
 """AWS API calls per message in a warm container, counted with botocore's event hooks.
 
 Targets: inbound ≤ 2 (amortized) besides the forward to the bot, bot response ≤ 2,
-delivery 0 beyond the event source; the responses log 1 per response; a poll 1 read, empty or not,
-a 20 s long poll tens of reads. Run with -s to see the figures.
+delivery 0 beyond the event source; the responses log 2 per response (its write, the stream's nudge); a poll
+1 read, empty or not, a 20 s long poll tens of reads; the stream one post per frame and per conversation's batch
+of nudges 3 more (its connections, the log, the cursor). Run with -s to see the figures.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def test_calls_per_recorded_response_and_per_poll(counted: tuple[Relay, CallCoun
     print(f"POST ?wait=0.5 with a silent bot: {sum(silent_wait.values())} calls {dict(silent_wait)}")
 
     assert all(len(page["responses"]) == MESSAGES for page in full) and all(not p["responses"] for p in empty)
-    assert recorded == {"dynamodb:PutItem": MESSAGES}
+    # Each recorded response is written, then nudges the stream (relay.flows.recording).
+    assert recorded == {"dynamodb:PutItem": MESSAGES, "sqs:SendMessage": MESSAGES}
     assert non_empty == nothing_new == {"dynamodb:Query": MESSAGES}
 
 
@@ -137,3 +139,27 @@ def test_reads_per_long_poll_of_twenty_seconds(counted: tuple[Relay, CallCounter
     print(f"\nlong poll of {LONG_POLL_MAX_SECONDS} s finding nothing: {dict(calls)}")
     assert page.responses == [] and now[0] == LONG_POLL_MAX_SECONDS
     assert 10 <= calls["dynamodb:Query"] <= 99, "tens of reads, not hundreds"
+
+
+def test_calls_per_streamed_response(counted: tuple[Relay, CallCounter]) -> None:
+    relay, counter = counted
+    _, client = relay.add_client("acme")
+    token = relay.mint_token(client, "c-1", {"userId": "user-1"}).json()["token"]
+    relay.post_message(token, message("c-1"))
+    (forwarded,) = relay.forwarded()
+    for tab in ("tab-1", "tab-2"):  # moto's @connections takes posts to any connection
+        assert relay.socket("$connect", tab, {"token": token})["statusCode"] == 200
+    relay.reply(forwarded)
+    relay.record()
+    relay.send_stream()  # warms the stream function: its watermark key
+    relay.reply(forwarded, MESSAGES)
+    relay.record()
+    counter.take()
+
+    relay.send_stream()
+    streamed = counter.take()
+
+    frames, batches = 2 * MESSAGES, -(-MESSAGES // 10)  # the queue hands out nudges ten at a time
+    print(f"\nstream, {MESSAGES} responses to 2 connections: {sum(streamed.values())} calls {dict(streamed)}")
+    assert streamed["execute-api:PostToConnection"] == frames
+    assert sum(streamed.values()) - frames <= 4 * batches  # connections, log per connection, cursor per connection

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
@@ -72,3 +73,23 @@ def test_sample_poll_reads_what_the_sample_round_recorded(relay: Relay) -> None:
     assert polled["statusCode"] == 200, polled
     (response,) = json_body(polled)["responses"]
     assert response["payload"] == json.loads(sample("bot_response.json")["body"])["payload"]
+
+
+def test_sample_stream_events_connect_and_send_the_logged_response(relay: Relay) -> None:
+    from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+
+    from devstack.provision import ACCOUNT, REGION
+
+    _, client = relay.add_client("acme")
+    token = relay.mint_token(client, "order-42", {"userId": "alice"}).json()["token"]
+    placeholder = "REPLACE-WITH-THE-token-OF-POST-conversations-order-42-tokens"
+    connect = sample("stream_connect.json", **{placeholder: token})
+    connection_id = connect["requestContext"]["connectionId"]
+
+    assert relay.stream_socket.invoke(connect) == {"statusCode": 200}
+    relay.responses_log.invoke(sample("responses_log.json"))
+    assert relay.stream.invoke(sample("stream.json")) == {"batchItemFailures": []}
+
+    posted = apigatewaymanagementapi_backends[ACCOUNT][REGION].connections
+    sent = json.loads(posted[quote(connection_id, safe="")].data)  # moto keeps the id as the URL carries it
+    assert sent["response"] == json.loads(sample("responses_log.json")["Records"][0]["body"])

@@ -108,6 +108,11 @@ class MemoryClients:
             raise Unauthorized("invalid client token")
         return Credentials(client_id=self._by_token[token], token_hash=hash_token(token))
 
+    def enabled(self, client_id: str) -> Credentials:
+        if client_id not in self._by_token.values():
+            raise Unauthorized("invalid conversation token: its client no longer exists")
+        return Credentials(client_id=client_id, token_hash=hash_token(f"{client_id}.token"))
+
 
 class MemoryRepeats(BasePersistenceLayer):
     """The idempotency table, with DynamoDB's conditions: a record is taken unless it is expired, or an
@@ -177,3 +182,13 @@ def client_response(conversation: str, text: str, client_id: str = "acme", **fie
 
 def texts(page: Any) -> list[str]:
     return [response["payload"]["text"] for response in page.responses]
+
+
+class MemoryNudges:
+    """The stream queue: each nudge's (client, conversation, deduplication id)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def send(self, client_id: str, conversation_id: str, deduplication_id: str) -> None:
+        self.sent.append((client_id, conversation_id, deduplication_id))

@@ -15,7 +15,13 @@ import pytest
 
 from devstack.template import ROOT
 
-FUNCTIONS = {"InboundFunction": "inbound", "BotResponseFunction": "bot_response", "DeliveryFunction": "delivery"}
+FUNCTIONS = {
+    "InboundFunction": "inbound",
+    "BotResponseFunction": "bot_response",
+    "DeliveryFunction": "delivery",
+    "StreamSocketFunction": "stream_socket",
+    "StreamFunction": "stream",
+}
 ENVIRONMENT = json.loads((ROOT / "events" / "env.json").read_text())
 NOT_ON_THE_COLD_PATH = ["aws_xray_sdk", "pydantic_settings"]
 
@@ -73,7 +79,7 @@ def test_a_cold_start_without_tracing_loads_neither_the_xray_sdk_nor_pydantic_se
     assert [package for package in NOT_ON_THE_COLD_PATH if loaded(modules, package)] == []
 
 
-@pytest.mark.parametrize("function", ["InboundFunction", "BotResponseFunction"])
+@pytest.mark.parametrize("function", ["InboundFunction", "BotResponseFunction", "StreamSocketFunction"])
 def test_an_api_function_loads_no_batch_processing(function: str) -> None:
     """Only the queue consumers process batches; the API functions' cold starts do not pay for it."""
     modules = cold_start(function)["modules"]
@@ -88,6 +94,9 @@ def test_a_cold_start_makes_only_the_clients_a_first_event_uses() -> None:
         "InboundFunction": ["dynamodb", "secrets-manager"],
         "BotResponseFunction": ["dynamodb", "secrets-manager", "sns"],
         "DeliveryFunction": ["dynamodb"],  # the queue's client comes with the first failed delivery
+        "StreamSocketFunction": ["dynamodb", "secrets-manager", "sqs"],
+        # The queue's client comes with the first connection still connecting.
+        "StreamFunction": ["apigatewaymanagementapi", "dynamodb", "secrets-manager"],
     }
 
 

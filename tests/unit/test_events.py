@@ -17,10 +17,17 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from devstack.lambdas import path_parameters
 from devstack.template import ROOT, Resolver, load, parameter_values, resources_of_type
-from relay.adapters.publisher import is_install_probe
+from relay.adapters.publisher import is_install_probe, message_group_id
 from relay.flows.polling import ResponsesQuery
-from relay.models import BotResponse, ClientResponse, InboundMessage, scoped
-from relay.settings import BotResponseSettings, DeliverySettings, InboundSettings, ResponsesLogSettings
+from relay.models import BotResponse, ClientResponse, InboundMessage, StreamNudge, scoped
+from relay.settings import (
+    BotResponseSettings,
+    DeliverySettings,
+    InboundSettings,
+    ResponsesLogSettings,
+    StreamSettings,
+    StreamSocketSettings,
+)
 from relay.stores.clients import bearer_token
 
 EVENTS = ROOT / "events"
@@ -35,11 +42,23 @@ SQS_EVENTS = {
     "delivery.json": "DeliveryFunction",
     "responses_log.json": "ResponsesLogFunction",
 }
-SETTINGS: dict[str, type[InboundSettings | BotResponseSettings | DeliverySettings]] = {
+SETTINGS: dict[
+    str,
+    type[
+        InboundSettings
+        | BotResponseSettings
+        | DeliverySettings
+        | ResponsesLogSettings
+        | StreamSettings
+        | StreamSocketSettings
+    ],
+] = {
     "InboundFunction": InboundSettings,
     "BotResponseFunction": BotResponseSettings,
     "DeliveryFunction": DeliverySettings,
     "ResponsesLogFunction": ResponsesLogSettings,
+    "StreamSocketFunction": StreamSocketSettings,
+    "StreamFunction": StreamSettings,
 }
 TEMPLATE = load()
 DEFAULTS = Resolver(TEMPLATE, parameter_values(TEMPLATE, {"BotWebhookUrl": "https://bot.example/webhook"}), {})
@@ -74,7 +93,35 @@ def test_every_event_file_is_a_json_object(name: str) -> None:
 
 def test_there_is_a_sample_for_every_function_and_an_env_file() -> None:
     present = {path.name for path in EVENTS.glob("*.json")}
-    assert {*HTTP_EVENTS, *SQS_EVENTS, "env.json"} <= present
+    assert {*HTTP_EVENTS, *SQS_EVENTS, "stream.json", "stream_connect.json", "env.json"} <= present
+
+
+# ── the stream ──
+
+
+def test_stream_connect_event_opens_a_connection_of_the_websocket_api_with_a_token() -> None:
+    sample = event("stream_connect.json")
+    routes = {
+        spec["Properties"]["RouteKey"]
+        for spec in resources_of_type(TEMPLATE, "AWS::ApiGatewayV2::Route").values()
+        if spec["Properties"]["Target"] == {"Fn::Sub": "integrations/${StreamIntegration}"}
+    }
+    stage = TEMPLATE["Resources"]["StreamStage"]["Properties"]["StageName"]
+
+    assert sample["requestContext"]["routeKey"] == "$connect" in routes
+    assert sample["requestContext"]["eventType"] == "CONNECT" and sample["requestContext"]["stage"] == stage
+    assert set(sample["queryStringParameters"]) == {"token"}
+    assert "body" not in sample
+
+
+def test_stream_event_is_a_nudge_from_the_stream_queue_in_its_conversations_group() -> None:
+    record = SQSRecord(delivery_record("stream.json"))
+    nudge = StreamNudge.model_validate_json(record.body)
+    queue = TEMPLATE["Resources"]["StreamQueue"]["Properties"]
+
+    assert record.event_source_arn.endswith(queue["QueueName"]["Fn::Sub"].removeprefix("${AWS::StackName}"))
+    assert record.attributes.message_group_id == message_group_id(nudge.client_id, nudge.conversation_id)
+    assert record.md5_of_body == hashlib.md5(record.body.encode()).hexdigest()  # noqa: S324 - SQS's checksum
 
 
 # ── HTTP API events ──

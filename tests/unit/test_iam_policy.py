@@ -149,3 +149,28 @@ def test_a_transaction_is_authorized_item_by_item_as_the_underlying_actions() ->
         ("dynamodb:PutItem", (f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/b",)),
     ]
     assert [decide(call, call.resources[0])[0] is not None for call in calls] == [True, False]
+
+
+def test_a_post_to_a_connection_is_authorized_as_manage_connections_on_its_api_stage_and_connection() -> None:
+    post = {
+        "ConnectionId": "L0SM9cOFvHcCIhw=",
+        "Data": b"{}",
+        "iam_url": "https://abc123.execute-api.us-east-1.amazonaws.com/live/@connections/L0SM9cOFvHcCIhw%3D",
+        "iam_method": "POST",
+    }
+    stage = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123/live"
+    (call,) = describe_all("ProbeFunction", Policy(()), "execute-api", "PostToConnection", post)
+
+    assert call.action == "execute-api:ManageConnections"
+    assert call.resources == (f"{stage}/POST/@connections/L0SM9cOFvHcCIhw=",)
+    assert (
+        refused(
+            [allow("execute-api:ManageConnections", f"{stage}/POST/@connections/*")],
+            "execute-api",
+            "PostToConnection",
+            post,
+        )
+        == []
+    )
+    other_stage = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123/test/POST/@connections/*"
+    assert refused([allow("execute-api:ManageConnections", other_stage)], "execute-api", "PostToConnection", post)

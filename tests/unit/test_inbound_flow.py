@@ -24,6 +24,7 @@ from pytest_httpserver import HTTPServer
 
 from harness import local_server
 from relay.adapters.bot import BotClient
+from relay.conversation_tokens import ConversationTokens
 from relay.edge.observability import metrics
 from relay.errors import (
     BotRefusedMessage,
@@ -35,6 +36,7 @@ from relay.errors import (
 )
 from relay.flows.inbound import ANSWER_MARGIN_SECONDS, Inbound
 from relay.flows.polling import QUIET_SECONDS, ResponsesReader
+from relay.flows.tokens import Access
 from relay.models import InboundMessage, RepliesReceipt
 from relay.settings import InboundSettings
 from relay.watermarks import Watermarks
@@ -48,6 +50,8 @@ SETTINGS = InboundSettings(
     bot_token_secret="bot-token",
     responses_table="responses",
     watermark_key_secret="watermark-key",
+    conversation_token_key_secret="conversation-token-key",
+    stream_url="wss://stream.example/live",
 )
 
 
@@ -67,7 +71,7 @@ class World:
             now=self.clock.wall,
         )
         self.inbound = Inbound(
-            MemoryClients("acme"),  # type: ignore[arg-type]
+            Access(MemoryClients("acme"), ConversationTokens(lambda: "conversation token key")),
             self.conversations,  # type: ignore[arg-type]
             self.bot,
             self.repeats,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from devstack.template import ROOT, load, resources_of_type
 from relay.errors import InvalidRequest
 from relay.models import ErrorBody
-from tools.openapi import Operation, describe
+from tools.openapi import OPERATIONS, Operation, describe
 
 COMMITTED = ROOT / "openapi.yaml"
 
@@ -44,8 +44,13 @@ def test_every_route_of_the_template_is_described_and_no_other() -> None:
         if event["Type"] == "HttpApi"
     }
     paths = yaml.safe_load(COMMITTED.read_text())["paths"]
+    preflights = {path for method, path in routes if method == "options"}  # CORS, answered by the function
 
-    assert {(method, path) for path, operations in paths.items() for method in operations} == routes
+    assert {(method, path) for path, operations in paths.items() for method in operations} == {
+        route for route in routes if route[0] != "options"
+    }
+    # Browsers get CORS on exactly the routes a conversation token may call.
+    assert preflights == {op.path for op in OPERATIONS if op.conversation_token}
 
 
 def test_a_query_model_becomes_described_query_parameters() -> None:

@@ -14,7 +14,8 @@ import yaml
 from pydantic import ValidationError
 
 from devstack.template import ROOT, Resolver, load, resources_of_type
-from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings
+from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS
+from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings, InboundSettings
 from relay.stores.clients import AUTH_ATTRIBUTES
 
 TOOLS = ROOT / ".tools" / "bin"
@@ -97,6 +98,28 @@ def test_delivery_retries_agree_with_the_queue() -> None:
     assert event["BatchSize"] <= 10
 
 
+def test_a_crashed_delivery_holds_its_conversations_no_longer_than_one_attempt_needs() -> None:
+    """A batch whose invocation dies comes back after the queue's visibility timeout, six times the function's:
+    the function has time for one attempt at the longest webhook timeout and the AWS calls after it (the flow
+    begins none without), and little more; conversations are POSTed in parallel, and what finds no time left goes
+    back untried at once."""
+    timeout = FUNCTIONS["DeliveryFunction"]["Properties"]["Timeout"]
+    longest_attempt = TEMPLATE["Parameters"]["WebhookTimeoutSeconds"]["MaxValue"] + ATTEMPT_RESERVE_SECONDS
+    assert longest_attempt < timeout <= longest_attempt + 5
+    assert TEMPLATE["Resources"]["DeliveryQueue"]["Properties"]["VisibilityTimeout"] == 6 * timeout == 210
+
+
+def test_the_stop_hold_the_template_sets_is_the_settings_rule_for_the_functions_cache_time() -> None:
+    """At least the client cache time, so every container knows of a stop before its conversation moves."""
+    variables = FUNCTIONS["DeliveryFunction"]["Properties"]["Environment"]["Variables"]
+    names = {"clients_table": "t", "delivery_state_table": "s", "delivery_queue_url": "q", "dead_letter_queue_url": "d"}
+    deployed = DeliverySettings.model_validate(
+        {**names, "delivery_stop_hold_seconds": variables["DELIVERY_STOP_HOLD_SECONDS"]}
+    )
+    assert "CACHE_TTL_SECONDS" not in variables, "the functions' default cache time"
+    assert deployed.delivery_stop_hold_seconds == DeliverySettings.model_validate(names).delivery_stop_hold_seconds
+
+
 def test_subscription_delivers_raw_messages_to_the_fifo_queue() -> None:
     subscription = TEMPLATE["Resources"]["DeliverySubscription"]["Properties"]
     assert subscription["RawMessageDelivery"] is True
@@ -104,6 +127,17 @@ def test_subscription_delivers_raw_messages_to_the_fifo_queue() -> None:
     assert TEMPLATE["Resources"]["DeliveryQueue"]["Properties"]["FifoQueue"] is True
 
 
+INBOUND = {
+    "clients_table": "c",
+    "conversations_table": "v",
+    "idempotency_table": "i",
+    "bot_webhook_url": "https://bot.example/webhook",
+    "bot_token_secret": "b",
+    "responses_table": "r",
+    "watermark_key_secret": "w",
+    "conversation_token_key_secret": "t",
+    "stream_url": "wss://stream.example/live",
+}
 RETRY_SCHEDULE = re.compile(TEMPLATE["Parameters"]["DeliveryRetrySchedule"]["AllowedPattern"])
 
 
@@ -163,10 +197,11 @@ def test_an_intrinsic_function_the_local_stack_cannot_resolve_is_named_with_its_
         resolver(template["Resources"]["Queue"]["Properties"])
 
 
-def test_the_client_api_may_read_only_the_attributes_authentication_reads() -> None:
+@pytest.mark.parametrize("function", ["InboundFunction", "StreamSocketFunction"])
+def test_what_checks_tokens_may_read_only_the_attributes_authentication_reads(function: str) -> None:
     (statement,) = [
         statement
-        for policy in FUNCTIONS["InboundFunction"]["Properties"]["Policies"]
+        for policy in FUNCTIONS[function]["Properties"]["Policies"]
         for statement in policy["Statement"]
         if statement["Resource"] == {"Fn::GetAtt": ["ClientsTable", "Arn"]}
     ]
@@ -190,7 +225,7 @@ def test_the_responses_log_is_subscribed_like_the_delivery_queue() -> None:
     assert function["Events"]["ResponsesLogQueue"]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
-def test_the_responses_log_is_written_by_its_function_and_only_queried_by_the_client_api() -> None:
+def test_the_responses_log_is_written_by_its_function_and_only_queried_by_its_readers() -> None:
     grants = {
         name: sorted(
             action
@@ -203,6 +238,8 @@ def test_the_responses_log_is_written_by_its_function_and_only_queried_by_the_cl
     assert {name: actions for name, actions in grants.items() if actions} == {
         "ResponsesLogFunction": ["dynamodb:PutItem"],
         "InboundFunction": ["dynamodb:Query"],
+        "StreamFunction": ["dynamodb:Query"],
+        "StreamSocketFunction": ["dynamodb:Query"],
     }
 
 
@@ -215,3 +252,81 @@ def test_the_client_api_answers_every_wait_within_api_gateways_30_seconds() -> N
     timeout = FUNCTIONS["InboundFunction"]["Properties"]["Timeout"]
     slowest_bot = TEMPLATE["Parameters"]["BotTimeoutSeconds"]["MaxValue"]
     assert max(REPLY_WAIT_MAX_SECONDS, LONG_POLL_MAX_SECONDS, slowest_bot) + ANSWER_MARGIN_SECONDS <= timeout < 30
+
+
+# ── the stream ──
+
+
+def test_the_stream_function_may_post_only_to_this_apis_connections_on_its_stage() -> None:
+    (statement,) = [
+        s for s in statements(FUNCTIONS["StreamFunction"]["Properties"]["Policies"]) if "execute-api" in str(s)
+    ]
+    stage = TEMPLATE["Resources"]["StreamStage"]["Properties"]["StageName"]
+    assert statement["Action"] == "execute-api:ManageConnections"
+    assert statement["Resource"] == {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{StreamApi}}/{stage}"
+        "/POST/@connections/*"
+    }
+    granted = [f for f, spec in FUNCTIONS.items() if "execute-api" in str(spec["Properties"].get("Policies"))]
+    assert granted == ["StreamFunction"]
+
+
+def test_the_stream_urls_name_the_stage() -> None:
+    stage = TEMPLATE["Resources"]["StreamStage"]["Properties"]["StageName"]
+    stream = FUNCTIONS["StreamFunction"]["Properties"]["Environment"]["Variables"]["STREAM_CONNECTIONS_URL"]
+    inbound = FUNCTIONS["InboundFunction"]["Properties"]["Environment"]["Variables"]["STREAM_URL"]
+    assert stream["Fn::Sub"].endswith(f"/{stage}") and inbound["Fn::Sub"].endswith(f"/{stage}")
+    assert TEMPLATE["Outputs"]["StreamUrl"]["Value"] == inbound
+
+
+def test_no_access_log_records_a_query_string_or_a_path() -> None:
+    """The stream's URL carries the conversation token, the bot's the path secret."""
+    formats = [
+        TEMPLATE["Resources"][name]["Properties"]["AccessLogSettings"]["Format"] for name in ("HttpApi", "StreamStage")
+    ]
+    for log_format in formats:
+        assert "$context.routeKey" in log_format
+        assert not re.search(r"querystring|path|\$input|\$request", log_format, re.IGNORECASE), log_format
+
+
+def test_the_stream_queue_keeps_each_conversation_in_order_and_retries_a_failed_nudge() -> None:
+    queue = TEMPLATE["Resources"]["StreamQueue"]["Properties"]
+    function = FUNCTIONS["StreamFunction"]["Properties"]
+    assert queue["FifoQueue"] is True and queue["ContentBasedDeduplication"] is False
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"], "Lambda advises six times the function timeout"
+    assert function["Events"]["StreamQueue"]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert TEMPLATE["Resources"]["StreamDeadLetterQueue"]["Properties"]["FifoQueue"] is True
+
+
+def test_a_connection_is_kept_a_little_longer_than_api_gateway_keeps_it_open() -> None:
+    from relay.flows.stream import CONNECTING_SECONDS
+    from relay.stores.connections import CONNECTION_TTL_SECONDS
+
+    assert 2 * 3600 < CONNECTION_TTL_SECONDS <= 3 * 3600
+    socket_timeout = FUNCTIONS["StreamSocketFunction"]["Properties"]["Timeout"]
+    assert socket_timeout < 29 < CONNECTING_SECONDS  # $connect ends before a 410 is taken for a gone connection
+
+
+BROWSER_ORIGINS = re.compile(TEMPLATE["Parameters"]["BrowserOrigins"]["AllowedPattern"])
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [
+        "",
+        "https://shop.example",
+        "https://a.example,http://127.0.0.1:3000",
+        "https://a.example/",
+        "a.example",
+        "https://a.example, https://b.example",
+        "https://a.example/chat",
+        "https://a.example,,https://b.example",
+    ],
+)
+def test_browser_origins_pattern_agrees_with_the_client_api(origins: str) -> None:
+    try:
+        InboundSettings(**{**INBOUND, "browser_origins": origins})
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert bool(BROWSER_ORIGINS.fullmatch(origins)) == accepted

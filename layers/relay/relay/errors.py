@@ -15,6 +15,14 @@ class Unauthorized(RelayError):
     """No valid client token, or the client is disabled."""
 
 
+class Forbidden(RelayError):
+    """A valid token used beyond what it grants: a conversation token for another conversation, user or route."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class WrongSecret(RelayError):
     """The bot's response URL does not carry the stack's path secret."""
 

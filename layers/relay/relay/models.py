@@ -241,3 +241,11 @@ class Client(CamelModel):
         previous = self.previous_webhook_secret
         expires = self.previous_secret_expires_at
         return [self.webhook_secret, *([previous] if previous and expires and now < expires else [])]
+
+
+class StreamNudge(CamelModel):
+    """A message of the stream queue: the conversation has something new (a response recorded, a connection
+    opened); the stream function sends each of its connections what it has not had yet."""
+
+    client_id: ClientId
+    conversation_id: str

@@ -1,36 +1,56 @@
-"""The delivery queue: the few operations Lambda's event source mapping leaves to the function."""
+"""The delivery queue: a batch's records as queued responses, and the flow's decisions applied to them.
+
+Lambda's event source mapping receives the batch and deletes what the function reports done; the rest is left to
+the function: a failed message's next visibility, the dead-letter queue, and what goes back untried.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from relay.deliveries import FAILURES, DeadLetter, Decision, QueuedResponse, Release, Retry, StopConversation
+from relay.models import ClientResponse
+
+BATCH_ENTRIES = 10
+"""SQS's most entries per batch call."""
+
+
+class NotDone(Exception):
+    """Reported to the batch processor for a message that stays in the queue."""
 
 
 class DeliveryQueue:
-    """The few queue operations Lambda's event source mapping leaves to the function."""
+    """The queue's operations the function makes itself."""
 
     def __init__(self, sqs: Any, queue_url: str, dead_letter_queue_url: str) -> None:
         self._sqs = sqs
         self._url = queue_url
         self._dead_letters = dead_letter_queue_url
 
-    def retry_after(self, receipt_handle: str, seconds: int) -> None:
-        self._sqs.change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
+    def batch(self, event: dict[str, Any]) -> QueuedBatch:
+        return QueuedBatch(self, event)
 
-    def release(self, receipt_handles: Sequence[str]) -> None:
-        """Make untried messages visible again; their group stays blocked until the failed one before them is done."""
-        for start in range(0, len(receipt_handles), 10):
+    def set_visibility(self, seconds_by_handle: Sequence[tuple[str, int]]) -> None:
+        """When each message is received again: a retry's delay, a stop's hold, 0 for one released untried."""
+        for start in range(0, len(seconds_by_handle), BATCH_ENTRIES):
             entries = [
-                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                for i, handle in enumerate(receipt_handles[start : start + 10])
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                for i, (handle, seconds) in enumerate(seconds_by_handle[start : start + BATCH_ENTRIES])
             ]
-            self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=entries)
+            answer = self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=entries)
+            if answer.get("Failed"):
+                raise RuntimeError(f"delivery queue refused visibility changes: {answer['Failed']}")
 
     def dead_letter(self, records: Sequence[SQSRecord]) -> None:
         """Copy messages to the dead-letter queue in order, in their message group; the caller then deletes them."""
-        for start in range(0, len(records), 10):
+        for start in range(0, len(records), BATCH_ENTRIES):
             entries = [
                 {
                     "Id": str(i),
@@ -43,8 +63,61 @@ class DeliveryQueue:
                         if attribute.string_value is not None
                     },
                 }
-                for i, record in enumerate(records[start : start + 10])
+                for i, record in enumerate(records[start : start + BATCH_ENTRIES])
             ]
             answer = self._sqs.send_message_batch(QueueUrl=self._dead_letters, Entries=entries)
             if answer.get("Failed"):
                 raise RuntimeError(f"dead-letter queue refused messages: {answer['Failed']}")
+
+
+class QueuedBatch:
+    """One invocation's batch: the queued responses the flow is given, and its decisions applied and reported."""
+
+    def __init__(self, queue: DeliveryQueue, event: dict[str, Any]) -> None:
+        self._queue = queue
+        self._event = event
+        self._records = list(SQSEvent(event).records)
+        self.responses = [_queued(record) for record in self._records]
+        self._decisions: Mapping[str, Decision] = {}
+
+    def apply(self, decisions: Mapping[str, Decision]) -> None:
+        """Dead-letter in the batch's order (so each conversation's), then set when the others come back.
+
+        Raises when the dead-letter queue refuses: the invocation fails and the whole batch comes back, rather
+        than a message being deleted that is in neither queue.
+        """
+        self._decisions = decisions
+        self._queue.dead_letter([r for r in self._records if isinstance(decisions[r.message_id], DeadLetter)])
+        visibility = []
+        for record in self._records:
+            match decisions[record.message_id]:
+                case Retry(seconds=seconds) | StopConversation(seconds=seconds):
+                    visibility.append((record.receipt_handle, seconds))
+                case Release():
+                    # Its group stays blocked until the failed message before it is done.
+                    visibility.append((record.receipt_handle, 0))
+        self._queue.set_visibility(visibility)
+
+    def report(self, processor: SqsFifoPartialProcessor, context: LambdaContext) -> PartialItemFailureResponse:
+        """The batch's failures to Lambda (Powertools' FIFO processor): what stays in the queue."""
+        return process_partial_response(
+            event=self._event, record_handler=self._outcome_of, processor=processor, context=context
+        )
+
+    def _outcome_of(self, record: SQSRecord) -> None:
+        decision = self._decisions[record.message_id]
+        if isinstance(decision, FAILURES):
+            raise NotDone(decision.reason)
+
+
+def _queued(record: SQSRecord) -> QueuedResponse:
+    try:
+        response: ClientResponse | None = ClientResponse.model_validate_json(record.body)
+    except ValidationError:
+        response = None
+    return QueuedResponse(
+        message_id=record.message_id,
+        conversation=record.attributes.message_group_id or record.message_id,
+        body=record.body,
+        response=response,
+    )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
+from typing import Protocol
 
 from relay import signing
 from relay.adapters import outbound
@@ -24,24 +25,40 @@ class ResponseUrlGone(Exception):
     """The receiver answered 410 Gone: nothing more is POSTed to that URL until an operator sets it again."""
 
 
-def deliver(url: str, signing_secrets: Sequence[str], webhook_id: str, body: str, timeout_seconds: float) -> None:
-    """POST one response with Standard Webhooks headers; any 2xx is success.
+class Exchange(Protocol):
+    """One POST and its answer: `relay.adapters.outbound.exchange`, or a receiver's stand-in in a test."""
 
-    `body` is sent as published, byte for byte, so what is signed is what consumers of the topic see.
-    """
-    headers = signing.headers(signing_secrets, webhook_id, int(time.time()), body)
-    try:
-        status, answer_headers, _ = outbound.exchange(url, body, headers, timeout_seconds)
-    except outbound.PostFailed as failure:
-        raise DeliveryFailed(f"receiver {failure}") from failure
-    if status == 410:
-        raise ResponseUrlGone("receiver answered 410 Gone")
-    if not 200 <= status < 300:
-        wait = retry_after(answer_headers.get("retry-after")) if status in (429, 503) else None
-        raise DeliveryFailed(f"receiver answered HTTP {status}", retry_after=wait)
+    def __call__(self, url: str, body: str, headers: dict[str, str], timeout_seconds: float) -> outbound.Answer: ...
 
 
-def retry_after(value: str | None, now: float | None = None) -> int | None:
+class WebhookSender:
+    """POSTs responses to clients' response URLs, signed with Standard Webhooks headers; any 2xx is success."""
+
+    def __init__(
+        self, timeout_seconds: float, exchange: Exchange = outbound.exchange, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._timeout = timeout_seconds
+        self._exchange = exchange
+        self._clock = clock
+
+    def post(self, url: str, signing_secrets: Sequence[str], webhook_id: str, body: str) -> None:
+        """POST one response; raises DeliveryFailed or ResponseUrlGone for what the receiver's answer asks.
+
+        `body` is sent as published, byte for byte, so what is signed is what consumers of the topic see.
+        """
+        headers = signing.headers(signing_secrets, webhook_id, int(self._clock()), body)
+        try:
+            status, answer_headers, _ = self._exchange(url, body, headers, self._timeout)
+        except outbound.PostFailed as failure:
+            raise DeliveryFailed(f"receiver {failure}") from failure
+        if status == 410:
+            raise ResponseUrlGone("receiver answered 410 Gone")
+        if not 200 <= status < 300:
+            wait = retry_after(answer_headers.get("retry-after"), self._clock()) if status in (429, 503) else None
+            raise DeliveryFailed(f"receiver answered HTTP {status}", retry_after=wait)
+
+
+def retry_after(value: str | None, now: float) -> int | None:
     """Seconds a `Retry-After` header asks for (delay-seconds or an HTTP date), capped at SQS's limit."""
     if not value:
         return None
@@ -55,5 +72,5 @@ def retry_after(value: str | None, now: float | None = None) -> int | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = int(when.timestamp() - (time.time() if now is None else now) + 0.999)
+        seconds = int(when.timestamp() - now + 0.999)
     return max(0, min(seconds, MAX_RETRY_DELAY_SECONDS))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import ValidationError
 
@@ -15,6 +16,7 @@ from relay.models import ErrorBody, FieldError
 
 STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
+    errors.Forbidden: HTTPStatus.FORBIDDEN,
     errors.WrongSecret: HTTPStatus.FORBIDDEN,
     errors.InvalidRequest: HTTPStatus.BAD_REQUEST,
     errors.TooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -44,9 +46,13 @@ def error_response(
     )
 
 
+def status_of(error: RelayError) -> HTTPStatus:
+    return next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+
+
 def answer(error: RelayError) -> Response[str]:
     """The HTTP answer to a refused request: its status, a JSON body saying what is wrong, and helpful headers."""
-    status = next(STATUS[kind] for kind in type(error).__mro__ if kind in STATUS)
+    status = status_of(error)
     headers: dict[str, str] = {}
     problems: list[FieldError] | None = None
     if isinstance(error, errors.Unauthorized):
@@ -55,10 +61,18 @@ def answer(error: RelayError) -> Response[str]:
         headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, errors.MessageIdReused):
         problems = [FieldError(field="messageId", message="already used for a different message")]
-    if isinstance(error, errors.InvalidRequest) and error.field:
+    if isinstance(error, errors.InvalidRequest | errors.Forbidden) and error.field:
         problems = [FieldError(field=error.field, message=error.message)]
     logger.info("request refused", extra={"status": int(status), "reason": error.message})
     return error_response(status, error.message, headers, problems)
+
+
+def socket_refusal(error: RelayError) -> dict[str, Any]:
+    """A refused WebSocket $connect: the handshake is answered with the error's status, and no upgrade."""
+    status = status_of(error)
+    logger.info("connection refused", extra={"status": int(status), "reason": error.message})
+    body = ErrorBody(message=error.message).to_json()
+    return {"statusCode": int(status), "headers": {"content-type": content_types.APPLICATION_JSON}, "body": body}
 
 
 def invalid_body(error: ValidationError) -> Response[str]:
@@ -76,13 +90,21 @@ def no_route(_: Exception) -> Response[str]:
     return error_response(HTTPStatus.NOT_FOUND, "no such route")
 
 
-def create_resolver(*refusals: type[RelayError]) -> APIGatewayHttpResolver:
+def browser_cors(origins: tuple[str, ...]) -> CORSConfig | None:
+    """CORS for pages of these origins (none: no CORS). A route a browser may not call says `cors=False`."""
+    if not origins:
+        return None
+    first, *others = origins
+    return CORSConfig(allow_origin=first, extra_origins=others, expose_headers=["Retry-After"], max_age=600)
+
+
+def create_resolver(*refusals: type[RelayError], cors: CORSConfig | None = None) -> APIGatewayHttpResolver:
     """An HTTP API resolver answering each of `refusals` (the errors this function can raise), invalid bodies
-    and unknown routes with a JSON body saying what is wrong."""
+    and unknown routes with a JSON body saying what is wrong; with `cors`, the preflights of its routes too."""
     unknown = [kind.__name__ for kind in refusals if not any(k in STATUS for k in kind.__mro__)]
     if unknown:
         raise ValueError(f"no HTTP status for {', '.join(unknown)}: add it to relay.edge.api.STATUS")
-    app = APIGatewayHttpResolver()
+    app = APIGatewayHttpResolver(cors=cors)
     app.exception_handler(list(refusals))(answer)
     app.exception_handler(ValidationError)(invalid_body)
     app.not_found(no_route)

@@ -4,6 +4,7 @@ on first use, and the queue consumers' batch processor."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -25,6 +26,20 @@ class ClientOnFirstUse:
         if self._client is None:
             self._client = boto3.client(self._service)
         return getattr(self._client, operation)
+
+
+class Secrets:
+    """Secrets Manager values through Powertools' provider, each cached five minutes in a warm container."""
+
+    def __init__(self, client: Any) -> None:
+        # Imported here: not every function reads a secret.
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        self._provider = SecretsProvider(boto3_client=client)
+
+    def of(self, name: str) -> Callable[[], str]:
+        """What reads the secret's current value."""
+        return lambda: str(self._provider.get(name, max_age=300))
 
 
 def renew_after_restore() -> None:

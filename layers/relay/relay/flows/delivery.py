@@ -9,43 +9,61 @@ later one of the conversation go to the dead-letter queue in order, so a redrive
 and nothing later is delivered before it. The stop is recorded (a stop item, and a count on the client record
 that tells the other containers to look it up); it ends when the response it stopped at comes back from the
 dead-letter queue.
+
+The flow is given the batch's queued responses and returns a decision for each (relay.deliveries); the queue's
+adapter applies them, and hands the flow that as `apply`, so the flow knows when its dead letters are sent.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from pydantic import ValidationError
-
-from relay.adapters import outbound
-from relay.adapters.delivery_queue import DeliveryQueue
-from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, deliver
+from relay.adapters.outbound import CONCURRENT_REQUESTS
+from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, WebhookSender
+from relay.deliveries import (
+    FAILURES,
+    DeadLetter,
+    Decision,
+    Done,
+    QueuedResponse,
+    Release,
+    Result,
+    Retry,
+    StopConversation,
+)
 from relay.models import Client, ClientResponse
 from relay.settings import DeliverySettings
-from relay.stores.clients import ClientStore
-from relay.stores.delivery_state import DeliveryState
+from relay.stores.clients import TransactItem
+from relay.stores.delivery_state import Stop
 
-STOP_HOLD_MARGIN_SECONDS = 5
-
-
-class NotAttempted(Exception):
-    """Left for the next invocation: its conversation is waiting for an earlier response, or time ran out."""
+ATTEMPT_RESERVE_SECONDS = 2
+"""An attempt is begun only with the webhook timeout and this much more left: time for the AWS calls after it."""
 
 
-class Result(Enum):
-    DELIVERED = "Delivered"
-    SKIPPED = "DeliverySkipped"
-    RETRY = "DeliveryFailed"
-    DEAD_LETTERED = "DeadLettered"
-    GONE = "ResponseUrlGone"
-    NOT_ATTEMPTED = "NotAttempted"
+class Clients(Protocol):
+    """What delivery needs of the clients store (relay.stores.clients.ClientStore)."""
+
+    def get(self, client_id: str) -> Client | None: ...
+    def forget(self, client_id: str) -> None: ...
+    def switch_off_url(self, client_id: str) -> None: ...
+    def stop_counted(self, client_id: str) -> TransactItem: ...
+    def stop_uncounted(self, client_id: str) -> TransactItem: ...
+
+
+class State(Protocol):
+    """What delivery needs of the delivery state store (relay.stores.delivery_state.DeliveryState)."""
+
+    def count_failed_attempt(self, webhook_id: str) -> int: ...
+    def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None: ...
+    def stop_of(self, client_id: str, conversation_id: str) -> Stop | None: ...
+    def mark_dead_lettered(self, client_id: str, conversation_id: str) -> None: ...
+    def resume(self, client_id: str, conversation_id: str, webhook_id: str, uncounted: TransactItem) -> None: ...
 
 
 def retry_delay(attempt: int, schedule: Sequence[int]) -> int:
@@ -54,24 +72,11 @@ def retry_delay(attempt: int, schedule: Sequence[int]) -> int:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    result: Result
-    error: Exception | None = None
+class _Turn:
+    """One conversation's part of a batch: a decision per response, and the stop whose response it dead-letters."""
 
-
-class Batch:
-    """What became of each message of a batch; its `outcome_of` is the record handler of the batch processor."""
-
-    def __init__(self, outcomes: dict[str, Outcome]) -> None:
-        self.outcomes = outcomes
-
-    def outcome_of(self, record: SQSRecord) -> None:
-        """Raise for a message to be reported failed (it stays in the queue), return for one that is done."""
-        if (error := self.outcomes[record.message_id].error) is not None:
-            raise error
-
-    def count(self, result: Result) -> int:
-        return sum(1 for outcome in self.outcomes.values() if outcome.result is result)
+    decisions: dict[str, Decision]
+    dead_lettered_stop: tuple[str, str] | None = None
 
 
 class Delivery:
@@ -80,148 +85,142 @@ class Delivery:
     def __init__(
         self,
         settings: DeliverySettings,
-        clients: ClientStore,
-        queue: DeliveryQueue,
-        state: DeliveryState,
+        clients: Clients,
+        state: State,
+        webhooks: WebhookSender,
         logger: Any,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._clients = clients
-        self._queue = queue
         self._state = state
+        self._webhooks = webhooks
         self._logger = logger
-        self._conversations = ThreadPoolExecutor(
-            max_workers=outbound.CONCURRENT_REQUESTS, thread_name_prefix="delivery"
-        )
-        # Long enough for every container's cached client record to show a new stop before anything moves.
-        self.stop_hold_seconds = int(settings.cache_ttl_seconds) + STOP_HOLD_MARGIN_SECONDS
+        self._clock = clock
+        self._conversations = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="delivery")
 
-    def run(self, records: Iterable[SQSRecord], remaining_ms: Callable[[], int]) -> Batch:
-        """Deliver a batch: its conversations in parallel, each in order; untried messages go back at once."""
-        groups: dict[str, list[SQSRecord]] = {}
-        for record in records:
-            groups.setdefault(record.attributes.message_group_id or record.message_id, []).append(record)
-        outcomes: dict[str, Outcome] = {}
+    def run(
+        self,
+        responses: Sequence[QueuedResponse],
+        remaining_ms: Callable[[], int],
+        apply: Callable[[Mapping[str, Decision]], None],
+    ) -> dict[str, Decision]:
+        """Deliver a batch: its conversations in parallel, each in order; `apply` carries out the decisions."""
+        groups: dict[str, list[QueuedResponse]] = {}
+        for queued in responses:
+            groups.setdefault(queued.conversation, []).append(queued)
         if len(groups) == 1:  # one conversation: on this thread, sparing a hand-over to another
-            (group,) = groups.values()
-            outcomes.update(self._conversation(group, remaining_ms))
+            turns = [self._conversation(next(iter(groups.values())), remaining_ms)]
         else:
-            # Each conversation's thread runs in a copy of the invocation's context (context variables such as a
-            # tracer's segment follow the work into the thread).
+            # Each thread runs in a copy of the invocation's context: that carries context variables only (such
+            # as the local stack's record of the function running), not the X-Ray SDK's context, which is
+            # thread-local.
             tasks = [(contextvars.copy_context(), group) for group in groups.values()]
-            for results in self._conversations.map(
-                lambda task: task[0].run(self._conversation, task[1], remaining_ms), tasks
-            ):
-                outcomes.update(results)
-        self._queue.release(
-            [
-                record.receipt_handle
-                for group in groups.values()
-                for record in group
-                if outcomes[record.message_id].result is Result.NOT_ATTEMPTED
-            ]
-        )
-        return Batch(outcomes)
+            turns = list(
+                self._conversations.map(lambda task: task[0].run(self._conversation, task[1], remaining_ms), tasks)
+            )
+        decisions = {message_id: decision for turn in turns for message_id, decision in turn.decisions.items()}
+        apply(decisions)
+        # Only once its response is in the dead-letter queue: should sending it fail, the stop's next receive
+        # dead-letters it again instead of taking it for a redrive.
+        for client_id, conversation_id in (turn.dead_lettered_stop for turn in turns if turn.dead_lettered_stop):
+            self._state.mark_dead_lettered(client_id, conversation_id)
+        return decisions
 
     # ── one conversation, in order ──
 
-    def _conversation(self, records: list[SQSRecord], remaining_ms: Callable[[], int]) -> dict[str, Outcome]:
-        outcomes: dict[str, Outcome] = {}
+    def _conversation(self, queue: list[QueuedResponse], remaining_ms: Callable[[], int]) -> _Turn:
+        decisions: dict[str, Decision] = {}
         stop_checked = False
-        for index, record in enumerate(records):
-            if remaining_ms() < (self._settings.webhook_timeout_seconds + 2) * 1000:
-                outcome = Outcome(Result.NOT_ATTEMPTED, NotAttempted("not enough time left in this invocation"))
-            else:
-                try:
-                    response = ClientResponse.model_validate_json(record.body)
-                except ValidationError:
-                    # Waiting will not fix it; it does not stop its conversation (its ids cannot be read).
-                    self._logger.error("malformed response: on to the dead-letter queue", extra=_ids(record))
-                    self._queue.dead_letter([record])
-                    outcome = Outcome(Result.DEAD_LETTERED)
-                else:
-                    client = self._clients.get(response.client_id)
-                    if not stop_checked and client is not None and client.stopped_conversations > 0:
-                        stop_checked = True
-                        if self._stopped(client, response, records[index:]):
-                            outcomes.update({r.message_id: Outcome(Result.DEAD_LETTERED) for r in records[index:]})
-                            break
-                    outcome = self._deliver(client, response, record)
-            outcomes[record.message_id] = outcome
-            if outcome.error is not None:
-                # The rest of the conversation waits behind it, untried.
-                waiting = Outcome(Result.NOT_ATTEMPTED, NotAttempted("an earlier response failed"))
-                outcomes.update({r.message_id: waiting for r in records[index + 1 :]})
+        for index, queued in enumerate(queue):
+            if remaining_ms() < (self._settings.webhook_timeout_seconds + ATTEMPT_RESERVE_SECONDS) * 1000:
+                decisions.update(_release(queue[index:], "not enough time left in this invocation"))
                 break
-        return outcomes
+            response = queued.response
+            if response is None:
+                # Waiting will not fix it; it does not stop its conversation (its ids cannot be read).
+                self._logger.error(
+                    "malformed response: on to the dead-letter queue",
+                    extra={"sqs_message_id": queued.message_id, "message_group_id": queued.conversation},
+                )
+                decisions[queued.message_id] = DeadLetter("not a client response")
+                continue
+            client = self._clients.get(response.client_id)
+            if not stop_checked and client is not None and client.stopped_conversations > 0:
+                stop_checked = True
+                if (turn := self._dead_letter_if_stopped(client, response, queue[index:])) is not None:
+                    return _Turn({**decisions, **turn.decisions}, turn.dead_lettered_stop)
+            decision = decisions[queued.message_id] = self._deliver(client, response, queued.body)
+            if isinstance(decision, FAILURES):
+                decisions.update(_release(queue[index + 1 :], "an earlier response failed"))
+                break
+        return _Turn(decisions)
 
-    def _stopped(self, client: Client, response: ClientResponse, records: list[SQSRecord]) -> bool:
-        """Whether the conversation is stopped; if so, `records` (the rest of it in this batch) are dead-lettered."""
+    def _dead_letter_if_stopped(
+        self, client: Client, response: ClientResponse, rest: list[QueuedResponse]
+    ) -> _Turn | None:
+        """None if the conversation is not stopped, or resumes here; else its `rest` in this batch, dead-lettered."""
         stop = self._state.stop_of(client.client_id, response.conversation_id)
         if stop is None:
-            return False
-        ids = _response_ids(response)
+            return None
+        ids = _ids(response)
         if stop.webhook_id == response.webhook_id and stop.dead_lettered:
             self._logger.info("redriven: the conversation goes on from here", extra=ids)
-            self._state.resume(client.client_id, response.conversation_id, response.webhook_id)
+            self._state.resume(
+                client.client_id,
+                response.conversation_id,
+                response.webhook_id,
+                self._clients.stop_uncounted(client.client_id),
+            )
             self._clients.forget(client.client_id)
-            return False
-        self._queue.dead_letter(records)
-        if stop.webhook_id == response.webhook_id:
-            self._state.dead_lettered(client.client_id, response.conversation_id)
+            return None
         self._logger.warning(
             "conversation stopped at an undeliverable response: on to the dead-letter queue in order",
-            extra={**ids, "stopped_at": stop.webhook_id, "dead_lettered": len(records)},
+            extra={**ids, "stopped_at": stop.webhook_id, "dead_lettered": len(rest)},
         )
-        return True
+        reason = f"its conversation stopped at {stop.webhook_id}"
+        stopped_here = stop.webhook_id == response.webhook_id
+        return _Turn(
+            {queued.message_id: DeadLetter(reason) for queued in rest},
+            (client.client_id, response.conversation_id) if stopped_here else None,
+        )
 
-    def _deliver(self, client: Client | None, response: ClientResponse, record: SQSRecord) -> Outcome:
-        ids = _response_ids(response)
-        if client is None or not client.enabled or client.response_url is None or client.response_url_off:
-            reason = (
-                "unknown client"
-                if client is None
-                else "client disabled"
-                if not client.enabled
-                else "no response URL"
-                if client.response_url is None
-                else "response URL switched off after 410 Gone"
-            )
+    def _deliver(self, client: Client | None, response: ClientResponse, body: str) -> Decision:
+        ids = _ids(response)
+        if (reason := _not_for_a_webhook(client)) is not None:
             self._logger.info("not delivered to a webhook", extra={**ids, "reason": reason})
-            return Outcome(Result.SKIPPED)
+            return Done(Result.SKIPPED, reason)
+        assert client is not None and client.response_url is not None  # as _not_for_a_webhook found
+        now = datetime.fromtimestamp(self._clock(), UTC)
         try:
-            deliver(
-                str(client.response_url),
-                client.signing_secrets(datetime.now(UTC)),
-                response.webhook_id,
-                record.body,
-                self._settings.webhook_timeout_seconds,
-            )
-        except ResponseUrlGone:
+            self._webhooks.post(str(client.response_url), client.signing_secrets(now), response.webhook_id, body)
+        except ResponseUrlGone as gone:
             self._clients.switch_off_url(client.client_id)
             self._logger.warning(
                 "receiver answered 410 Gone: response URL switched off until an operator sets it again",
                 extra={**ids, "response_url_host": client.response_url.host},
             )
-            return Outcome(Result.GONE)
+            return Done(Result.GONE, str(gone))
         except DeliveryFailed as failure:
-            return self._failed(response, record, failure, ids)
+            return self._failed(response, failure, ids)
         self._logger.info("delivered", extra=ids)
-        return Outcome(Result.DELIVERED)
+        return Done(Result.DELIVERED)
 
-    def _failed(
-        self, response: ClientResponse, record: SQSRecord, failure: DeliveryFailed, ids: dict[str, str]
-    ) -> Outcome:
-        attempt = self._state.failed_attempt(response.webhook_id)
+    def _failed(self, response: ClientResponse, failure: DeliveryFailed, ids: dict[str, str]) -> Decision:
+        attempt = self._state.count_failed_attempt(response.webhook_id)
         if attempt >= self._settings.delivery_max_attempts:
-            self._state.stop(response.client_id, response.conversation_id, response.webhook_id)
+            self._state.stop(
+                response.client_id,
+                response.conversation_id,
+                response.webhook_id,
+                self._clients.stop_counted(response.client_id),
+            )
             self._clients.forget(response.client_id)
             self._logger.warning(
                 "last attempt failed: the conversation stops here and goes to the dead-letter queue",
                 extra={**ids, "attempt": attempt, "reason": str(failure)},
             )
-            self._queue.retry_after(record.receipt_handle, self.stop_hold_seconds)
-            return Outcome(Result.RETRY, failure)
+            return StopConversation(self._settings.delivery_stop_hold_seconds, str(failure))
         delay = retry_delay(attempt, self._settings.delivery_retry_schedule)
         if failure.retry_after is not None:
             delay = max(delay, failure.retry_after)
@@ -229,17 +228,29 @@ class Delivery:
             "delivery failed: will retry",
             extra={**ids, "attempt": attempt, "reason": str(failure), "retry_in_seconds": delay},
         )
-        self._queue.retry_after(record.receipt_handle, delay)
-        return Outcome(Result.RETRY, failure)
+        return Retry(delay, str(failure))
 
 
-def _response_ids(response: ClientResponse) -> dict[str, str]:
+def _not_for_a_webhook(client: Client | None) -> str | None:
+    """Why a response is not POSTed anywhere, or None when it is."""
+    if client is None:
+        return "unknown client"
+    if not client.enabled:
+        return "client disabled"
+    if client.response_url is None:
+        return "no response URL"
+    if client.response_url_off:
+        return "response URL switched off after 410 Gone"
+    return None
+
+
+def _release(queue: Sequence[QueuedResponse], reason: str) -> dict[str, Decision]:
+    return {queued.message_id: Release(reason) for queued in queue}
+
+
+def _ids(response: ClientResponse) -> dict[str, str]:
     return {
         "client_id": response.client_id,
         "conversation_id": response.conversation_id,
         "webhook_id": response.webhook_id,
     }
-
-
-def _ids(record: SQSRecord) -> dict[str, str]:
-    return {"sqs_message_id": record.message_id, "message_group_id": record.attributes.message_group_id or ""}

@@ -1,6 +1,7 @@
 """The client API. POST /messages: authenticate the client · validate · drop a repeated messageId · record the
 conversation · forward to the bot (· with ?wait, the bot's responses from the responses log).
-GET /conversations/{conversationId}/responses: authenticate the client · read the conversation's responses log."""
+GET /conversations/{conversationId}/responses: authenticate the client · read the conversation's responses log.
+Both take a client token or a conversation token (relay.flows.tokens.Access)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from relay.errors import (
     BotRefusedMessage,
     BotRejectedToken,
     BotUnavailable,
+    Forbidden,
     InvalidRequest,
     MessageIdReused,
     MessageInProgress,
@@ -36,13 +38,14 @@ from relay.errors import (
     UnknownConversation,
 )
 from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader, parse_query
+from relay.flows.tokens import Access
 from relay.models import ClientMessage, ForwardRecord, InboundMessage, MessageReceipt, RepliesReceipt, ResponsesPage
 from relay.settings import InboundSettings
-from relay.stores.clients import ClientStore, bearer_token
 from relay.stores.conversations import ConversationStore
 
 REFUSALS: tuple[type[RelayError], ...] = (
     Unauthorized,
+    Forbidden,
     InvalidRequest,
     TooLarge,
     MessageInProgress,
@@ -53,7 +56,7 @@ REFUSALS: tuple[type[RelayError], ...] = (
 )
 """What POST /messages can refuse a request with: its handler answers these, openapi.yaml describes them."""
 
-POLL_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, InvalidRequest, UnknownConversation)
+POLL_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, UnknownConversation)
 """What GET /conversations/{conversationId}/responses can refuse a request with."""
 
 FORWARD_MARGIN_SECONDS = 5.0
@@ -79,7 +82,7 @@ class ForwardDeadline:
 class Inbound:
     def __init__(
         self,
-        clients: ClientStore,
+        access: Access,
         conversations: ConversationStore,
         bot: BotClient,
         repeats: BasePersistenceLayer,
@@ -88,7 +91,7 @@ class Inbound:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._clients = clients
+        self._access = access
         self._conversations = conversations
         self._bot = bot
         self._reader = reader
@@ -126,10 +129,11 @@ class Inbound:
         forward for a repeat), once the bot has been quiet a moment or `wait` seconds after the request came.
         """
         arrived = self._clock()
-        client = self._clients.authenticate(bearer_token(headers))
+        client = self._access.caller(headers)
         logger.append_keys(client_id=client.client_id)
         wait = parse_query(ReplyWait, parameters).wait
         message = InboundMessage.model_validate(parse_json(body, self._settings.max_body_bytes))
+        client.may_send(message)
         logger.append_keys(conversation_id=message.conversation_id, message_id=message.message_id)
         metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
         try:
@@ -158,7 +162,8 @@ class Inbound:
         `path_segment` is the conversation id as the path carries it, percent-encoded.
         """
         conversation_id = unquote(path_segment)
-        client = self._clients.authenticate(bearer_token(headers))
+        client = self._access.caller(headers)
+        client.may_read(conversation_id)
         logger.append_keys(client_id=client.client_id, conversation_id=conversation_id)
         query = parse_query(ResponsesQuery, parameters)
         return self._reader.read(client.client_id, conversation_id, query, self._until(self._clock() + query.wait))

@@ -1,4 +1,5 @@
-"""Recording responses: one message of the responses log's queue into the responses log, in the bot's order."""
+"""Recording responses: one message of the responses log's queue into the responses log, in the bot's order, then
+a nudge to the stream, whose frames come from the log (relay.flows.stream)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
 from relay.edge.observability import logger, metrics
+from relay.flows.stream import Nudges
 from relay.models import ClientResponse
 from relay.stores.responses_log import ResponsesLog
 
 
-def record_from_queue(log: ResponsesLog, record: SQSRecord) -> None:
-    """One message of the log's queue into the log; raising leaves it to be retried, then dead-lettered."""
+def record_from_queue(log: ResponsesLog, stream: Nudges, record: SQSRecord) -> None:
+    """One message of the log's queue into the log, then the stream nudged; raising leaves it to be retried, then
+    dead-lettered."""
     try:
         response = ClientResponse.model_validate_json(record.body)
     except ValidationError:
@@ -29,3 +32,5 @@ def record_from_queue(log: ResponsesLog, record: SQSRecord) -> None:
         logger.info("recorded in the responses log", extra=ids)
     else:
         logger.info("already recorded: a redelivered message", extra=ids)
+    # Also after a redelivery: its first copy may have been recorded and its nudge lost.
+    stream.send(response.client_id, response.conversation_id, f"log-{position}")

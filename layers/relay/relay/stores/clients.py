@@ -19,6 +19,9 @@ from relay import signing
 from relay.errors import Unauthorized
 from relay.models import CLIENT_ID_PATTERN, CamelModel, Client
 
+type TransactItem = dict[str, Any]
+"""One item of a DynamoDB TransactWriteItems call."""
+
 AUTH_ATTRIBUTES = ("clientId", "tokenHash", "previousTokenHash", "previousTokenExpiresAt", "enabled")
 """All that authenticating a client reads from its record: never its signing secret. The client API's IAM
 policy allows reading only these (template.yaml, checked by a test)."""
@@ -155,6 +158,30 @@ class ClientStore:
         """Stop POSTing to the client's response URL (its receiver answered 410 Gone)."""
         self._update(client_id, "SET responseUrlOff = :yes", {":yes": {"BOOL": True}})
 
+    # The count of a client's stopped conversations tells every container to look its stops up. It changes with
+    # the stop itself, in the delivery state store's transaction: this store supplies its part of it.
+
+    def stop_counted(self, client_id: str) -> TransactItem:
+        """The transaction item that counts one more stopped conversation on the client's record."""
+        return self._stop_count(client_id, 1)
+
+    def stop_uncounted(self, client_id: str) -> TransactItem:
+        """The transaction item that counts one stopped conversation less; it fails the transaction at zero."""
+        item = self._stop_count(client_id, -1)
+        item["Update"]["ConditionExpression"] = "stoppedConversations > :zero"
+        item["Update"]["ExpressionAttributeValues"][":zero"] = {"N": "0"}
+        return item
+
+    def _stop_count(self, client_id: str, change: int) -> TransactItem:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"clientId": {"S": client_id}},
+                "UpdateExpression": "ADD stoppedConversations :change",
+                "ExpressionAttributeValues": {":change": {"N": str(change)}},
+            }
+        }
+
     def authenticate(self, token: str) -> Credentials:
         """The enabled client this token belongs to, read without its signing secret."""
         client_id, dot, _ = token.partition(".")
@@ -165,6 +192,15 @@ class ClientStore:
             raise Unauthorized("invalid client token")
         if not credentials.enabled:
             raise Unauthorized(f"client '{credentials.client_id}' is disabled")
+        return credentials
+
+    def enabled(self, client_id: str) -> Credentials:
+        """The client a conversation token names, refused like its client token once it is disabled."""
+        credentials = self._credentials_of(client_id)
+        if credentials is None:
+            raise Unauthorized("invalid conversation token: its client no longer exists")
+        if not credentials.enabled:
+            raise Unauthorized(f"client '{client_id}' is disabled")
         return credentials
 
     def _credentials_of(self, client_id: str) -> Credentials | None:

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from relay.stores.clients import TransactItem
+
 STATE_TTL_SECONDS = 15 * 24 * 3600
 """An attempt counter outlives any message it counts for: SQS keeps a message 14 days at most."""
 
@@ -19,14 +21,19 @@ class Stop:
 
 
 class DeliveryState:
-    """Attempt counters (one item per response, written only when an attempt fails) and conversation stops."""
+    """Attempt counters (one item per response, written only when an attempt fails) and conversation stops.
 
-    def __init__(self, dynamodb: Any, table_name: str, clients_table: str) -> None:
+    A stop and its end each change two tables at once: this table's stop item and the count of stopped
+    conversations on the client's record. The clients store owns that record, so it supplies its part of the
+    transaction (`ClientStore.stop_counted`, `stop_uncounted`), the caller hands it in, and this store runs both
+    items as one transaction; neither store writes the other's table.
+    """
+
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
-        self._clients = clients_table
 
-    def failed_attempt(self, webhook_id: str) -> int:
+    def count_failed_attempt(self, webhook_id: str) -> int:
         """Count one more failed attempt of the response; returns how many it has had."""
         answer = self._dynamodb.update_item(
             TableName=self._table,
@@ -40,35 +47,21 @@ class DeliveryState:
         )
         return int(answer["Attributes"]["attempts"]["N"])
 
-    def stop(self, client_id: str, conversation_id: str, webhook_id: str) -> None:
-        """Stop the conversation at this response; counted on the client record so every container looks it up."""
-        try:
-            self._dynamodb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": {
-                                **_stop_key(client_id, conversation_id),
-                                "webhookId": {"S": webhook_id},
-                                "deadLettered": {"BOOL": False},
-                            },
-                            "ConditionExpression": "attribute_not_exists(id)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._clients,
-                            "Key": {"clientId": {"S": client_id}},
-                            "UpdateExpression": "ADD stoppedConversations :one",
-                            "ExpressionAttributeValues": {":one": {"N": "1"}},
-                        }
-                    },
-                ]
-            )
-        except self._dynamodb.exceptions.TransactionCanceledException as error:
-            if not _condition_failed(error):
-                raise  # stopped already (an earlier try got this far): nothing to add
+    def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None:
+        """Stop the conversation at this response, with `counted` (the client's count of stops) in the transaction."""
+        stop = {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    **_stop_key(client_id, conversation_id),
+                    "webhookId": {"S": webhook_id},
+                    "deadLettered": {"BOOL": False},
+                },
+                "ConditionExpression": "attribute_not_exists(id)",
+            }
+        }
+        # Stopped already (an earlier try got this far): nothing to add.
+        self._transact([stop, counted])
 
     def stop_of(self, client_id: str, conversation_id: str) -> Stop | None:
         item = self._dynamodb.get_item(
@@ -76,7 +69,8 @@ class DeliveryState:
         ).get("Item")
         return Stop(item["webhookId"]["S"], item["deadLettered"]["BOOL"]) if item else None
 
-    def dead_lettered(self, client_id: str, conversation_id: str) -> None:
+    def mark_dead_lettered(self, client_id: str, conversation_id: str) -> None:
+        """The response the conversation stopped at is in the dead-letter queue: when it comes back, it is a redrive."""
         self._dynamodb.update_item(
             TableName=self._table,
             Key=_stop_key(client_id, conversation_id),
@@ -84,32 +78,32 @@ class DeliveryState:
             ExpressionAttributeValues={":yes": {"BOOL": True}},
         )
 
-    def resume(self, client_id: str, conversation_id: str, webhook_id: str) -> None:
-        """The response the conversation stopped at is back (a redrive): go on, with a fresh schedule for it."""
+    def resume(self, client_id: str, conversation_id: str, webhook_id: str, uncounted: TransactItem) -> None:
+        """The response the conversation stopped at is back (a redrive): go on, with a fresh schedule for it.
+
+        `uncounted` takes the stop off the client's count in the same transaction."""
+        # Resumed already (the stop is gone, or the count is zero): nothing to undo.
+        self._transact(
+            [
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _stop_key(client_id, conversation_id),
+                        "ConditionExpression": "attribute_exists(id)",
+                    }
+                },
+                {"Delete": {"TableName": self._table, "Key": _attempts_key(webhook_id)}},
+                uncounted,
+            ]
+        )
+
+    def _transact(self, items: list[TransactItem]) -> None:
+        """Write `items` together; a transaction cancelled by one of their conditions has nothing left to do."""
         try:
-            self._dynamodb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Delete": {
-                            "TableName": self._table,
-                            "Key": _stop_key(client_id, conversation_id),
-                            "ConditionExpression": "attribute_exists(id)",
-                        }
-                    },
-                    {"Delete": {"TableName": self._table, "Key": _attempts_key(webhook_id)}},
-                    {
-                        "Update": {
-                            "TableName": self._clients,
-                            "Key": {"clientId": {"S": client_id}},
-                            "UpdateExpression": "ADD stoppedConversations :minus",
-                            "ConditionExpression": "stoppedConversations > :zero",
-                            "ExpressionAttributeValues": {":minus": {"N": "-1"}, ":zero": {"N": "0"}},
-                        }
-                    },
-                ]
-            )
+            self._dynamodb.transact_write_items(TransactItems=items)
         except self._dynamodb.exceptions.TransactionCanceledException as error:
-            if not _condition_failed(error):
+            reasons = error.response.get("CancellationReasons") or []
+            if not any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons):
                 raise
 
 
@@ -120,8 +114,3 @@ def _attempts_key(webhook_id: str) -> dict[str, Any]:
 def _stop_key(client_id: str, conversation_id: str) -> dict[str, Any]:
     # A client id holds no '#', so the key names one conversation of one client.
     return {"id": {"S": f"stop#{client_id}#{conversation_id}"}}
-
-
-def _condition_failed(error: Any) -> bool:
-    reasons = error.response.get("CancellationReasons") or []
-    return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)

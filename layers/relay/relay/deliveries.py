@@ -1,0 +1,88 @@
+"""What the delivery flow is handed and what it decides: a response from the delivery queue, and what becomes of it.
+
+The delivery queue's adapter (relay.adapters.delivery_queue) builds the queued responses from a batch and applies
+the flow's decisions (relay.flows.delivery); no SQS record goes further than the adapter. Both sides import these
+words from here, the domain, so neither depends on the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar
+
+from relay.models import ClientResponse
+
+
+@dataclass(frozen=True)
+class QueuedResponse:
+    """One message of a batch from the delivery queue, as the flow sees it."""
+
+    message_id: str
+    """The SQS message id: its decision is keyed by it."""
+    conversation: str
+    """The message group, one (client, conversation) pair: delivered in order, apart from the others."""
+    body: str
+    """As published, byte for byte: what is signed and POSTed, so consumers of the topic see the same."""
+    response: ClientResponse | None
+    """The body read as a client response; None when it is not one (it cannot be delivered, waiting won't help)."""
+
+
+class Result(Enum):
+    """What became of a response; each value is the name of its metric, as CloudWatch keeps it."""
+
+    DELIVERED = "Delivered"
+    SKIPPED = "DeliverySkipped"
+    FAILED = "DeliveryFailed"
+    DEAD_LETTERED = "DeadLettered"
+    GONE = "ResponseUrlGone"
+    NOT_ATTEMPTED = "NotAttempted"
+
+
+@dataclass(frozen=True)
+class Done:
+    """Finished with, the queue deletes it: delivered, not for a webhook (skipped), or its receiver answered 410."""
+
+    result: Result
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """The attempt failed: tried again in `seconds`; the rest of its conversation waits behind it."""
+
+    seconds: int
+    reason: str
+    result: ClassVar[Result] = Result.FAILED
+
+
+@dataclass(frozen=True)
+class StopConversation:
+    """The last attempt failed and the conversation is stopped here. The response is held `seconds`, until every
+    container knows of the stop; the receive after that dead-letters it and the rest of its conversation."""
+
+    seconds: int
+    reason: str
+    result: ClassVar[Result] = Result.FAILED
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """To the dead-letter queue in its conversation's order, ready for a redrive; then deleted."""
+
+    reason: str
+    result: ClassVar[Result] = Result.DEAD_LETTERED
+
+
+@dataclass(frozen=True)
+class Release:
+    """Not attempted (time ran out, or an earlier response of its conversation failed): visible again at once."""
+
+    reason: str
+    result: ClassVar[Result] = Result.NOT_ATTEMPTED
+
+
+type Decision = Done | Retry | StopConversation | DeadLetter | Release
+
+FAILURES = (Retry, StopConversation, Release)
+"""The decisions that leave a message in the queue: reported failed, so its conversation's later ones wait."""

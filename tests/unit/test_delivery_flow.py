@@ -1,0 +1,547 @@
+"""The delivery flow's decisions, with in-memory stores, a receiver standing in for the HTTP POST and a clock of
+the test's own: no AWS, no network, no sleeping. The real path (moto, HTTP) is tests/integration/test_delivery.py.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from standardwebhooks import Webhook
+
+from relay import signing
+from relay.adapters.outbound import Answer, PostFailed
+from relay.adapters.publisher import message_group_id
+from relay.adapters.webhook import WebhookSender
+from relay.deliveries import DeadLetter, Decision, Done, QueuedResponse, Release, Result, Retry, StopConversation
+from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS, Delivery
+from relay.models import Client, ClientResponse
+from relay.settings import DeliverySettings
+from relay.stores.clients import TransactItem
+from relay.stores.delivery_state import Stop
+
+SCHEDULE = (5, 300, 1800)
+MAX_ATTEMPTS = 4
+HOLD_SECONDS = 65
+WEBHOOK_TIMEOUT_SECONDS = 1.0
+URL = "https://acme.example/hook"
+
+
+# ── the flow's surroundings, in memory ──
+
+
+class Clock:
+    """Seconds since the epoch, moved on by the test (or by the receiver, for the time its answers take)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class MemoryClients:
+    """The clients store: records by id; a transaction item is a change of the count of stopped conversations."""
+
+    def __init__(self, *clients: Client) -> None:
+        self.records = {client.client_id: client for client in clients}
+
+    def get(self, client_id: str) -> Client | None:
+        return self.records.get(client_id)
+
+    def forget(self, client_id: str) -> None:
+        pass  # nothing cached
+
+    def switch_off_url(self, client_id: str) -> None:
+        self._update(client_id, response_url_off=True)
+
+    def stop_counted(self, client_id: str) -> TransactItem:
+        return {"client": client_id, "stops": 1}
+
+    def stop_uncounted(self, client_id: str) -> TransactItem:
+        return {"client": client_id, "stops": -1}
+
+    def commit(self, item: TransactItem) -> None:
+        record = self.records[item["client"]]
+        self._update(item["client"], stopped_conversations=record.stopped_conversations + item["stops"])
+
+    def _update(self, client_id: str, **changes: Any) -> None:
+        self.records[client_id] = self.records[client_id].model_copy(update=changes)
+
+
+class MemoryState:
+    """The delivery state store: attempt counters and stops, each stop counted on its client in one step."""
+
+    def __init__(self, clients: MemoryClients) -> None:
+        self._clients = clients
+        self.attempts: Counter[str] = Counter()
+        self.stops: dict[tuple[str, str], Stop] = {}
+
+    def count_failed_attempt(self, webhook_id: str) -> int:
+        self.attempts[webhook_id] += 1
+        return self.attempts[webhook_id]
+
+    def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None:
+        if (client_id, conversation_id) not in self.stops:
+            self.stops[client_id, conversation_id] = Stop(webhook_id, dead_lettered=False)
+            self._clients.commit(counted)
+
+    def stop_of(self, client_id: str, conversation_id: str) -> Stop | None:
+        return self.stops.get((client_id, conversation_id))
+
+    def mark_dead_lettered(self, client_id: str, conversation_id: str) -> None:
+        self.stops[client_id, conversation_id] = Stop(self.stops[client_id, conversation_id].webhook_id, True)
+
+    def resume(self, client_id: str, conversation_id: str, webhook_id: str, uncounted: TransactItem) -> None:
+        if self.stops.pop((client_id, conversation_id), None) is not None:
+            self.attempts.pop(webhook_id, None)
+            self._clients.commit(uncounted)
+
+
+@dataclass
+class Post:
+    url: str
+    body: str
+    headers: dict[str, str]
+    thread: threading.Thread
+
+    @property
+    def text(self) -> str:
+        return str(json.loads(self.body)["payload"]["text"])
+
+
+@dataclass
+class Receiver:
+    """The client's webhook as the sender's `exchange`: records each POST and answers it as scripted (204 unless
+    told otherwise), taking `takes` seconds of the clock for each."""
+
+    clock: Clock
+    takes: float = 0.0
+    posts: list[Post] = field(default_factory=list)
+    script: dict[str, list[Answer | PostFailed]] = field(default_factory=dict)
+    meeting: threading.Barrier | None = None
+
+    def answer(self, text: str, *answers: Answer | PostFailed) -> Receiver:
+        self.script.setdefault(text, []).extend(answers)
+        return self
+
+    def __call__(self, url: str, body: str, headers: dict[str, str], timeout_seconds: float) -> Answer:
+        assert timeout_seconds == WEBHOOK_TIMEOUT_SECONDS
+        post = Post(url, body, headers, threading.current_thread())
+        self.posts.append(post)
+        if self.meeting is not None:
+            self.meeting.wait()  # every conversation's first POST must be under way at once
+        self.clock.now += self.takes
+        answers = self.script.get(post.text)
+        answer = answers.pop(0) if answers else Answer(204, {})
+        if isinstance(answer, PostFailed):
+            raise answer
+        return answer
+
+    def texts(self) -> list[str]:
+        return [post.text for post in self.posts]
+
+
+class Applied:
+    """The queue adapter's `apply`: what it was given; `refuse` makes it fail as a refusing dead-letter queue."""
+
+    def __init__(self) -> None:
+        self.batches: list[Mapping[str, Decision]] = []
+        self.refuse = False
+
+    def __call__(self, decisions: Mapping[str, Decision]) -> None:
+        if self.refuse and any(isinstance(decision, DeadLetter) for decision in decisions.values()):
+            raise RuntimeError("dead-letter queue refused messages")
+        self.batches.append(decisions)
+
+
+@dataclass
+class World:
+    clock: Clock
+    clients: MemoryClients
+    state: MemoryState
+    receiver: Receiver
+    flow: Delivery
+    applied: Applied
+    deadline: float = float("inf")
+
+    def run(self, *queued: QueuedResponse) -> list[Decision]:
+        """One invocation with this batch: the decision for each of its responses, in the batch's order."""
+        decisions = self.flow.run(queued, self.remaining_ms, self.applied)
+        assert self.applied.batches[-1] is decisions, "the queue is given every decision before the flow ends"
+        return [decisions[q.message_id] for q in queued]
+
+    def remaining_ms(self) -> int:
+        return int(min(self.deadline - self.clock.now, 900.0) * 1000)
+
+    def client(self, client_id: str = "acme") -> Client:
+        record = self.clients.get(client_id)
+        assert record is not None
+        return record
+
+
+def new_client(client_id: str = "acme", **fields: Any) -> Client:
+    return Client.model_validate(
+        {
+            "client_id": client_id,
+            "name": f"{client_id} back end",
+            "token_hash": "0" * 64,
+            "webhook_secret": signing.new_secret(),
+            "response_url": URL,
+            **fields,
+        }
+    )
+
+
+def settings(**overrides: Any) -> DeliverySettings:
+    return DeliverySettings.model_validate(
+        {
+            "clients_table": "clients",
+            "delivery_state_table": "state",
+            "delivery_queue_url": "queue",
+            "dead_letter_queue_url": "dead-letters",
+            "webhook_timeout_seconds": WEBHOOK_TIMEOUT_SECONDS,
+            "delivery_max_attempts": MAX_ATTEMPTS,
+            "delivery_retry_schedule": SCHEDULE,
+            "delivery_stop_hold_seconds": HOLD_SECONDS,
+            **overrides,
+        }
+    )
+
+
+def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
+    clock = Clock(time.time())  # now: standardwebhooks checks a signature's timestamp against the real time
+    memory = MemoryClients(*(clients or (new_client(),)))
+    state = MemoryState(memory)
+    receiver = Receiver(clock, takes)
+    sender = WebhookSender(WEBHOOK_TIMEOUT_SECONDS, receiver, clock)
+    flow = Delivery(settings(**overrides), memory, state, sender, logging.getLogger("delivery-test"), clock)
+    return World(clock, memory, state, receiver, flow, Applied())
+
+
+@pytest.fixture
+def w() -> World:
+    return world()
+
+
+def said(text: str, conversation: str = "c", client_id: str = "acme") -> QueuedResponse:
+    """A response of the bot as the delivery queue holds it, once per receive of it (the same message id)."""
+    response = ClientResponse(
+        type="text",
+        payload={"text": text},
+        conversation_id=conversation,
+        botpress_message_id=str(uuid.uuid4()),
+        client_id=client_id,
+        user_id="user-1",
+    )
+    return QueuedResponse(
+        message_id=str(uuid.uuid4()),
+        conversation=message_group_id(client_id, conversation),
+        body=response.to_json(),
+        response=response,
+    )
+
+
+def stuck_id(queued: QueuedResponse) -> str:
+    """The response's webhook-id: where its conversation stops, if it does."""
+    assert queued.response is not None
+    return queued.response.webhook_id
+
+
+def redriven(queued: QueuedResponse) -> QueuedResponse:
+    """The same response back from the dead-letter queue: a new message of the delivery queue."""
+    return QueuedResponse(str(uuid.uuid4()), queued.conversation, queued.body, queued.response)
+
+
+FAILED = Answer(500, {})
+DELIVERED = Done(Result.DELIVERED)
+AFTER_FAILURE = Release("an earlier response failed")
+
+
+def fail_until_stopped(w: World, queued: QueuedResponse) -> None:
+    """Receive `queued` until its last attempt has failed and its conversation is stopped."""
+    assert queued.response is not None
+    w.receiver.answer(str(queued.response.payload["text"]), *[FAILED] * MAX_ATTEMPTS)
+    for _ in range(MAX_ATTEMPTS - 1):
+        (decision,) = w.run(queued)
+        assert isinstance(decision, Retry)
+    assert w.run(queued) == [StopConversation(HOLD_SECONDS, "receiver answered HTTP 500")]
+
+
+# ── delivered ──
+
+
+def test_a_response_is_posted_as_published_signed_so_a_receiver_verifies_it(w: World) -> None:
+    queued = said("hello")
+
+    assert w.run(queued) == [DELIVERED]
+
+    (post,) = w.receiver.posts
+    assert post.url == URL
+    assert post.body == queued.body, "byte for byte what the topic's consumers get"
+    assert post.headers["webhook-id"] == stuck_id(queued)
+    Webhook(w.client().webhook_secret).verify(post.body, post.headers)
+    assert w.state.attempts == Counter(), "a delivery writes no state"
+
+
+def test_a_batch_of_one_conversation_is_delivered_in_order_on_the_invocations_thread(w: World) -> None:
+    batch = [said(f"r{n}") for n in range(4)]
+
+    assert w.run(*batch) == [DELIVERED] * 4
+
+    assert w.receiver.texts() == ["r0", "r1", "r2", "r3"]
+    assert {post.thread for post in w.receiver.posts} == {threading.current_thread()}
+
+
+def test_a_batchs_conversations_are_posted_at_once_each_in_order() -> None:
+    w = world()
+    w.receiver.meeting = threading.Barrier(3, timeout=10)
+    batch = [said(f"{c}{n}", conversation=c) for n in range(2) for c in "xyz"]
+
+    assert w.run(*batch) == [DELIVERED] * 6
+
+    for conversation in "xyz":
+        assert [t for t in w.receiver.texts() if t[0] == conversation] == [f"{conversation}0", f"{conversation}1"]
+    assert threading.current_thread() not in {post.thread for post in w.receiver.posts}
+
+
+# ── the retry schedule ──
+
+
+def test_each_failed_attempt_waits_the_schedules_next_delay_and_its_last_repeats(w: World) -> None:
+    queued = said("flaky")
+    w.receiver.answer("flaky", *[FAILED] * (MAX_ATTEMPTS - 1))
+
+    waits = [w.run(queued)[0] for _ in range(MAX_ATTEMPTS - 1)]
+
+    assert waits == [Retry(5, "receiver answered HTTP 500"), Retry(300, "receiver answered HTTP 500")] + [
+        Retry(1800, "receiver answered HTTP 500")
+    ] * (MAX_ATTEMPTS - 3)
+    assert w.run(queued) == [DELIVERED]
+
+
+def test_what_waits_behind_a_failing_response_is_released_untried_and_keeps_all_its_attempts(w: World) -> None:
+    first, second = said("first"), said("second")
+    w.receiver.answer("first", FAILED, FAILED).answer("second", FAILED)
+
+    assert w.run(first, second) == [Retry(5, "receiver answered HTTP 500"), AFTER_FAILURE]
+    assert w.run(first, second) == [Retry(300, "receiver answered HTTP 500"), AFTER_FAILURE]
+    assert w.run(first, second) == [DELIVERED, Retry(5, "receiver answered HTTP 500")]
+
+    assert w.receiver.texts() == ["first", "first", "first", "second"], "only real POSTs are attempts"
+
+
+def test_an_unreachable_receiver_is_a_failed_attempt(w: World) -> None:
+    w.receiver.answer("r", PostFailed("unreachable (NewConnectionError)", timed_out=False))
+
+    assert w.run(said("r")) == [Retry(5, "receiver unreachable (NewConnectionError)")]
+
+
+def test_a_receiver_that_answers_no_2xx_in_time_is_a_failed_attempt(w: World) -> None:
+    w.receiver.answer("r", PostFailed("no answer in time", timed_out=True), Answer(302, {"location": "/x"}))
+    queued = said("r")
+
+    assert w.run(queued) == [Retry(5, "receiver no answer in time")]
+    assert w.run(queued) == [Retry(300, "receiver answered HTTP 302")], "a redirect is not followed"
+
+
+# ── Retry-After ──
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_in_seconds_is_waited_when_longer_than_the_schedule(w: World, status: int) -> None:
+    w.receiver.answer("r", Answer(status, {"retry-after": "120"}))
+
+    assert w.run(said("r")) == [Retry(120, f"receiver answered HTTP {status}")]
+
+
+def test_retry_after_as_an_http_date_is_waited_until(w: World) -> None:
+    w.receiver.answer("r", Answer(503, {"retry-after": email.utils.formatdate(w.clock.now + 90, usegmt=True)}))
+
+    assert w.run(said("r")) == [Retry(90, "receiver answered HTTP 503")]
+
+
+def test_a_retry_after_shorter_than_the_schedule_or_on_another_status_does_not_shorten_it(w: World) -> None:
+    w.receiver.answer("r", Answer(429, {"retry-after": "1"}), Answer(500, {"retry-after": "600"}))
+    queued = said("r")
+
+    assert w.run(queued) == [Retry(5, "receiver answered HTTP 429")]
+    assert w.run(queued) == [Retry(300, "receiver answered HTTP 500")]
+
+
+# ── 410 Gone ──
+
+
+def test_410_switches_the_response_url_off_and_nothing_more_is_posted_there(w: World) -> None:
+    w.receiver.answer("first", Answer(410, {}))
+
+    assert w.run(said("first"), said("second")) == [
+        Done(Result.GONE, "receiver answered 410 Gone"),
+        Done(Result.SKIPPED, "response URL switched off after 410 Gone"),
+    ]
+
+    assert w.client().response_url_off
+    assert w.receiver.texts() == ["first"]
+    assert w.state.attempts == Counter(), "not a failed attempt: nothing is retried"
+
+
+# ── not for a webhook ──
+
+
+@pytest.mark.parametrize(
+    ("client", "reason"),
+    [
+        (new_client("other"), "unknown client"),
+        (new_client(enabled=False), "client disabled"),
+        (new_client(response_url=None), "no response URL"),
+        (new_client(response_url_off=True), "response URL switched off after 410 Gone"),
+    ],
+)
+def test_a_response_not_for_a_webhook_is_skipped_and_says_why(client: Client, reason: str) -> None:
+    w = world(client)
+
+    assert w.run(said("r")) == [Done(Result.SKIPPED, reason)]
+    assert w.receiver.posts == []
+
+
+def test_a_message_that_is_not_a_response_is_dead_lettered_and_its_conversation_goes_on(w: World) -> None:
+    good = said("after it")
+    broken = QueuedResponse(str(uuid.uuid4()), good.conversation, '{"type": "text"}', None)
+
+    assert w.run(broken, good) == [DeadLetter("not a client response"), DELIVERED]
+    assert w.state.stops == {}
+
+
+# ── time running out ──
+
+
+def test_what_an_invocation_has_no_time_for_is_released_not_attempted() -> None:
+    w = world(takes=0.8)  # each POST takes 0.8 s of the invocation's 3 s
+    w.deadline = w.clock.now + WEBHOOK_TIMEOUT_SECONDS + ATTEMPT_RESERVE_SECONDS + 1.5
+    batch = [said(f"r{n}") for n in range(4)]
+
+    decisions = w.run(*batch)
+
+    out_of_time = Release("not enough time left in this invocation")
+    assert decisions == [DELIVERED, DELIVERED, out_of_time, out_of_time]
+    assert w.receiver.texts() == ["r0", "r1"], "nothing is begun that might not end in time"
+    assert all(decision.result is not Result.FAILED for decision in decisions), "not counted as failures"
+
+
+# ── a conversation stops at its undeliverable response ──
+
+
+def test_the_last_attempt_stops_the_conversation_and_holds_it_until_every_container_knows(w: World) -> None:
+    stuck = said("stuck")
+
+    fail_until_stopped(w, stuck)
+
+    assert w.state.stop_of("acme", "c") == Stop(stuck_id(stuck), dead_lettered=False)
+    assert w.client().stopped_conversations == 1, "counted on the client with the stop"
+    assert len(w.receiver.posts) == MAX_ATTEMPTS
+
+
+def test_the_stop_hold_is_a_setting_that_defaults_to_the_client_cache_time_and_a_margin() -> None:
+    unset = settings().model_dump(exclude={"delivery_stop_hold_seconds"})
+    assert DeliverySettings.model_validate(unset).delivery_stop_hold_seconds == 60 + 5
+    assert DeliverySettings.model_validate({**unset, "cache_ttl_seconds": 0.5}).delivery_stop_hold_seconds == 1 + 5
+    w = world(delivery_stop_hold_seconds=1, cache_ttl_seconds=0.5)
+    w.receiver.answer("stuck", *[FAILED] * MAX_ATTEMPTS)
+    stuck = said("stuck")
+
+    decisions = [w.run(stuck)[0] for _ in range(MAX_ATTEMPTS)]
+
+    assert decisions[-1] == StopConversation(1, "receiver answered HTTP 500")
+
+
+def test_a_hold_shorter_than_the_client_cache_time_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match=r"delivery_stop_hold_seconds \(30\) must be at least cache_ttl_seconds"):
+        settings(delivery_stop_hold_seconds=30, cache_ttl_seconds=60)
+
+
+def test_after_the_hold_the_stopped_conversation_goes_to_the_dead_letter_queue_whole_and_in_order(w: World) -> None:
+    stuck, later = said("stuck"), said("later")
+    fail_until_stopped(w, stuck)
+
+    assert w.run(stuck, later) == [DeadLetter(f"its conversation stopped at {stuck_id(stuck)}")] * 2
+    assert w.state.stop_of("acme", "c") == Stop(stuck_id(stuck), dead_lettered=True)
+
+    after = said("said after the stop")
+    assert w.run(after) == [DeadLetter(f"its conversation stopped at {stuck_id(stuck)}")]
+    assert w.receiver.texts() == ["stuck"] * MAX_ATTEMPTS, "nothing later is POSTed before it"
+
+
+def test_a_stop_holds_up_only_its_own_conversation(w: World) -> None:
+    stuck = said("stuck")
+    fail_until_stopped(w, stuck)
+
+    assert w.run(stuck, said("elsewhere", conversation="d")) == [
+        DeadLetter(f"its conversation stopped at {stuck_id(stuck)}"),
+        DELIVERED,
+    ]
+
+
+def test_a_redrive_resumes_the_conversation_with_a_fresh_schedule(w: World) -> None:
+    stuck, later = said("stuck"), said("later")
+    fail_until_stopped(w, stuck)
+    w.run(stuck, later)  # to the dead-letter queue
+    w.receiver.answer("stuck", FAILED)
+
+    assert w.run(redriven(stuck), redriven(later)) == [Retry(5, "receiver answered HTTP 500"), AFTER_FAILURE]
+    assert w.state.stops == {} and w.client().stopped_conversations == 0
+    assert w.run(redriven(stuck), redriven(later)) == [DELIVERED, DELIVERED]
+    assert w.receiver.texts()[-2:] == ["stuck", "later"]
+
+
+def test_when_the_dead_letter_queue_refuses_the_stop_is_not_taken_for_a_redrive_on_the_next_receive(
+    w: World,
+) -> None:
+    stuck = said("stuck")
+    fail_until_stopped(w, stuck)
+    w.applied.refuse = True
+
+    with pytest.raises(RuntimeError, match="dead-letter queue refused"):
+        w.run(stuck)
+    assert w.state.stop_of("acme", "c") == Stop(stuck_id(stuck), dead_lettered=False)
+    w.applied.refuse = False
+
+    assert w.run(stuck) == [DeadLetter(f"its conversation stopped at {stuck_id(stuck)}")], "not delivered"
+    assert len(w.receiver.posts) == MAX_ATTEMPTS
+
+
+# ── rotation ──
+
+
+def test_during_a_rotations_grace_each_delivery_carries_a_signature_for_either_secret_and_after_only_the_new() -> None:
+    old, new = signing.new_secret(), signing.new_secret()
+    grace_ends = datetime.now(UTC) + timedelta(hours=1)
+    w = world(new_client(webhook_secret=new, previous_webhook_secret=old, previous_secret_expires_at=grace_ends))
+
+    w.run(said("during"))
+    w.clock.now = (grace_ends + timedelta(seconds=1)).timestamp()
+    w.run(said("after"))
+
+    during, after = w.receiver.posts
+    assert len(during.headers["webhook-signature"].split(" ")) == 2, "one signature per valid secret"
+    for secret in (old, new):
+        Webhook(secret).verify(during.body, during.headers)
+    assert signed_with(new, after) and not signed_with(old, after)
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+
+
+def signed_with(secret: str, post: Post) -> bool:
+    """Whether the POST carries the signature standardwebhooks makes with `secret` (its `verify` would refuse the
+    timestamp: the test's clock is an hour on)."""
+    timestamp = datetime.fromtimestamp(int(post.headers["webhook-timestamp"]), UTC)
+    expected = Webhook(secret).sign(post.headers["webhook-id"], timestamp, post.body)
+    return expected in post.headers["webhook-signature"].split(" ")
