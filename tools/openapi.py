@@ -2,7 +2,7 @@
 
 Powertools can describe a route only when its validation middleware injects the body as a parameter, which
 would replace the relay's own body checks (size, depth, lone surrogates) and error answers; so the description
-is built here from the same pydantic models, refusal lists and `relay.api.STATUS` the handlers use, and a test
+is built here from the same pydantic models, refusal lists and `relay.edge.api.STATUS` the handlers use, and a test
 fails when the committed file drifts from them. Adding a route is one `Operation` in OPERATIONS.
 """
 
@@ -25,6 +25,7 @@ from relay.flows.polling import ReplyWait, ResponsesQuery
 from relay.models import (
     BotResponse,
     BotResponseReceipt,
+    ClientResponse,
     ErrorBody,
     InboundMessage,
     MessageReceipt,
@@ -52,7 +53,9 @@ class Operation:
     body_or: dict[str, Any] | None = None
     """Another body taken besides `body`'s model, as a JSON schema."""
     answer_or: type[BaseModel] | None = None
-    """Another answer besides `answer`'s model (depending on the query)."""
+    """Another answer besides `answer`'s model (depending on the query); tried first, as generated clients try
+    the variants of `anyOf` in order and `answer`'s model takes extra fields: so it must have required fields
+    that `answer` lacks."""
     client_token: bool = True
     """Authenticated with the client's bearer token; otherwise by what its path parameters say."""
     conversation_token: bool = False
@@ -236,11 +239,38 @@ HEADERS: dict[HTTPStatus, dict[str, Any]] = {
 }
 
 
+WEBHOOK = {
+    "post": {
+        "summary": "A bot response, POSTed to the client's response URL",
+        "description": "Each bot response in its own request, in the bot's order per conversation, signed as "
+        "Standard Webhooks do (verify the signature over the raw body before parsing it). Any 2xx takes it; "
+        "another answer is retried on the stack's schedule, 410 Gone switches the URL off. The same object is "
+        "each item of `responses` in polling and `?wait` answers, and the message on the responses topic.",
+        "operationId": "clientResponse",
+        "parameters": [
+            {"name": name, "in": "header", "required": True, "description": why, "schema": {"type": "string"}}
+            for name, why in (
+                ("webhook-id", "The same for every attempt and redrive of one response: deduplicate on it."),
+                ("webhook-timestamp", "Seconds since the epoch when signed: refuse one far from now."),
+                (
+                    "webhook-signature",
+                    "`v1,<base64 HMAC-SHA256>` per signing secret, space-separated (two while rotating).",
+                ),
+            )
+        ],
+        "requestBody": {"required": True, "content": {JSON: {"schema": {"$ref": REF.format(model="ClientResponse")}}}},
+        "responses": {"2XX": {"description": "Taken: not sent again."}},
+    }
+}
+"""What the relay POSTs to each client's response URL (the delivery function)."""
+
+
 def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
     used: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         *((op.body, "validation") for op in operations if op.body),
         *((op.answer, "serialization") for op in operations),
         *((op.answer_or, "serialization") for op in operations if op.answer_or),
+        (ClientResponse, "serialization"),
         (ErrorBody, "serialization"),
     ]
     refs, defs = models_json_schema(used, by_alias=True, ref_template=REF)
@@ -270,6 +300,7 @@ def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
             },
         ],
         "paths": paths,
+        "webhooks": {"clientResponse": WEBHOOK},
         "components": {
             "schemas": defs["$defs"],
             "securitySchemes": {
@@ -314,7 +345,7 @@ def _operation(op: Operation, schema: dict[tuple[Any, JsonSchemaMode], Any]) -> 
         }
     answer = schema[op.answer, "serialization"]
     if op.answer_or:
-        answer = {"anyOf": [answer, schema[op.answer_or, "serialization"]]}
+        answer = {"anyOf": [schema[op.answer_or, "serialization"], answer]}
     described["responses"] = {
         "200": {
             "description": " Or: ".join(_summary(model) for model in (op.answer, op.answer_or) if model),

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+import boto3
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from relay.adapters.publisher import ResponsePublisher
 from relay.edge.api import create_resolver, request_body
-from relay.edge.runtime import tracer
+from relay.edge.observability import logger, metrics, tracer
+from relay.edge.runtime import Secrets
 from relay.flows.bot_responses import REFUSALS, BotResponses
 from relay.settings import BotResponseSettings
+from relay.stores.conversations import ConversationStore
 
-logger = Logger()
-metrics = Metrics()
-
-bot_responses = BotResponses.from_settings(BotResponseSettings.from_environment())
+settings = BotResponseSettings.from_environment()
+secrets = Secrets(boto3.client("secretsmanager"))
+bot_responses = BotResponses(
+    ConversationStore(
+        boto3.client("dynamodb"), settings.conversations_table, cache_ttl_seconds=settings.cache_ttl_seconds
+    ),
+    ResponsePublisher(boto3.client("sns"), settings.responses_topic_arn),
+    secrets.of(settings.bot_response_secret),
+    settings.max_body_bytes,
+)
 app = create_resolver(*REFUSALS)
 
 

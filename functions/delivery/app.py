@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -13,15 +12,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from relay.adapters.delivery_queue import DeliveryQueue
 from relay.adapters.webhook import WebhookSender
 from relay.deliveries import Result
-from relay.edge.runtime import ClientOnFirstUse, conversation_ordered_processor, tracer
+from relay.edge.observability import logger, metrics, tracer
+from relay.edge.runtime import ClientOnFirstUse, conversation_ordered_processor
 from relay.flows.delivery import Delivery
 from relay.settings import DeliverySettings
 from relay.stores.clients import ClientStore
 from relay.stores.delivery_state import DeliveryState
 
 settings = DeliverySettings.from_environment()
-logger = Logger()
-metrics = Metrics()
 
 dynamodb = boto3.client("dynamodb")
 # Only failures and redrives need the queue's client: made then, not at every cold start.

@@ -5,26 +5,60 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+import boto3
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from relay.adapters.bot import BotClient
 from relay.edge.api import browser_cors, create_resolver, request_body
 from relay.edge.browser import module_response
-from relay.edge.runtime import tracer
+from relay.edge.observability import logger, metrics, tracer
+from relay.edge.runtime import Secrets
 from relay.flows.inbound import POLL_REFUSALS, REFUSALS, Inbound
-from relay.flows.tokens import TOKEN_REFUSALS, Tokens
+from relay.flows.polling import ResponsesReader
+from relay.flows.tokens import TOKEN_REFUSALS, Access, Tokens
 from relay.settings import InboundSettings
-
-logger = Logger()
-metrics = Metrics()
+from relay.stores.conversations import ConversationStore
+from relay.stores.responses_log import ResponsesLog
+from relay.watermarks import Watermarks
 
 settings = InboundSettings.from_environment()
-inbound = Inbound.from_settings(settings)
-tokens = Tokens(inbound.access, settings.stream_url, settings.max_body_bytes)
-cors = browser_cors(settings.browser_origins)
-app = create_resolver(*dict.fromkeys(REFUSALS + POLL_REFUSALS + TOKEN_REFUSALS), cors=cors)
+dynamodb = boto3.client("dynamodb")
+secrets = Secrets(boto3.client("secretsmanager"))
+conversations = ConversationStore(
+    dynamodb,
+    settings.conversations_table,
+    ttl_days=settings.conversation_ttl_days,
+    cache_ttl_seconds=settings.cache_ttl_seconds,
+)
+access = Access.of(
+    dynamodb,
+    settings.clients_table,
+    settings.cache_ttl_seconds,
+    secrets.of(settings.conversation_token_key_secret),
+)
+inbound = Inbound(
+    access,
+    conversations,
+    BotClient(
+        str(settings.bot_webhook_url),
+        token=secrets.of(settings.bot_token_secret),
+        timeout_seconds=settings.bot_timeout_seconds,
+    ),
+    DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb),
+    ResponsesReader(
+        ResponsesLog(dynamodb, settings.responses_table),
+        conversations,
+        Watermarks(secrets.of(settings.watermark_key_secret)),
+    ),
+    settings,
+)
+tokens = Tokens(access, settings.stream_url, settings.max_body_bytes)
+app = create_resolver(
+    *dict.fromkeys(REFUSALS + POLL_REFUSALS + TOKEN_REFUSALS), cors=browser_cors(settings.browser_origins)
+)
 
 
 @app.post("/messages")

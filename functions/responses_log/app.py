@@ -6,20 +6,18 @@ from functools import partial
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.nudges import StreamNudges
-from relay.edge.runtime import conversation_ordered_processor, tracer
+from relay.edge.observability import logger, metrics, tracer
+from relay.edge.runtime import conversation_ordered_processor
 from relay.flows.recording import record_from_queue
 from relay.settings import ResponsesLogSettings
 from relay.stores.responses_log import ResponsesLog
 
 settings = ResponsesLogSettings.from_environment()
-logger = Logger()
-metrics = Metrics()
 log = ResponsesLog(boto3.client("dynamodb"), settings.responses_table, settings.response_retention_days)
 stream = StreamNudges(boto3.client("sqs"), settings.stream_queue_url)
 # The log never records past a response it has not written: a failure holds up its conversation.

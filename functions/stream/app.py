@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.connections_api import ConnectionsApi
 from relay.adapters.nudges import StreamNudges
-from relay.edge.runtime import ClientOnFirstUse, Secrets, conversation_ordered_processor, tracer
+from relay.edge.observability import logger, metrics, tracer
+from relay.edge.runtime import ClientOnFirstUse, Secrets, conversation_ordered_processor
 from relay.flows.stream import Stream
 from relay.settings import StreamSettings
 from relay.stores.connections import ConnectionStore
@@ -20,8 +20,6 @@ from relay.stores.responses_log import ResponsesLog
 from relay.watermarks import Watermarks
 
 settings = StreamSettings.from_environment()
-logger = Logger()
-metrics = Metrics()
 
 dynamodb = boto3.client("dynamodb")
 secrets = Secrets(boto3.client("secretsmanager"))

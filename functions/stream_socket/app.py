@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.nudges import StreamNudges
 from relay.edge.api import socket_refusal
-from relay.edge.runtime import Secrets, tracer
+from relay.edge.observability import logger, metrics, tracer
+from relay.edge.runtime import Secrets
 from relay.flows.stream_socket import CONNECT_REFUSALS, StreamSocket
 from relay.flows.tokens import Access
 from relay.settings import StreamSocketSettings
@@ -19,8 +19,6 @@ from relay.stores.responses_log import ResponsesLog
 from relay.watermarks import Watermarks
 
 settings = StreamSocketSettings.from_environment()
-logger = Logger()
-metrics = Metrics()
 
 dynamodb = boto3.client("dynamodb")
 secrets = Secrets(boto3.client("secretsmanager"))

@@ -1,4 +1,5 @@
-"""The flows run without Lambda: built from their settings, called with a request's parts, raising domain errors."""
+"""The flows as their handlers compose them from their settings, called with a request's parts (no HTTP event),
+raising domain errors."""
 
 from __future__ import annotations
 
@@ -12,15 +13,10 @@ from harness import Relay, message
 from relay.errors import MessageIdReused, Unauthorized, UnknownConversation, WrongSecret
 from relay.flows.bot_responses import BotResponses
 from relay.flows.inbound import Inbound
-from relay.settings import BotResponseSettings, InboundSettings
-
-
-def settings_of(relay: Relay, function: str) -> dict[str, str]:
-    return {name.lower(): value for name, value in relay.stack.functions[function].environment.items()}
 
 
 def test_inbound_forwards_once_and_refuses_in_domain_words(relay: Relay) -> None:
-    inbound = Inbound.from_settings(InboundSettings(**settings_of(relay, "InboundFunction")))
+    inbound: Inbound = relay.inbound.module.inbound
     inbound.starting(LambdaContext("InboundFunction", 29))
     _, token = relay.add_client("acme")
     headers = {"authorization": f"Bearer {token}"}
@@ -36,7 +32,7 @@ def test_inbound_forwards_once_and_refuses_in_domain_words(relay: Relay) -> None
 
 
 def test_bot_responses_publish_known_conversations_only(relay: Relay) -> None:
-    bot_responses = BotResponses.from_settings(BotResponseSettings(**settings_of(relay, "BotResponseFunction")))
+    bot_responses: BotResponses = relay.bot_response.module.bot_responses
     _, token = relay.add_client("acme")
     relay.post_message(token, message(conversation="c-1"))
     response = {"type": "text", "payload": {"text": "hi"}, "botpressMessageId": str(uuid.uuid4())}

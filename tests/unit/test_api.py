@@ -37,3 +37,12 @@ def test_a_resolver_refuses_an_error_kind_without_a_status() -> None:
 
 def test_the_mapping_names_only_domain_errors() -> None:
     assert all(issubclass(kind, errors.RelayError) for kind in STATUS)
+
+
+def test_what_the_client_can_fix_is_a_4xx_and_what_the_operator_must_fix_is_not_a_retry() -> None:
+    refused = answer(errors.BotRefusedMessage("the bot refused the message"))
+    rejected = answer(errors.BotRejectedToken("the bot refused the relay's own credentials"))
+
+    assert refused.status_code == 422
+    assert rejected.status_code == 503
+    assert "Retry-After" not in (rejected.headers or {})

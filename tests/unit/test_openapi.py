@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import yaml
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from pydantic import BaseModel, Field
 
@@ -69,3 +70,30 @@ def test_a_query_model_becomes_described_query_parameters() -> None:
     assert limit["description"] == "At most this many."
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
     assert "400" in document["paths"]["/things"]["get"]["responses"]
+
+
+def test_a_generated_client_tells_a_wait_answer_from_a_receipt_by_the_variant_it_tries_first() -> None:
+    """Generated clients (openapi-python-client) try `anyOf`'s variants in order, and a receipt takes extra
+    fields: only a first variant that a plain receipt fails gets the replies parsed as typed responses."""
+    document = describe()
+    variants = document["paths"]["/messages"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    first, then = variants["anyOf"]
+    receipt = {"messageId": "m-1", "conversationId": "c-1", "status": "forwarded"}
+    response = {
+        "type": "text",
+        "payload": {"text": "hi"},
+        "conversationId": "c-1",
+        "botpressMessageId": "bp-1",
+        "clientId": "acme",
+        "userId": "alice",
+    }
+    replies = {**receipt, "responses": [response], "watermark": "w"}
+
+    def valid(value: object, variant: dict[str, str]) -> bool:
+        return Draft202012Validator({**variant, "components": document["components"]}).is_valid(value)
+
+    assert (valid(receipt, first), valid(replies, first), valid(receipt, then)) == (False, True, True)
+    assert not valid({**replies, "responses": [{"text": "not a response"}]}, first)
+    assert document["webhooks"]["clientResponse"]["post"]["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ClientResponse"
+    }

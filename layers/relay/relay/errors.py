@@ -1,4 +1,4 @@
-"""What can go wrong, in the relay's own words. Nothing here knows HTTP: relay.api maps each kind to a status."""
+"""What can go wrong, in the relay's own words. Nothing here knows HTTP: relay.edge.api maps each kind to a status."""
 
 from __future__ import annotations
 
@@ -55,8 +55,17 @@ class MessageIdReused(RelayError):
 
 
 class BotUnavailable(RelayError):
-    """The bot refused the message or could not be reached; the client may retry."""
+    """The bot could not be reached or failed for now (5xx, 408, 429); the client may retry."""
 
 
 class BotTimeout(BotUnavailable):
     """The bot did not answer within its timeout; it may have the message already."""
+
+
+class BotRefusedMessage(RelayError):
+    """The bot refused the message itself (400, 422): the same message would be refused again."""
+
+
+class BotRejectedToken(RelayError):
+    """The bot refused the relay's own credentials (401, 403): the operator's BotTokenSecret is wrong. No message
+    gets through until it is fixed; not the client's to fix."""

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, model_validator
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictStr,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+    with_config,
+)
 from pydantic.alias_generators import to_camel
 
 ID_MAX_LENGTH = 512
@@ -40,6 +51,13 @@ def scoped(client_id: str, id_: str) -> str:
     return f"{client_id}:{id_}"
 
 
+@with_config(ConfigDict(extra="allow"))
+class Payload(TypedDict):
+    """A message's payload: any object whose `text` is a string."""
+
+    text: StrictStr
+
+
 class InboundMessage(CamelModel):
     """A message from a client, as the Botpress Messaging API accepts it."""
 
@@ -48,9 +66,13 @@ class InboundMessage(CamelModel):
     conversation_id: Id
     type: MessageType
     text: Annotated[str, StringConstraints(min_length=1)]
-    payload: dict[str, Any] = Field(default_factory=dict, json_schema_extra={"type": ["object", "null"]})
+    payload: Annotated[
+        Payload,
+        WithJsonSchema({"type": ["object", "null"], "properties": {"text": {"type": "string"}}}),
+    ] = Field(default_factory=lambda: Payload(text=""))
     """Optional: as the Botpress integration's webhook does, an absent (or null) payload becomes `{"text": text}`
-    and a payload without `text` gets the text copied into it."""
+    and a payload without `text` gets the text copied into it. A `text` in it must be a string: the integration
+    refuses any other."""
 
     @model_validator(mode="before")
     @classmethod
@@ -108,11 +130,15 @@ class ForwardRecord(MessageReceipt):
         return MessageReceipt.model_validate(self.model_dump(exclude={"log_position"}))
 
 
+PublishedResponse = Annotated[dict[str, Any], WithJsonSchema({"$ref": "#/components/schemas/ClientResponse"})]
+"""A ClientResponse's JSON as published, parsed: carried as it is, described as the ClientResponse it is."""
+
+
 class ResponsesPage(CamelModel):
     """Responses of a conversation in the bot's order, each as a webhook delivery carries it, and the watermark
     to go on from (GET /conversations/{conversationId}/responses)."""
 
-    responses: list[dict[str, Any]]
+    responses: list[PublishedResponse]
     watermark: str
 
 

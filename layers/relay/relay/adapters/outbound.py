@@ -17,6 +17,7 @@ pool = urllib3.PoolManager(num_pools=50, maxsize=CONCURRENT_REQUESTS)
 class Answer(NamedTuple):
     status: int
     headers: dict[str, str]
+    body: bytes = b""
 
 
 class PostFailed(Exception):
@@ -49,7 +50,7 @@ def exchange(url: str, body: str, headers: dict[str, str], timeout_seconds: floa
         raise _failure(error.reason or error) from error
     except HTTPError as error:
         raise _failure(error) from error
-    return Answer(response.status, {name.lower(): value for name, value in response.headers.items()})
+    return Answer(response.status, {name.lower(): value for name, value in response.headers.items()}, response.data)
 
 
 def _failure(error: Exception) -> PostFailed:

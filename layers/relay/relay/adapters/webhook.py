@@ -48,7 +48,7 @@ class WebhookSender:
         """
         headers = signing.headers(signing_secrets, webhook_id, int(self._clock()), body)
         try:
-            status, answer_headers = self._exchange(url, body, headers, self._timeout)
+            status, answer_headers, _ = self._exchange(url, body, headers, self._timeout)
         except outbound.PostFailed as failure:
             raise DeliveryFailed(f"receiver {failure}") from failure
         if status == 410:

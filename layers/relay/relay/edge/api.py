@@ -5,16 +5,14 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import ValidationError
 
 from relay import errors
+from relay.edge.observability import logger
 from relay.errors import RelayError
 from relay.models import ErrorBody, FieldError
-
-logger = Logger()  # the function's own logger: the same service, handler and keys
 
 STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
@@ -27,6 +25,9 @@ STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.MessageIdReused: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.BotTimeout: HTTPStatus.GATEWAY_TIMEOUT,
     errors.BotUnavailable: HTTPStatus.BAD_GATEWAY,
+    errors.BotRefusedMessage: HTTPStatus.UNPROCESSABLE_ENTITY,
+    # Neither 502 (retry now) nor 500 (a crash): the relay cannot serve anyone until its operator acts.
+    errors.BotRejectedToken: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 """Every error kind the API can answer with, and its status. A kind not here is a bug: it answers 500."""
 
@@ -102,7 +103,7 @@ def create_resolver(*refusals: type[RelayError], cors: CORSConfig | None = None)
     and unknown routes with a JSON body saying what is wrong; with `cors`, the preflights of its routes too."""
     unknown = [kind.__name__ for kind in refusals if not any(k in STATUS for k in kind.__mro__)]
     if unknown:
-        raise ValueError(f"no HTTP status for {', '.join(unknown)}: add it to relay.api.STATUS")
+        raise ValueError(f"no HTTP status for {', '.join(unknown)}: add it to relay.edge.api.STATUS")
     app = APIGatewayHttpResolver(cors=cors)
     app.exception_handler(list(refusals))(answer)
     app.exception_handler(ValidationError)(invalid_body)

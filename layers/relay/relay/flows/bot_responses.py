@@ -5,24 +5,18 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from relay.adapters.publisher import ResponsePublisher, is_install_probe
 from relay.edge.bodies import parse_json
+from relay.edge.observability import logger, metrics
 from relay.errors import InvalidRequest, RelayError, TooLarge, UnknownConversation, WrongSecret
 from relay.models import BotResponse, BotResponseReceipt, ClientResponse
-from relay.settings import BotResponseSettings
 from relay.stores.conversations import ConversationStore
 
 REFUSALS: tuple[type[RelayError], ...] = (WrongSecret, InvalidRequest, TooLarge, UnknownConversation)
 """What POST /bot/responses/{secret} can refuse a request with: its handler answers these, openapi.yaml describes
 them."""
-
-logger = Logger()  # the function's own logger: the same service, handler and keys
-metrics = Metrics()
 
 
 class BotResponses:
@@ -37,18 +31,6 @@ class BotResponses:
         self._publisher = publisher
         self._path_secret = path_secret
         self._max_body_bytes = max_body_bytes
-
-    @classmethod
-    def from_settings(cls, settings: BotResponseSettings) -> BotResponses:
-        secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
-        return cls(
-            ConversationStore(
-                boto3.client("dynamodb"), settings.conversations_table, cache_ttl_seconds=settings.cache_ttl_seconds
-            ),
-            ResponsePublisher(boto3.client("sns"), settings.responses_topic_arn),
-            lambda: str(secrets.get(settings.bot_response_secret, max_age=300)),
-            settings.max_body_bytes,
-        )
 
     def receive(self, secret: str, body: str) -> BotResponseReceipt:
         """One bot message: published in its conversation's message group, or `ok` for the install probe."""

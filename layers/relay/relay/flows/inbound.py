@@ -6,27 +6,27 @@ Both take a client token or a conversation token (relay.flows.tokens.Access)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 from urllib.parse import unquote
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
-from aws_lambda_powertools.utilities.idempotency import idempotent_function as once_per_key
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.bot import BotClient
 from relay.edge.bodies import parse_json
+from relay.edge.observability import logger, metrics
 from relay.errors import (
+    BotRefusedMessage,
+    BotRejectedToken,
     BotUnavailable,
     Forbidden,
     InvalidRequest,
@@ -42,11 +42,6 @@ from relay.flows.tokens import Access
 from relay.models import ClientMessage, ForwardRecord, InboundMessage, MessageReceipt, RepliesReceipt, ResponsesPage
 from relay.settings import InboundSettings
 from relay.stores.conversations import ConversationStore
-from relay.stores.responses_log import ResponsesLog
-from relay.watermarks import Watermarks
-
-logger = Logger()  # the function's own logger: the same service, handler and keys
-metrics = Metrics()
 
 REFUSALS: tuple[type[RelayError], ...] = (
     Unauthorized,
@@ -55,6 +50,8 @@ REFUSALS: tuple[type[RelayError], ...] = (
     TooLarge,
     MessageInProgress,
     MessageIdReused,
+    BotRefusedMessage,
+    BotRejectedToken,
     BotUnavailable,
 )
 """What POST /messages can refuse a request with: its handler answers these, openapi.yaml describes them."""
@@ -88,15 +85,18 @@ class Inbound:
         access: Access,
         conversations: ConversationStore,
         bot: BotClient,
-        repeats: DynamoDBPersistenceLayer,
+        repeats: BasePersistenceLayer,
         reader: ResponsesReader,
         settings: InboundSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.access = access
+        self._access = access
         self._conversations = conversations
         self._bot = bot
         self._reader = reader
         self._settings = settings
+        self._clock = clock
         self._context: LambdaContext | None = None
         self._once = IdempotencyConfig(
             event_key_jmespath="[client_id, message.message_id]",
@@ -104,45 +104,13 @@ class Inbound:
             expires_after_seconds=settings.idempotency_ttl_seconds,
             response_hook=_answer_repeat,
         )
-        self._forward_once = once_per_key(
+        self._forward_once = idempotent_function(
             self._forward,
             data_keyword_argument="inbound",
             config=self._once,
             persistence_store=repeats,
             output_serializer=PydanticSerializer(model=ForwardRecord),
             key_prefix="forward",
-        )
-
-    @classmethod
-    def from_settings(cls, settings: InboundSettings) -> Inbound:
-        dynamodb = boto3.client("dynamodb")
-        secrets = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
-        conversations = ConversationStore(
-            dynamodb,
-            settings.conversations_table,
-            ttl_days=settings.conversation_ttl_days,
-            cache_ttl_seconds=settings.cache_ttl_seconds,
-        )
-        return cls(
-            Access.of(
-                dynamodb,
-                settings.clients_table,
-                settings.cache_ttl_seconds,
-                lambda: str(secrets.get(settings.conversation_token_key_secret, max_age=300)),
-            ),
-            conversations,
-            BotClient(
-                str(settings.bot_webhook_url),
-                token=lambda: str(secrets.get(settings.bot_token_secret, max_age=300)),
-                timeout_seconds=settings.bot_timeout_seconds,
-            ),
-            DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb),
-            ResponsesReader(
-                ResponsesLog(dynamodb, settings.responses_table),
-                conversations,
-                Watermarks(lambda: str(secrets.get(settings.watermark_key_secret, max_age=300))),
-            ),
-            settings,
         )
 
     def starting(self, context: LambdaContext) -> None:
@@ -160,8 +128,8 @@ class Inbound:
         With `?wait`, the answer also carries the responses recorded since the forward (since the first copy's
         forward for a repeat), once the bot has been quiet a moment or `wait` seconds after the request came.
         """
-        arrived = time.monotonic()
-        client = self.access.caller(headers)
+        arrived = self._clock()
+        client = self._access.caller(headers)
         logger.append_keys(client_id=client.client_id)
         wait = parse_query(ReplyWait, parameters).wait
         message = InboundMessage.model_validate(parse_json(body, self._settings.max_body_bytes))
@@ -194,18 +162,18 @@ class Inbound:
         `path_segment` is the conversation id as the path carries it, percent-encoded.
         """
         conversation_id = unquote(path_segment)
-        client = self.access.caller(headers)
+        client = self._access.caller(headers)
         client.may_read(conversation_id)
         logger.append_keys(client_id=client.client_id, conversation_id=conversation_id)
         query = parse_query(ResponsesQuery, parameters)
-        return self._reader.read(client.client_id, conversation_id, query, self._until(time.monotonic() + query.wait))
+        return self._reader.read(client.client_id, conversation_id, query, self._until(self._clock() + query.wait))
 
     def _until(self, end: float) -> float:
         """`end` (a monotonic time), or earlier if the invocation would run out of time before it."""
         if self._context is None:
             return end
         left = self._context.get_remaining_time_in_millis() / 1000 - ANSWER_MARGIN_SECONDS
-        return min(end, time.monotonic() + left)
+        return min(end, self._clock() + left)
 
     def _forward(self, inbound: ClientMessage, wait: bool = False) -> ForwardRecord:
         """Runs once per (client, messageId); a failure releases the messageId so the client can retry.
@@ -217,6 +185,15 @@ class Inbound:
         position = self._reader.position(inbound.client_id, message.conversation_id) if wait else None
         try:
             self._bot.forward(inbound.for_bot())
+        except BotRejectedToken as error:
+            # The operator's to fix (BotTokenSecret): its own metric, alarmed on.
+            metrics.add_metric(name="BotRejectedToken", unit=MetricUnit.Count, value=1)
+            logger.error("bot refused the relay's token", extra={"reason": error.message})
+            raise
+        except BotRefusedMessage as error:
+            metrics.add_metric(name="BotRefusedMessage", unit=MetricUnit.Count, value=1)
+            logger.info("bot refused the message", extra={"reason": error.message})
+            raise
         except BotUnavailable as error:
             metrics.add_metric(name="ForwardFailed", unit=MetricUnit.Count, value=1)
             logger.warning("bot did not take the message", extra={"reason": error.message})

@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Annotated
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from relay.edge.observability import logger, metrics
 from relay.errors import InvalidRequest, UnknownConversation
 from relay.models import ResponsesPage, scoped
 from relay.stores.conversations import ConversationStore
@@ -25,9 +25,6 @@ QUIET_SECONDS = 1.0
 """The bot never says its turn is over: POST ?wait answers once the bot has been quiet this long after a response."""
 LONG_POLL_MAX_SECONDS = 20
 REPLY_WAIT_MAX_SECONDS = 25
-
-logger = Logger()  # the function's own logger: the same service, handler and keys
-metrics = Metrics()
 
 
 class ResponsesQuery(BaseModel):
@@ -83,12 +80,15 @@ class ResponsesReader:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` measures waits; `now` is the wall clock the log stamps `recorded_at` with."""
         self._log = log
         self._conversations = conversations
         self._watermarks = watermarks
         self._clock = clock
         self._sleep = sleep
+        self._now = now
 
     def read(self, client_id: str, conversation_id: str, query: ResponsesQuery, until: float) -> ResponsesPage:
         """The responses after `query.after`; with `wait`, held until one is recorded or `until` (a clock time)."""
@@ -131,7 +131,7 @@ class ResponsesReader:
             used_bytes += sum(len(entry.body.encode()) for entry in kept)
             after = collected[-1].position if collected else position
             left = until - self._clock()
-            quiet_left = collected[-1].recorded_at + QUIET_SECONDS - time.time() if collected else left
+            quiet_left = collected[-1].recorded_at + QUIET_SECONDS - self._now() if collected else left
             full = len(kept) < len(found) or len(collected) >= PAGE_MAX_RESPONSES
             if full or quiet_left <= 0 or left <= 0:
                 break

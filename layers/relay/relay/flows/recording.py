@@ -3,17 +3,14 @@ a nudge to the stream, whose frames come from the log (relay.flows.stream)."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
+from relay.edge.observability import logger, metrics
 from relay.flows.stream import Nudges
 from relay.models import ClientResponse
 from relay.stores.responses_log import ResponsesLog
-
-logger = Logger()  # the function's own logger: the same service, handler and keys
-metrics = Metrics()
 
 
 def record_from_queue(log: ResponsesLog, stream: Nudges, record: SQSRecord) -> None:

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from relay.adapters.connections_api import FRAME_MAX_BYTES, ConnectionGone
+from relay.edge.observability import logger, metrics
 from relay.models import ClientResponse, StreamNudge
 from relay.stores.connections import Connection
 from relay.stores.responses_log import PAGE_MAX_RESPONSES, Recorded
@@ -39,9 +39,6 @@ QUERY_MAX_BYTES = 1024 * 1024
 ITEM_MAX_BYTES = 400 * 1024
 """DynamoDB ends a query at 1 MB of items of at most 400 KB: a page that may have stopped there is followed by
 another query."""
-
-logger = Logger()  # the function's own logger: the same service, handler and keys
-metrics = Metrics()
 
 
 class Log(Protocol):

@@ -7,17 +7,14 @@ import json
 import time
 from collections.abc import Callable, Mapping
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from relay.edge.observability import logger, metrics
 from relay.errors import Forbidden, InvalidRequest, RelayError, Unauthorized
 from relay.flows.stream import Connections, Log, Nudges
 from relay.flows.tokens import Access
 from relay.stores.connections import Connection
 from relay.watermarks import InvalidWatermark, Watermarks
-
-logger = Logger()  # the function's own logger: the same service, handler and keys
-metrics = Metrics()
 
 CONNECT_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest)
 """What $connect refuses a connection with (no upgrade)."""

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import unquote, urlencode
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ConfigDict, ValidationError
 
@@ -27,12 +26,10 @@ from relay.conversation_tokens import (
     is_conversation_token,
 )
 from relay.edge.bodies import parse_json
+from relay.edge.observability import logger, metrics
 from relay.errors import Forbidden, InvalidRequest, RelayError, TooLarge, Unauthorized
 from relay.models import ID_MAX_LENGTH, CamelModel, Id, InboundMessage
 from relay.stores.clients import ClientStore, Credentials, bearer_token
-
-logger = Logger()  # the function's own logger: the same service, handler and keys
-metrics = Metrics()
 
 TOKEN_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, TooLarge)
 """What the two token routes can refuse a request with."""

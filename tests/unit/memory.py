@@ -1,0 +1,194 @@
+"""In-memory stores, a bot and a publisher for the flows' unit tests, and a clock that time only moves on when
+a flow sleeps: no moto, no network, no waiting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import STATUS_CONSTANTS, BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
+from relay.errors import RelayError, Unauthorized
+from relay.models import ClientResponse, Conversation, InboundMessage, scoped
+from relay.stores.clients import Credentials, hash_token
+from relay.stores.responses_log import Recorded
+
+EPOCH = 1_800_000_000.0
+"""The wall clock when the monotonic clock reads 0."""
+
+
+@dataclass
+class Clock:
+    """Monotonic and wall time that move only when a flow sleeps; what is scheduled happens on the way."""
+
+    now: float = 0.0
+    _events: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return EPOCH + self.now
+
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        self._events.append((when, len(self._events), action))
+        self._events.sort(key=lambda event: event[:2])
+
+    def sleep(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self._events and self._events[0][0] <= end:
+            when, _, action = self._events.pop(0)
+            self.now = max(self.now, when)
+            action()
+        self.now = end
+
+
+class Context:
+    """A Lambda context whose remaining time runs on the clock."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self._clock = clock
+        self._end = clock.now + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._end - self._clock.now) * 1000)
+
+
+class MemoryLog:
+    """The responses log: positions per conversation, stamped by the wall clock when recorded."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.entries: dict[str, list[Recorded]] = {}
+
+    def record(self, position: int, response: ClientResponse, body: str, recorded_at: float | None = None) -> bool:
+        entries = self.entries.setdefault(scoped(response.client_id, response.conversation_id), [])
+        if any(entry.position == position for entry in entries):
+            return False
+        stamp = self._clock.wall() if recorded_at is None else recorded_at
+        entries.append(Recorded(position, stamp, body))
+        entries.sort(key=lambda entry: entry.position)
+        return True
+
+    def after(self, client_id: str, conversation_id: str, position: int, limit: int) -> list[Recorded]:
+        entries = self.entries.get(scoped(client_id, conversation_id), [])
+        return [entry for entry in entries if entry.position > position][:limit]
+
+    def last_position(self, client_id: str, conversation_id: str) -> int:
+        entries = self.entries.get(scoped(client_id, conversation_id), [])
+        return entries[-1].position if entries else 0
+
+
+class MemoryConversations:
+    def __init__(self) -> None:
+        self.recorded: dict[str, Conversation] = {}
+
+    def record(self, conversation: Conversation) -> None:
+        self.recorded[conversation.bot_conversation_id] = conversation
+
+    def find(self, bot_conversation_id: str) -> Conversation | None:
+        return self.recorded.get(bot_conversation_id)
+
+
+class MemoryClients:
+    """Clients by token: `acme.token` is acme's."""
+
+    def __init__(self, *client_ids: str) -> None:
+        self._by_token = {f"{client_id}.token": client_id for client_id in client_ids}
+
+    def authenticate(self, token: str) -> Credentials:
+        if token not in self._by_token:
+            raise Unauthorized("invalid client token")
+        return Credentials(client_id=self._by_token[token], token_hash=hash_token(token))
+
+    def enabled(self, client_id: str) -> Credentials:
+        if client_id not in self._by_token.values():
+            raise Unauthorized("invalid conversation token: its client no longer exists")
+        return Credentials(client_id=client_id, token_hash=hash_token(f"{client_id}.token"))
+
+
+class MemoryRepeats(BasePersistenceLayer):
+    """The idempotency table, with DynamoDB's conditions: a record is taken unless it is expired, or an
+    in-progress mark whose time ran out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, DataRecord] = {}
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        try:
+            return self.records[idempotency_key]
+        except KeyError:
+            raise IdempotencyItemNotFoundError from None
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        old = self.records.get(data_record.idempotency_key)
+        now_ms = time.time() * 1000
+        ran_out = old is not None and (old.in_progress_expiry_timestamp or now_ms) < now_ms
+        if old is not None and not old.is_expired and not ran_out:
+            self._validate_payload(data_payload=data_record, stored_data_record=old)
+            raise IdempotencyItemAlreadyExistsError(old_data_record=old)
+        self.records[data_record.idempotency_key] = data_record
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        self.records[data_record.idempotency_key] = data_record
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        self.records.pop(data_record.idempotency_key, None)
+
+    def in_progress(self) -> int:
+        return sum(record.status == STATUS_CONSTANTS["INPROGRESS"] for record in self.records.values())
+
+
+class MemoryBot:
+    """The bot as BotClient shows it to the flow: it takes each message, or raises what it is told to."""
+
+    def __init__(self) -> None:
+        self.forwarded: list[InboundMessage] = []
+        self.refusals: list[RelayError] = []
+
+    def forward(self, message: InboundMessage) -> None:
+        if self.refusals:
+            raise self.refusals.pop(0)
+        self.forwarded.append(message)
+
+
+class MemoryPublisher:
+    def __init__(self) -> None:
+        self.published: list[ClientResponse] = []
+
+    def publish(self, response: ClientResponse) -> None:
+        self.published.append(response)
+
+
+def client_response(conversation: str, text: str, client_id: str = "acme", **fields: Any) -> ClientResponse:
+    return ClientResponse(
+        type="text",
+        payload={"text": text},
+        conversation_id=conversation,
+        botpress_message_id=f"bp-{conversation}-{text[:50]}",
+        client_id=client_id,
+        user_id="alice",
+        **fields,
+    )
+
+
+def texts(page: Any) -> list[str]:
+    return [response["payload"]["text"] for response in page.responses]
+
+
+class MemoryNudges:
+    """The stream queue: each nudge's (client, conversation, deduplication id)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    def send(self, client_id: str, conversation_id: str, deduplication_id: str) -> None:
+        self.sent.append((client_id, conversation_id, deduplication_id))
