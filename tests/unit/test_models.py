@@ -1,0 +1,105 @@
+"""A message body's fields, as POST /messages checks them: every field that is missing or wrong is named in a
+422 (moved from the integration tests of POST /messages; one of each refusal still goes through the handler)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from harness import message
+from relay.edge.api import invalid_body
+from relay.models import InboundMessage
+
+REQUIRED = ["userId", "messageId", "conversationId", "type", "text"]
+
+
+def refusal(body: Any) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body POST /messages answers the (parsed) body with."""
+    with pytest.raises(ValidationError) as refused:
+        InboundMessage.model_validate(body)
+    response = invalid_body(refused.value)
+    return response.status_code, json.loads(str(response.body))
+
+
+def assert_named(body: Any, field: str) -> list[str]:
+    """A 422 whose errors and message name `field`; the fields its errors name."""
+    status, said = refusal(body)
+    fields = [problem["field"] for problem in said["errors"]]
+    assert status == 422
+    assert field in fields, said
+    assert field in said["message"], said
+    return fields
+
+
+@pytest.mark.parametrize("body", [[message()], "hello", 42, None], ids=["array", "string", "number", "null"])
+def test_a_body_that_is_not_an_object_is_refused_with_422(body: Any) -> None:
+    status, said = refusal(body)
+
+    assert status == 422
+    assert said["errors"] and said["message"]
+
+
+@pytest.mark.parametrize("field", REQUIRED)
+def test_each_missing_field_is_named(field: str) -> None:
+    body = message()
+    del body[field]
+
+    assert assert_named(body, field) == [field]
+
+
+def test_every_missing_field_is_named_at_once() -> None:
+    status, said = refusal({})
+
+    assert status == 422
+    assert sorted(problem["field"] for problem in said["errors"]) == sorted(REQUIRED)
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\t\n"], ids=["empty", "spaces", "tab-newline"])
+@pytest.mark.parametrize("field", ["userId", "messageId", "conversationId", "type"])
+def test_blank_ids_are_refused(field: str, value: str) -> None:
+    assert_named(message(**{field: value}), field)
+
+
+def test_an_empty_text_is_refused() -> None:
+    assert_named(message(text=""), "text")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        pytest.param("payload", "hello", id="payload-string"),
+        pytest.param("payload", [1, 2], id="payload-array"),
+        pytest.param("payload", 7, id="payload-number"),
+        pytest.param("text", 5, id="text-number"),
+        pytest.param("text", {"a": 1}, id="text-object"),
+        pytest.param("userId", 12345, id="userId-number"),
+        pytest.param("messageId", ["m-1"], id="messageId-array"),
+        pytest.param("conversationId", True, id="conversationId-bool"),
+        pytest.param("type", None, id="type-null"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_named(field: str, value: Any) -> None:
+    assert assert_named(message(**{field: value}), field) == [field]
+
+
+@pytest.mark.parametrize(
+    ("payload", "forwarded"),
+    [
+        ("absent", {"text": "hello"}),
+        (None, {"text": "hello"}),
+        ({"choice": "b"}, {"choice": "b", "text": "hello"}),
+        ({"text": "kept", "url": "u"}, {"text": "kept", "url": "u"}),
+    ],
+    ids=["absent", "null", "without-text", "with-text"],
+)
+def test_the_payload_is_what_the_integration_would_send_the_bot(payload: Any, forwarded: dict[str, Any]) -> None:
+    body = message(text="hello")
+    if payload == "absent":
+        del body["payload"]
+    else:
+        body["payload"] = payload
+
+    assert InboundMessage.model_validate(body).model_dump(by_alias=True)["payload"] == forwarded
