@@ -44,7 +44,14 @@ def test_the_banner_curl_goes_round_the_built_in_bot_and_receiver_and_ctrl_c_sto
         stack.wait_for_output(r"inbound +INFO +forwarded to the bot .*conversation_id=conversation-1")
         stack.wait_for_output(r"bot-response +INFO +published to the responses topic .*conversation_id=conversation-1")
         stack.wait_for_output(r"delivery +INFO +delivered .*conversation_id=conversation-1")
-        # The banner's relay-clients command reaches this stack's clients table (a shell without PORT set).
+        stack.interrupt(signal.SIGINT)  # Ctrl-C: the terminal signals make and everything it started
+        assert stack.leftovers() == []
+        assert "Traceback" not in stack.output
+
+
+def test_the_banner_relay_clients_command_reaches_the_stacks_clients_table() -> None:
+    with StackProcess.start(environment(), ["make", "--no-print-directory", "dev"]) as stack:
+        # Run as printed, from a shell without PORT set.
         listed = subprocess.run(
             ["bash", "-c", relay_clients_command(stack.output)],
             cwd=ROOT,
@@ -54,10 +61,8 @@ def test_the_banner_curl_goes_round_the_built_in_bot_and_receiver_and_ctrl_c_sto
             check=True,
         )
         assert re.search(r"^demo +demo client \(make dev\) +yes +http://127\.0\.0\.1:", listed.stdout, re.MULTILINE)
-
-        stack.interrupt(signal.SIGINT)  # Ctrl-C: the terminal signals make and everything it started
+        stack.interrupt(signal.SIGTERM, group=False)
         assert stack.leftovers() == []
-        assert "Traceback" not in stack.output
 
 
 @pytest.mark.parametrize("target", ["make", "stack"])
