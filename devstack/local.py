@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import faulthandler
 import json
 import os
 import shlex
@@ -311,6 +312,7 @@ def main() -> int:
         print("make dev: cannot start:", *problems(error), sep="\n  ", file=sys.stderr)
         return 2
     stack = LocalStack(settings)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 <pid>`: where each thread is
     # SIGTERM and SIGHUP (a closed terminal) stop the stack as Ctrl-C does; one handed down ignored
     # (nohup, a background job of a script) stays ignored.
     for signum in _STOP_SIGNALS:

@@ -95,7 +95,25 @@ class StackProcess:
             os.killpg(self.process.pid, signum)
         else:
             self.process.send_signal(signum)
-        return self.process.wait(30)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self._show_why_it_is_still_running()
+            raise
+
+    def _show_why_it_is_still_running(self) -> None:
+        """The stack's signal dispositions and each of its threads' stack (it dumps them on SIGUSR1), in its output."""
+        found = subprocess.run(
+            ["pgrep", "-s", str(self.process.pid), "-f", "python.* -m devstack$"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for pid in found.stdout.split():
+            status = Path(f"/proc/{pid}/status").read_text()
+            self.lines.extend(line for line in status.splitlines() if line.startswith(("State", "Sig")))
+            os.kill(int(pid), signal.SIGUSR1)
+        time.sleep(2)
 
     def leftovers(self, timeout: float = 10.0) -> list[str]:
         """The processes of the stack's session (everything it started) still running after `timeout`."""
