@@ -36,6 +36,14 @@ def get_json(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]
     return response.status, response.json()
 
 
+def _as_a_terminal_starts_it() -> None:
+    """Ctrl-C and Ctrl-\\ as a terminal's shell leaves them, whoever started the tests: a run started in the
+    background of a script (as CI may be) hands down SIGINT and SIGQUIT ignored, and the stack keeps an ignored
+    SIGINT ignored, as a command started with nohup or `&` should."""
+    for signum in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 class StackProcess:
     """The stack's process group, its output as it comes, and the URLs its banner printed."""
 
@@ -56,6 +64,7 @@ class StackProcess:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,  # its own process group, as a terminal gives a command
+            preexec_fn=_as_a_terminal_starts_it,
         )
         running = cls(process)
         try:
