@@ -11,7 +11,7 @@ from moto import mock_aws
 from pytest_httpserver import HTTPServer
 
 from devstack import template
-from harness import Relay, local_server
+from harness import Relay, fresh, local_server
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -39,16 +39,28 @@ def aws() -> Iterator[boto3.Session]:
         yield boto3.Session(region_name="us-east-1")
 
 
+# One server each for the session, emptied around every test: stopping a server waits for its poll loop
+# (up to half a second), which was a large part of an integration test's set-up.
+@pytest.fixture(scope="session")
+def bot_server() -> Iterator[HTTPServer]:
+    yield from local_server()
+
+
+@pytest.fixture(scope="session")
+def receiver_server() -> Iterator[HTTPServer]:
+    yield from local_server()
+
+
 @pytest.fixture
-def bot() -> Iterator[HTTPServer]:
+def bot(bot_server: HTTPServer) -> Iterator[HTTPServer]:
     """The bot: a real HTTP server that takes messages as the Messaging API integration does."""
-    yield from local_server()
+    yield from fresh(bot_server)
 
 
 @pytest.fixture
-def receiver() -> Iterator[HTTPServer]:
+def receiver(receiver_server: HTTPServer) -> Iterator[HTTPServer]:
     """A client's webhook receiver."""
-    yield from local_server()
+    yield from fresh(receiver_server)
 
 
 @pytest.fixture

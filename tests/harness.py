@@ -35,6 +35,13 @@ def local_server(*, threaded: bool = False) -> Iterator[HTTPServer]:
         server.stop()
 
 
+def fresh(server: HTTPServer) -> Iterator[HTTPServer]:
+    """A long-lived server as a new one for one test: no handlers, nothing logged, before and after it."""
+    server.clear()
+    yield server
+    server.clear()
+
+
 @dataclass
 class Attempt:
     at: float
