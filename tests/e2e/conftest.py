@@ -43,8 +43,9 @@ def stack(bot: Bot, receiver: Receiver) -> Iterator[StackProcess]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test`), the e2e tests share one worker, so one local stack serves them all."""
+    """Under pytest-xdist (`make test`), the tests of the shared local stack run on one worker, so one stack serves
+    them all; those that start a stack of their own go to any worker."""
     here = os.path.dirname(__file__)
     for item in items:
-        if str(item.path).startswith(here):
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+        if str(item.path).startswith(here) and "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("e2e-stack"))

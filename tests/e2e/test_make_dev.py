@@ -34,7 +34,7 @@ def relay_clients_command(banner: str) -> str:
     return banner.split("Manage its clients", 1)[1].split("\n\n", 2)[1].strip()
 
 
-def test_the_banner_curl_goes_round_the_built_in_bot_and_receiver_and_ctrl_c_stops_everything() -> None:
+def test_the_banners_commands_work_as_printed_and_ctrl_c_stops_everything() -> None:
     with StackProcess.start(environment(), ["make", "--no-print-directory", "dev"]) as stack:
         answer = subprocess.run(["bash", "-c", curl_command(stack.output)], capture_output=True, text=True, check=True)
 
@@ -44,15 +44,7 @@ def test_the_banner_curl_goes_round_the_built_in_bot_and_receiver_and_ctrl_c_sto
         stack.wait_for_output(r"inbound +INFO +forwarded to the bot .*conversation_id=conversation-1")
         stack.wait_for_output(r"bot-response +INFO +published to the responses topic .*conversation_id=conversation-1")
         stack.wait_for_output(r"delivery +INFO +delivered .*conversation_id=conversation-1")
-        # Ctrl-C in the terminal: the whole group, make and the stack, is told (make waits for the stack to go).
-        stack.interrupt(signal.SIGINT)
-        assert stack.leftovers() == []
-        assert "Traceback" not in stack.output
-
-
-def test_the_banner_relay_clients_command_reaches_the_stacks_clients_table() -> None:
-    with StackProcess.start(environment(), ["make", "--no-print-directory", "dev"]) as stack:
-        # Run as printed, from a shell without PORT set.
+        # The relay-clients command, run as printed from a shell without PORT set, reaches the stack's clients table.
         listed = subprocess.run(
             ["bash", "-c", relay_clients_command(stack.output)],
             cwd=ROOT,
@@ -62,8 +54,10 @@ def test_the_banner_relay_clients_command_reaches_the_stacks_clients_table() -> 
             check=True,
         )
         assert re.search(r"^demo +demo client \(make dev\) +yes +http://127\.0\.0\.1:", listed.stdout, re.MULTILINE)
-        stack.interrupt(signal.SIGTERM, group=False)
+        # Ctrl-C in the terminal: the whole group, make and the stack, is told (make waits for the stack to go).
+        stack.interrupt(signal.SIGINT)
         assert stack.leftovers() == []
+        assert "Traceback" not in stack.output
 
 
 @pytest.mark.parametrize("target", ["make", "stack"])
