@@ -105,6 +105,13 @@ _service_data = _ServiceData(
 )
 
 
+def session_sharing_service_data() -> boto3.Session:
+    """A new boto3 session (its own credentials, clients and event hooks) reading the service models parsed once."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _service_data)
+    return boto3.Session(botocore_session=core, region_name=REGION)
+
+
 class LocalFunction:
     """A function's handler, imported with the function's environment the way a fresh container imports it."""
 
@@ -122,9 +129,7 @@ class LocalFunction:
         module_spec = importlib.util.spec_from_file_location(f"{spec.name}_{module_name}", path)
         assert module_spec and module_spec.loader
         self.module = importlib.util.module_from_spec(module_spec)
-        core = botocore.session.get_session()
-        core.register_component("data_loader", _service_data)
-        self.session = boto3.Session(botocore_session=core, region_name=REGION)
+        self.session = session_sharing_service_data()
         for observe in session_observers:
             observe(spec, self.session)
         # The clients the handler creates at import (`boto3.client(...)`) come from the function's own session.

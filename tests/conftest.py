@@ -11,6 +11,7 @@ from moto import mock_aws
 from pytest_httpserver import HTTPServer
 
 from devstack import template
+from devstack.lambdas import session_sharing_service_data
 from harness import Relay, fresh, local_server
 
 os.environ.update(
@@ -36,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def aws() -> Iterator[boto3.Session]:
     with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
+        yield session_sharing_service_data()  # parsing them again was a large part of each test's set-up
 
 
 # One server each for the session, emptied around every test: stopping a server waits for its poll loop
