@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from relay.edge.api import STATUS
@@ -27,6 +27,7 @@ from relay.models import (
     BotResponseReceipt,
     ClientResponse,
     ErrorBody,
+    Id,
     InboundMessage,
     MessageReceipt,
     RepliesReceipt,
@@ -70,7 +71,7 @@ CONVERSATION_ID = {
     "in": "path",
     "required": True,
     "description": "The client's own conversation id, percent-encoded.",
-    "schema": {"type": "string"},
+    "schema": TypeAdapter(Id).json_schema(),  # decoded, what a conversationId in a body must be
 }
 
 TOKEN_ANSWER_EXAMPLE = {

@@ -7,11 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
+from schemathesis.generation.jsonschema.strategy import compile_ecma_pattern
 
 from harness import message
 from relay.edge.api import invalid_body
-from relay.models import InboundMessage
+from relay.models import Id, InboundMessage
 
 REQUIRED = ["userId", "messageId", "conversationId", "type", "text"]
 
@@ -57,10 +58,18 @@ def test_every_missing_field_is_named_at_once() -> None:
     assert sorted(problem["field"] for problem in said["errors"]) == sorted(REQUIRED)
 
 
-@pytest.mark.parametrize("value", ["", "   ", "\t\n"], ids=["empty", "spaces", "tab-newline"])
+@pytest.mark.parametrize(
+    "value", ["", "   ", "\t\n", "\u0085\u3000"], ids=["empty", "spaces", "tab-newline", "unicode"]
+)
 @pytest.mark.parametrize("field", ["userId", "messageId", "conversationId", "type"])
 def test_blank_ids_are_refused(field: str, value: str) -> None:
     assert_named(message(**{field: value}), field)
+
+
+def test_a_blank_id_is_refused_in_words_not_as_a_pattern() -> None:
+    _, said = refusal(message(conversationId=" \u00a0 "))
+
+    assert said["errors"] == [{"field": "conversationId", "message": "String should not be blank (white space only)"}]
 
 
 def test_an_empty_text_is_refused() -> None:
@@ -103,3 +112,18 @@ def test_the_payload_is_what_the_integration_would_send_the_bot(payload: Any, fo
         body["payload"] = payload
 
     assert InboundMessage.model_validate(body).model_dump(by_alias=True)["payload"] == forwarded
+
+
+def test_an_id_is_blank_to_the_relay_exactly_when_it_is_to_openapi_yamls_readers() -> None:
+    """The fuzz drew a U+0085 conversation id as valid (its reading of `\\s` is ASCII) and the relay refused it."""
+    relay_reads = TypeAdapter(Id)
+    schema_reads = compile_ecma_pattern(TypeAdapter(Id).json_schema()["pattern"])
+    # Every white space character any reading knows is below U+3100, but U+FEFF.
+    for character in [*map(chr, range(0x3100)), "\ufeff"]:
+        try:
+            relay_reads.validate_python(character)
+        except ValidationError:
+            accepted = False
+        else:
+            accepted = True
+        assert accepted == bool(schema_reads.search(character)), f"U+{ord(character):04X}"

@@ -22,14 +22,18 @@ from pydantic.alias_generators import to_camel
 ID_MAX_LENGTH = 512
 """Ids fit in keys and message attributes."""
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH, pattern=r"\S")]
+NOT_BLANK = r"[^\x09-\x0d\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+"""Holds a character that is not white space. Spelled out, since readers of `\\s` differ: pydantic's (Rust's)
+counts U+0085, ECMA-262's U+FEFF, and schemathesis reads it as ASCII only (so it fuzzed U+0085 ids as valid)."""
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH, pattern=NOT_BLANK)]
 """An id chosen by a client or the bot: non-blank, bounded so it fits in keys and message attributes."""
 
 CLIENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_PATTERN)]
 """Ours to choose: no '.' (it ends the id in a token) and no ':' (it ends the id in a scoped id)."""
 
-MessageType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"\S")]
+MessageType = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NOT_BLANK)]
 
 
 class CamelModel(BaseModel):

@@ -8,11 +8,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from relay import errors
 from relay.edge.observability import logger
 from relay.errors import RelayError
-from relay.models import ErrorBody, FieldError
+from relay.models import NOT_BLANK, ErrorBody, FieldError
 
 STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
@@ -78,12 +79,19 @@ def socket_refusal(error: RelayError) -> dict[str, Any]:
 def invalid_body(error: ValidationError) -> Response[str]:
     """422, naming each field that is missing or wrong."""
     problems = [
-        FieldError(field=".".join(str(part) for part in problem["loc"]) or "(body)", message=problem["msg"])
-        for problem in error.errors(include_url=False, include_context=False, include_input=False)
+        FieldError(field=".".join(str(part) for part in problem["loc"]) or "(body)", message=_said(problem))
+        for problem in error.errors(include_url=False, include_input=False)
     ]
     summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
     logger.info("request refused", extra={"status": 422, "reason": summary})
     return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, f"invalid body: {summary}", problems=problems)
+
+
+def _said(problem: ErrorDetails) -> str:
+    """Pydantic's message, but for a blank string, whose pattern says nothing to a reader."""
+    if problem["type"] == "string_pattern_mismatch" and problem.get("ctx", {}).get("pattern") == NOT_BLANK:
+        return "String should not be blank (white space only)"
+    return problem["msg"]
 
 
 def no_route(_: Exception) -> Response[str]:
