@@ -111,6 +111,7 @@ def test_the_page_refreshes_its_token_before_it_expires_and_goes_on_with_the_new
     page.clock.run_for(3600_000 - 60_000)  # the chat page's token lives an hour: a minute before its end
 
     stack.wait_for_output(rf"(?s)(POST /tokens/refresh → 200.*){{{refreshed + 1}}}")
+    _wait_until(page, "window.refreshedSession !== undefined")  # the answer logged is not yet the answer read
     expect(page.locator("#status")).to_have_text("open")
     # The relay's new token answer is the page's session now (within the same second it may equal the old one).
     assert page.evaluate("chat.session === window.refreshedSession && chat.session.conversationId") == conversation
@@ -144,6 +145,14 @@ def test_a_choice_shows_its_options_as_buttons_that_send_their_value(stack: Stac
 
     expect(page.locator(".message.user")).to_have_text(["a shirt, please", "Large"])
     expect(page.locator(".message.bot").last).to_have_text("L #1")  # the bot got the option's value
+
+
+def _wait_until(page: Page, condition: str, timeout: float = 10.0) -> None:
+    """Until `condition` holds in the page, polled from here: the page's own timers are the test's fake clock."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(condition):
+        assert time.monotonic() < deadline, f"not within {timeout} s: {condition}"
+        time.sleep(0.05)
 
 
 def _wait_for_recorded(stack: StackProcess, conversation: str, count: int) -> None:
