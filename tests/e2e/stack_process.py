@@ -36,12 +36,15 @@ def get_json(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]
     return response.status, response.json()
 
 
-def _as_a_terminal_starts_it() -> None:
-    """Ctrl-C and Ctrl-\\ as a terminal's shell leaves them, whoever started the tests: a run started in the
-    background of a script (as CI may be) hands down SIGINT and SIGQUIT ignored, and the stack keeps an ignored
-    SIGINT ignored, as a command started with nohup or `&` should."""
-    for signum in (signal.SIGINT, signal.SIGQUIT):
-        signal.signal(signum, signal.SIG_DFL)
+# Ctrl-C and Ctrl-\ as a terminal's shell leaves them, whoever started the tests: a run started in the background of
+# a script (as CI may be) hands SIGINT and SIGQUIT down ignored, and the stack keeps an ignored SIGINT ignored, as a
+# command started with nohup or `&` should. Reset, then exec'd: signals set to default survive exec.
+_AS_A_TERMINAL_STARTS_IT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGQUIT)]; "
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+]
 
 
 class StackProcess:
@@ -57,14 +60,13 @@ class StackProcess:
     @contextmanager
     def start(cls, environment: dict[str, str], command: list[str] | None = None) -> Iterator[StackProcess]:
         process = subprocess.Popen(
-            command or [sys.executable, "-m", "devstack"],
+            [*_AS_A_TERMINAL_STARTS_IT, *(command or [sys.executable, "-m", "devstack"])],
             cwd=ROOT,
             env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,  # its own process group, as a terminal gives a command
-            preexec_fn=_as_a_terminal_starts_it,
         )
         running = cls(process)
         try:
