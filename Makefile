@@ -61,6 +61,8 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/mypy
+	@# tests/conftest.py shares the module name `conftest` with tests/e2e/conftest.py: checked in a run of its own.
+	$(VENV)/bin/mypy tests/conftest.py tests/harness.py tests/iam_policy.py
 
 # The unit tests run sam validate and checkov on the template: they need .tools.
 unit: $(VENV)/.installed $(TOOLS)/.installed
