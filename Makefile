@@ -14,6 +14,9 @@ PY := $(VENV)/bin/python
 UV_HOME := .uv
 UV := $(UV_HOME)/bin/uv
 UV_FLAGS := --quiet
+# uv installs without bytecode by default, and where PYTHONDONTWRITEBYTECODE is set (as on these machines) every
+# Python process would then compile boto3, moto and pydantic again: compiled once at install, pytest runs 128 -> 106 s.
+UV_INSTALL := $(UV) pip install $(UV_FLAGS) --compile-bytecode
 
 .PHONY: dev test lint unit integration e2e fuzz bench build openapi docs clean
 
@@ -28,8 +31,8 @@ $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-ru
 	$(NEED_PYTHON)
 	@echo "Setting up $(VENV) with the project's dependencies (first run only)..."
 	$(UV) venv $(UV_FLAGS) --seed --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip install $(UV_FLAGS) --python $(PY) -r layers/relay/requirements.txt -r requirements-runtime.txt -r requirements-dev.txt
-	$(UV) pip install $(UV_FLAGS) --python $(PY) --no-deps -e .
+	$(UV_INSTALL) --python $(PY) -r layers/relay/requirements.txt -r requirements-runtime.txt -r requirements-dev.txt
+	$(UV_INSTALL) --python $(PY) --no-deps -e .
 	touch $@
 
 # The browser test drives Debian's Chromium (Playwright's own browser download cannot be used): installed with apt
@@ -45,7 +48,7 @@ $(TOOLS)/.installed: requirements-tools.txt | $(UV)
 	$(NEED_PYTHON)
 	@echo "Setting up $(TOOLS) with the SAM CLI and checkov (first run only)..."
 	$(UV) venv $(UV_FLAGS) --seed --allow-existing --python $(PYTHON) $(TOOLS)
-	$(UV) pip install $(UV_FLAGS) --python $(TOOLS)/bin/python -r requirements-tools.txt
+	$(UV_INSTALL) --python $(TOOLS)/bin/python -r requirements-tools.txt
 	touch $@
 
 ## make dev: the whole system on this machine: moto for AWS, a built-in echo bot and receiver. Ctrl-C stops it.

@@ -17,6 +17,10 @@ class LocalServer(ThreadingHTTPServer):
     def __init__(self, port: int, handler: type[LocalRequestHandler]) -> None:
         super().__init__(("127.0.0.1", port), handler)
 
+    def serve_forever(self, poll_interval: float = 0.05) -> None:
+        # socketserver looks for shutdown() every 0.5 s by default: each stop (the stack's, each test's) waited that
+        super().serve_forever(poll_interval)
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}{self.path}"
