@@ -42,6 +42,7 @@ def stack(bot: Bot, receiver: Receiver) -> Iterator[StackProcess]:
         yield running
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups: otherwise it ran first and saw none
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under pytest-xdist (`make test`), the tests of the shared local stack run on one worker, so one stack serves
     them all; those that start a stack of their own go to any worker."""
