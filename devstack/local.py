@@ -40,6 +40,8 @@ from relay_clients import dev
 
 # Seconds instead of minutes, so a failed delivery recovers while you watch; as many attempts as deployed.
 RETRY_SCHEDULE = "1,2,4,8,16,32"
+ENDPOINT_COOLDOWN_SECONDS = "2"
+"""Likewise: an open breaker probes a receiver that is back within seconds."""
 CONCURRENCY = 4
 """Containers per function at most, to spare a laptop; further requests wait for one to be free."""
 POLLERS = 2
@@ -80,7 +82,11 @@ class LocalStack:
             self._start_moto()
             bot_url = settings.bot_webhook_url or self._serve(EchoBot(settings.bot_token, self.bot_response_url)).url
             response_url = settings.dev_response_url or self._serve(Receiver(settings.dev_webhook_secret)).url
-            parameters = {"BotWebhookUrl": str(bot_url), "DeliveryRetrySchedule": RETRY_SCHEDULE}
+            parameters = {
+                "BotWebhookUrl": str(bot_url),
+                "DeliveryRetrySchedule": RETRY_SCHEDULE,
+                "EndpointCooldownSeconds": ENDPOINT_COOLDOWN_SECONDS,
+            }
             # The chat page's origin, and a developer's own pages'.
             parameters["BrowserOrigins"] = ",".join((self.api_url, *settings.browser_origins))
             self.stack = provision(

@@ -22,7 +22,7 @@ from relay.stores.delivery_state import DeliveryState
 settings = DeliverySettings.from_environment()
 
 dynamodb = boto3.client("dynamodb")
-# Only failures and redrives need the queue's client: made then, not at every cold start.
+# Made at first use (the first batch's deletes), not during the cold start's init.
 queue = DeliveryQueue(ClientOnFirstUse("sqs"), settings.delivery_queue_url, settings.dead_letter_queue_url)
 delivery = Delivery(
     settings,
@@ -30,6 +30,7 @@ delivery = Delivery(
     DeliveryState(dynamodb, settings.delivery_state_table),
     WebhookSender(settings.webhook_timeout_seconds),
     logger,
+    metrics,
 )
 processor = conversation_ordered_processor()
 

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,18 @@ from relay import signing
 from relay.adapters.outbound import Answer, PostFailed
 from relay.adapters.publisher import message_group_id
 from relay.adapters.webhook import WebhookSender
-from relay.deliveries import DeadLetter, Decision, Done, QueuedResponse, Release, Result, Retry, StopConversation
+from relay.deliveries import (
+    DeadLetter,
+    Decision,
+    Done,
+    Held,
+    QueuedResponse,
+    Release,
+    Result,
+    Retry,
+    StopConversation,
+)
+from relay.endpoints import EndpointState, ProbeClaim
 from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS, Delivery
 from relay.models import Client, ClientResponse
 from relay.settings import DeliverySettings
@@ -64,6 +75,32 @@ class MemoryClients:
 
     def switch_off_url(self, client_id: str) -> None:
         self._update(client_id, response_url_off=True)
+
+    def open_endpoint(self, client_id: str, since: datetime, open_until: datetime, reason: str) -> None:
+        record = self.records[client_id]
+        self._update(
+            client_id,
+            endpoint_state=EndpointState.OPEN,
+            endpoint_since=record.endpoint_since or since,
+            endpoint_open_until=open_until,
+            endpoint_reason=reason,
+        )
+
+    def claim_probe(self, client_id: str, now: datetime, open_until: datetime) -> ProbeClaim:
+        current = self.records[client_id].endpoint_open_until
+        if current is None or current > now:
+            return ProbeClaim(ours=False, open_until=current)
+        self._update(client_id, endpoint_open_until=open_until)
+        return ProbeClaim(ours=True)
+
+    def close_endpoint(self, client_id: str) -> None:
+        self._update(
+            client_id,
+            endpoint_state=EndpointState.HEALTHY,
+            endpoint_since=None,
+            endpoint_open_until=None,
+            endpoint_reason=None,
+        )
 
     def stop_counted(self, client_id: str) -> TransactItem:
         return {"client": client_id, "stops": 1}
@@ -130,6 +167,10 @@ class Receiver:
     posts: list[Post] = field(default_factory=list)
     script: dict[str, list[Answer | PostFailed]] = field(default_factory=dict)
     meeting: threading.Barrier | None = None
+    takes_at: dict[str, float] = field(default_factory=dict)
+    """Seconds the POSTs to a URL take, where not `takes`."""
+    before: dict[str, Callable[[], None]] = field(default_factory=dict)
+    """Called before answering the POST of a text: a receiver that waits for something."""
 
     def answer(self, text: str, *answers: Answer | PostFailed) -> Receiver:
         self.script.setdefault(text, []).extend(answers)
@@ -141,7 +182,9 @@ class Receiver:
         self.posts.append(post)
         if self.meeting is not None:
             self.meeting.wait()  # every conversation's first POST must be under way at once
-        self.clock.now += self.takes
+        if (wait := self.before.get(post.text)) is not None:
+            wait()
+        self.clock.now += self.takes_at.get(url, self.takes)
         answers = self.script.get(post.text)
         answer = answers.pop(0) if answers else Answer(204, {})
         if isinstance(answer, PostFailed):
@@ -153,16 +196,32 @@ class Receiver:
 
 
 class Applied:
-    """The queue adapter's `apply`: what it was given; `refuse` makes it fail as a refusing dead-letter queue."""
+    """The queue adapter's `apply`: what it was given, a conversation at a time; `refuse` makes it fail as a
+    refusing dead-letter queue."""
 
     def __init__(self) -> None:
-        self.batches: list[Mapping[str, Decision]] = []
+        self.conversations: list[Mapping[str, Decision]] = []
         self.refuse = False
+        self._lock = threading.Lock()
 
     def __call__(self, decisions: Mapping[str, Decision]) -> None:
         if self.refuse and any(isinstance(decision, DeadLetter) for decision in decisions.values()):
             raise RuntimeError("dead-letter queue refused messages")
-        self.batches.append(decisions)
+        with self._lock:
+            self.conversations.append(decisions)
+        self.on_apply(decisions)
+
+    on_apply: Callable[[Mapping[str, Decision]], None] = staticmethod(lambda decisions: None)
+
+
+class Metrics:
+    """Powertools' metrics as the flow uses them: each name's count."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def add_metric(self, name: str, unit: Any, value: int) -> None:
+        self.counts[name] += value
 
 
 @dataclass
@@ -173,12 +232,15 @@ class World:
     receiver: Receiver
     flow: Delivery
     applied: Applied
+    metrics: Metrics
     deadline: float = float("inf")
 
     def run(self, *queued: QueuedResponse) -> list[Decision]:
         """One invocation with this batch: the decision for each of its responses, in the batch's order."""
+        self.applied.conversations.clear()
         decisions = self.flow.run(queued, self.remaining_ms, self.applied)
-        assert self.applied.batches[-1] is decisions, "the queue is given every decision before the flow ends"
+        applied = [message_id for conversation in self.applied.conversations for message_id in conversation]
+        assert sorted(applied) == sorted(decisions), "the queue is given every decision, once, before the flow ends"
         return [decisions[q.message_id] for q in queued]
 
     def remaining_ms(self) -> int:
@@ -188,6 +250,10 @@ class World:
         record = self.clients.get(client_id)
         assert record is not None
         return record
+
+
+def assert_(condition: bool, message: str) -> None:
+    assert condition, message
 
 
 def new_client(client_id: str = "acme", **fields: Any) -> Client:
@@ -214,6 +280,8 @@ def settings(**overrides: Any) -> DeliverySettings:
             "delivery_max_attempts": MAX_ATTEMPTS,
             "delivery_retry_schedule": SCHEDULE,
             "delivery_stop_hold_seconds": HOLD_SECONDS,
+            # The breaker has tests of its own: elsewhere it stays out of the way of the schedule's.
+            "endpoint_failure_threshold": 1000,
             **overrides,
         }
     )
@@ -225,8 +293,9 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
     state = MemoryState(memory)
     receiver = Receiver(clock, takes)
     sender = WebhookSender(WEBHOOK_TIMEOUT_SECONDS, receiver, clock)
-    flow = Delivery(settings(**overrides), memory, state, sender, logging.getLogger("delivery-test"), clock)
-    return World(clock, memory, state, receiver, flow, Applied())
+    metrics = Metrics()
+    flow = Delivery(settings(**overrides), memory, state, sender, logging.getLogger("delivery-test"), metrics, clock)
+    return World(clock, memory, state, receiver, flow, Applied(), metrics)
 
 
 @pytest.fixture
@@ -313,6 +382,169 @@ def test_a_batchs_conversations_are_posted_at_once_each_in_order() -> None:
     for conversation in "xyz":
         assert [t for t in w.receiver.texts() if t[0] == conversation] == [f"{conversation}0", f"{conversation}1"]
     assert threading.current_thread() not in {post.thread for post in w.receiver.posts}
+
+
+def test_a_conversation_is_released_as_soon_as_its_part_of_the_batch_is_done_not_after_the_slowest() -> None:
+    w = world()
+    fast, slow = said("fast", conversation="f"), said("slow", conversation="s")
+    fast_released = threading.Event()
+    w.applied.on_apply = lambda decisions: fast_released.set() if fast.message_id in decisions else None
+    # The slow receiver answers only once the fast conversation's decision has reached the queue.
+    w.receiver.before["slow"] = lambda: assert_(fast_released.wait(10), "fast waited for the slow POST")
+
+    assert w.run(fast, slow) == [DELIVERED, DELIVERED]
+
+
+def test_one_container_has_at_most_the_endpoints_cap_of_posts_in_flight_to_it() -> None:
+    w = world(endpoint_concurrency=2)
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+
+    def arrive() -> None:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        time.sleep(0.05)  # long enough for the others to arrive, were they let in
+        with lock:
+            in_flight -= 1
+
+    batch = [said(f"{c}", conversation=c) for c in "uvwxyz"]
+    for queued in batch:
+        w.receiver.before[str(queued.response.payload["text"]) if queued.response else ""] = arrive
+
+    assert w.run(*batch) == [DELIVERED] * 6
+    assert most == 2
+
+
+# ── isolation: the breaker of each endpoint ──
+
+OTHER_URL = "https://globex.example/hook"
+THRESHOLD, COOLDOWN = 3, 30
+
+
+def breaker_world(**overrides: Any) -> World:
+    return world(
+        new_client(),
+        new_client("globex", response_url=OTHER_URL),
+        endpoint_failure_threshold=THRESHOLD,
+        endpoint_cooldown_seconds=COOLDOWN,
+        **overrides,
+    )
+
+
+def open_breaker(w: World) -> None:
+    """acme's receiver fails THRESHOLD times in a row."""
+    for n in range(THRESHOLD):
+        w.receiver.answer(f"fail{n}", FAILED)
+        (decision,) = w.run(said(f"fail{n}", conversation=f"c{n}"))
+        assert isinstance(decision, Retry)
+
+
+def test_failures_in_a_row_open_the_breaker_its_responses_wait_unposted_and_other_clients_go_on() -> None:
+    w = breaker_world()
+    open_breaker(w)
+    held, other = said("held"), said("other", client_id="globex")
+
+    decisions = w.run(held, other)
+
+    assert decisions == [Held(COOLDOWN, "its endpoint's breaker is open"), DELIVERED]
+    assert "held" not in w.receiver.texts(), "not POSTed"
+    assert w.state.attempts[stuck_id(held)] == 0, "a held response has had no attempt"
+    assert w.client().endpoint_state is EndpointState.OPEN, "the other containers read it from the record"
+    assert w.client().endpoint_reason == "receiver answered HTTP 500"
+    assert w.metrics.counts["EndpointOpened"] == 1
+
+
+def test_after_the_cooldown_one_probe_goes_and_a_prompt_success_closes_the_breaker_everywhere() -> None:
+    w = breaker_world()
+    open_breaker(w)
+    w.clock.now += COOLDOWN
+
+    assert w.run(said("probe", conversation="p")) == [DELIVERED]
+    assert w.run(said("after", conversation="q")) == [DELIVERED]
+
+    assert w.receiver.texts()[-2:] == ["probe", "after"]
+    assert w.client().endpoint_state is EndpointState.HEALTHY
+    assert w.client().endpoint_open_until is None
+    assert w.metrics.counts["EndpointProbed"] == 1 and w.metrics.counts["EndpointClosed"] == 1
+
+
+def test_a_failed_probe_keeps_the_breaker_open_another_cooldown() -> None:
+    w = breaker_world()
+    open_breaker(w)
+    w.clock.now += COOLDOWN
+    w.receiver.answer("probe", FAILED)
+
+    (probe,) = w.run(said("probe", conversation="p"))
+    (next_one,) = w.run(said("next", conversation="q"))
+
+    assert isinstance(probe, Retry), "a probe is a real attempt"
+    assert isinstance(next_one, Held)
+    assert "next" not in w.receiver.texts()
+    assert w.client().endpoint_state is EndpointState.OPEN
+
+
+def test_while_another_container_has_the_probe_this_one_holds_without_posting() -> None:
+    w = breaker_world()
+    now = datetime.fromtimestamp(w.clock.now, UTC)
+    # What another container wrote: the breaker open, and its probe under way until then.
+    w.clients.open_endpoint("acme", now, now + timedelta(seconds=12), "receiver timed out")
+
+    (decision,) = w.run(said("r"))
+
+    assert decision == Held(12, "its endpoint's breaker is open")
+    assert w.receiver.posts == []
+
+
+def test_a_breaker_closed_by_another_container_is_not_opened_again_by_a_stale_one() -> None:
+    w = breaker_world()
+    open_breaker(w)  # this container saw the failures
+    w.clock.now += COOLDOWN
+    w.clients.close_endpoint("acme")  # another container's probe succeeded
+
+    assert w.run(said("r")) == [DELIVERED]
+    assert w.client().endpoint_state is EndpointState.HEALTHY
+
+
+def test_slow_successes_count_against_the_breaker_though_each_is_delivered() -> None:
+    w = breaker_world(endpoint_slow_seconds=0.5)
+    w.receiver.takes_at[URL] = 0.6  # acme's receiver answers, slowly
+
+    decisions = [w.run(said(f"slow{n}", conversation=f"c{n}"))[0] for n in range(THRESHOLD)]
+    (held,) = w.run(said("next", conversation="n"))
+    (other,) = w.run(said("other", client_id="globex"))
+
+    assert decisions == [DELIVERED] * THRESHOLD
+    assert isinstance(held, Held) and other == DELIVERED
+    assert w.client().endpoint_reason == "receiver took 0.6 s to answer"
+
+
+def test_a_response_held_for_the_whole_retry_window_stops_its_conversation() -> None:
+    w = breaker_world()
+    open_breaker(w)
+    w.clock.now += sum(SCHEDULE) + (MAX_ATTEMPTS - 1 - len(SCHEDULE)) * SCHEDULE[-1]
+    w.clients.open_endpoint("acme", datetime.fromtimestamp(0, UTC), datetime.fromtimestamp(w.clock.now + 9, UTC), "")
+
+    (decision,) = w.run(said("late"))
+
+    assert decision == StopConversation(HOLD_SECONDS, "its endpoint failed for the whole retry window")
+
+
+def test_a_held_response_comes_back_less_often_the_longer_its_endpoint_fails_within_bounds() -> None:
+    w = breaker_world(delivery_max_attempts=50, delivery_retry_schedule=(36000,))
+    open_breaker(w)
+    waits = []
+    for minutes in (0, 10, 60, 600):
+        w.clock.now += minutes * 60
+        now = datetime.fromtimestamp(w.clock.now, UTC)
+        w.clients.claim_probe("acme", now, now + timedelta(seconds=COOLDOWN))  # another container probes
+        (decision,) = w.run(said(f"h{minutes}"))
+        assert isinstance(decision, Held)
+        waits.append(decision.seconds)
+
+    assert waits == sorted(waits) and waits[0] == COOLDOWN
+    assert waits[-1] == 10 * COOLDOWN, "bounded: a receiver that comes back is soon delivered to"
 
 
 # ── the retry schedule ──

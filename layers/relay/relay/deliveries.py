@@ -36,6 +36,7 @@ class Result(Enum):
     FAILED = "DeliveryFailed"
     DEAD_LETTERED = "DeadLettered"
     GONE = "ResponseUrlGone"
+    HELD = "DeliveryHeld"
     NOT_ATTEMPTED = "NotAttempted"
 
 
@@ -82,7 +83,17 @@ class Release:
     result: ClassVar[Result] = Result.NOT_ATTEMPTED
 
 
-type Decision = Done | Retry | StopConversation | DeadLetter | Release
+@dataclass(frozen=True)
+class Held:
+    """Not POSTed, not an attempt: its endpoint's breaker is open (relay.endpoints). Back in `seconds`, and the
+    rest of its conversation waits behind it."""
 
-FAILURES = (Retry, StopConversation, Release)
+    seconds: int
+    reason: str
+    result: ClassVar[Result] = Result.HELD
+
+
+type Decision = Done | Retry | StopConversation | DeadLetter | Release | Held
+
+FAILURES = (Retry, StopConversation, Release, Held)
 """The decisions that leave a message in the queue: reported failed, so its conversation's later ones wait."""

@@ -19,6 +19,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from relay.endpoints import EndpointState
+
 ID_MAX_LENGTH = 512
 """Ids fit in keys and message attributes."""
 
@@ -239,6 +241,14 @@ class Client(CamelModel):
     previous_secret_expires_at: datetime | None = None
     stopped_conversations: int = 0
     """Conversations whose delivery stopped at an undeliverable response (see relay.delivery)."""
+    endpoint_state: EndpointState = EndpointState.HEALTHY
+    """The response URL's breaker, as the delivery containers last wrote it (relay.endpoints)."""
+    endpoint_since: datetime | None = None
+    """When the endpoint began failing, while it is not healthy."""
+    endpoint_open_until: datetime | None = None
+    """While the breaker is open: when its next probe may go."""
+    endpoint_reason: str | None = None
+    """Why the breaker opened: the last failure seen."""
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret, and the previous one while its grace period after a rotation lasts."""

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from relay.adapters.outbound import CONCURRENT_REQUESTS
 from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, WebhookSender
 from relay.deliveries import (
@@ -31,14 +33,16 @@ from relay.deliveries import (
     DeadLetter,
     Decision,
     Done,
+    Held,
     QueuedResponse,
     Release,
     Result,
     Retry,
     StopConversation,
 )
+from relay.endpoints import Admission, Breakers, Change, Hold, Post, Probe, ProbeClaim, at
 from relay.models import Client, ClientResponse
-from relay.settings import DeliverySettings
+from relay.settings import DeliverySettings, retry_delay
 from relay.stores.clients import TransactItem
 from relay.stores.delivery_state import Stop
 
@@ -52,6 +56,9 @@ class Clients(Protocol):
     def get(self, client_id: str) -> Client | None: ...
     def forget(self, client_id: str) -> None: ...
     def switch_off_url(self, client_id: str) -> None: ...
+    def open_endpoint(self, client_id: str, since: datetime, open_until: datetime, reason: str) -> None: ...
+    def claim_probe(self, client_id: str, now: datetime, open_until: datetime) -> ProbeClaim: ...
+    def close_endpoint(self, client_id: str) -> None: ...
     def stop_counted(self, client_id: str) -> TransactItem: ...
     def stop_uncounted(self, client_id: str) -> TransactItem: ...
 
@@ -64,11 +71,6 @@ class State(Protocol):
     def stop_of(self, client_id: str, conversation_id: str) -> Stop | None: ...
     def mark_dead_lettered(self, client_id: str, conversation_id: str) -> None: ...
     def resume(self, client_id: str, conversation_id: str, webhook_id: str, uncounted: TransactItem) -> None: ...
-
-
-def retry_delay(attempt: int, schedule: Sequence[int]) -> int:
-    """Seconds until the next attempt after the response's `attempt`-th real attempt failed."""
-    return schedule[min(attempt, len(schedule)) - 1]
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,18 @@ class Delivery:
         state: State,
         webhooks: WebhookSender,
         logger: Any,
+        metrics: Any,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
+        self._breakers = Breakers(
+            settings.endpoint_failure_threshold,
+            settings.endpoint_cooldown_seconds,
+            settings.endpoint_slow_seconds,
+            settings.endpoint_concurrency,
+            clock,
+        )
         self._clients = clients
         self._state = state
         self._webhooks = webhooks
@@ -105,27 +116,31 @@ class Delivery:
         remaining_ms: Callable[[], int],
         apply: Callable[[Mapping[str, Decision]], None],
     ) -> dict[str, Decision]:
-        """Deliver a batch: its conversations in parallel, each in order; `apply` carries out the decisions."""
+        """Deliver a batch: its conversations in parallel, each in order. `apply` carries out each conversation's
+        decisions as soon as its part of the batch is done, so its next response is not held back by a slower
+        conversation of the same batch (another client's receiver, say)."""
         groups: dict[str, list[QueuedResponse]] = {}
         for queued in responses:
             groups.setdefault(queued.conversation, []).append(queued)
+
+        def conversation(queue: list[QueuedResponse]) -> dict[str, Decision]:
+            turn = self._conversation(queue, remaining_ms)
+            apply(turn.decisions)
+            # Only once its response is in the dead-letter queue: should sending it fail, the stop's next receive
+            # dead-letters it again instead of taking it for a redrive.
+            if turn.dead_lettered_stop:
+                self._state.mark_dead_lettered(*turn.dead_lettered_stop)
+            return turn.decisions
+
         if len(groups) == 1:  # one conversation: on this thread, sparing a hand-over to another
-            turns = [self._conversation(next(iter(groups.values())), remaining_ms)]
+            turns = [conversation(next(iter(groups.values())))]
         else:
             # Each thread runs in a copy of the invocation's context: that carries context variables only (such
             # as the local stack's record of the function running), not the X-Ray SDK's context, which is
             # thread-local.
             tasks = [(contextvars.copy_context(), group) for group in groups.values()]
-            turns = list(
-                self._conversations.map(lambda task: task[0].run(self._conversation, task[1], remaining_ms), tasks)
-            )
-        decisions = {message_id: decision for turn in turns for message_id, decision in turn.decisions.items()}
-        apply(decisions)
-        # Only once its response is in the dead-letter queue: should sending it fail, the stop's next receive
-        # dead-letters it again instead of taking it for a redrive.
-        for client_id, conversation_id in (turn.dead_lettered_stop for turn in turns if turn.dead_lettered_stop):
-            self._state.mark_dead_lettered(client_id, conversation_id)
-        return decisions
+            turns = list(self._conversations.map(lambda task: task[0].run(conversation, task[1]), tasks))
+        return {message_id: decision for turn in turns for message_id, decision in turn.items()}
 
     # ── one conversation, in order ──
 
@@ -191,36 +206,77 @@ class Delivery:
             self._logger.info("not delivered to a webhook", extra={**ids, "reason": reason})
             return Done(Result.SKIPPED, reason)
         assert client is not None and client.response_url is not None  # as _not_for_a_webhook found
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        try:
-            self._webhooks.post(str(client.response_url), client.signing_secrets(now), response.webhook_id, body)
-        except ResponseUrlGone as gone:
-            self._clients.switch_off_url(client.client_id)
-            self._logger.warning(
-                "receiver answered 410 Gone: response URL switched off until an operator sets it again",
-                extra={**ids, "response_url_host": client.response_url.host},
-            )
-            return Done(Result.GONE, str(gone))
-        except DeliveryFailed as failure:
-            return self._failed(response, failure, ids)
+        endpoint = client.client_id  # a client has one response URL
+        with self._breakers.slot(endpoint):
+            admission = self._breakers.admit(endpoint, client.endpoint_open_until, client.endpoint_since)
+            if isinstance(admission, Probe):
+                admission = self._claim_probe(client, ids)
+            if isinstance(admission, Hold):
+                return self._held(client, response, admission.seconds, ids)
+            started = self._clock()
+            now = datetime.fromtimestamp(started, UTC)
+            try:
+                self._webhooks.post(str(client.response_url), client.signing_secrets(now), response.webhook_id, body)
+            except ResponseUrlGone as gone:
+                self._clients.switch_off_url(client.client_id)
+                self._logger.warning(
+                    "receiver answered 410 Gone: response URL switched off until an operator sets it again",
+                    extra={**ids, "response_url_host": client.response_url.host},
+                )
+                return Done(Result.GONE, str(gone))
+            except DeliveryFailed as failure:
+                self._breaker_outcome(client, False, self._clock() - started, str(failure))
+                return self._failed(response, failure, ids)
+        seconds = self._clock() - started
+        self._breaker_outcome(client, True, seconds, f"receiver took {seconds:.1f} s to answer")
         self._logger.info("delivered", extra=ids)
         return Done(Result.DELIVERED)
+
+    def _claim_probe(self, client: Client, ids: dict[str, str]) -> Admission:
+        """The breaker's cool-down is over: one container, the one whose claim lands, POSTs one response."""
+        now = self._clock()
+        endpoint = client.client_id
+        claim = self._clients.claim_probe(endpoint, at(now), at(now + self._breakers.cooldown_seconds))
+        if not claim.ours:
+            if claim.open_until is None:  # closed by another container since this one read the record
+                self._breakers.reset(endpoint)
+                return Post()
+            self._breakers.lost_claim(endpoint, claim.open_until)
+            return self._breakers.admit(endpoint, claim.open_until, client.endpoint_since)
+        self._breakers.claimed(endpoint)
+        self._logger.info("breaker open: probing the endpoint with this response", extra=ids)
+        self._metrics.add_metric(name=Change.PROBED, unit=MetricUnit.Count, value=1)
+        return Post()
+
+    def _held(self, client: Client, response: ClientResponse, seconds: int, ids: dict[str, str]) -> Decision:
+        since = self._breakers.failing_since(client.client_id) or (
+            client.endpoint_since.timestamp() if client.endpoint_since else None
+        )
+        if since is not None and self._clock() - since >= self._settings.retry_window_seconds:
+            # The schedule's time is spent: the conversation stops as if its attempts were used.
+            return self._stop(response, DeliveryFailed("its endpoint failed for the whole retry window"), ids, 0)
+        return Held(seconds, "its endpoint's breaker is open")
+
+    def _breaker_outcome(self, client: Client, succeeded: bool, seconds: float, reason: str) -> None:
+        change = self._breakers.outcome(client.client_id, succeeded, seconds)
+        if change is None:
+            return
+        extra = {"client_id": client.client_id, "reason": reason}
+        if change is Change.OPENED:
+            since = self._breakers.failing_since(client.client_id) or self._clock()
+            self._clients.open_endpoint(
+                client.client_id, at(since), at(self._breakers.open_until(client.client_id)), reason
+            )
+            self._logger.warning("endpoint failing: breaker opened, its responses are held without a POST", extra=extra)
+        else:
+            self._clients.close_endpoint(client.client_id)
+            self._logger.info("endpoint answered promptly: breaker closed", extra=extra)
+        self._metrics.add_metric(name=change, unit=MetricUnit.Count, value=1)
 
     def _failed(self, response: ClientResponse, failure: DeliveryFailed, ids: dict[str, str]) -> Decision:
         attempt = self._state.count_failed_attempt(response.webhook_id)
         if attempt >= self._settings.delivery_max_attempts:
-            self._state.stop(
-                response.client_id,
-                response.conversation_id,
-                response.webhook_id,
-                self._clients.stop_counted(response.client_id),
-            )
-            self._clients.forget(response.client_id)
-            self._logger.warning(
-                "last attempt failed: the conversation stops here and goes to the dead-letter queue",
-                extra={**ids, "attempt": attempt, "reason": str(failure)},
-            )
-            return StopConversation(self._settings.delivery_stop_hold_seconds, str(failure))
+            return self._stop(response, failure, ids, attempt)
         delay = retry_delay(attempt, self._settings.delivery_retry_schedule)
         if failure.retry_after is not None:
             delay = max(delay, failure.retry_after)
@@ -229,6 +285,20 @@ class Delivery:
             extra={**ids, "attempt": attempt, "reason": str(failure), "retry_in_seconds": delay},
         )
         return Retry(delay, str(failure))
+
+    def _stop(self, response: ClientResponse, failure: DeliveryFailed, ids: dict[str, str], attempt: int) -> Decision:
+        self._state.stop(
+            response.client_id,
+            response.conversation_id,
+            response.webhook_id,
+            self._clients.stop_counted(response.client_id),
+        )
+        self._clients.forget(response.client_id)
+        self._logger.warning(
+            "last attempt failed: the conversation stops here and goes to the dead-letter queue",
+            extra={**ids, "attempt": attempt, "reason": str(failure)},
+        )
+        return StopConversation(self._settings.delivery_stop_hold_seconds, str(failure))
 
 
 def _not_for_a_webhook(client: Client | None) -> str | None:

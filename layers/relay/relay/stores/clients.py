@@ -16,6 +16,7 @@ from cachetools import TTLCache
 from pydantic import BaseModel, ConfigDict
 
 from relay import signing
+from relay.endpoints import EndpointState, ProbeClaim
 from relay.errors import Unauthorized
 from relay.models import CLIENT_ID_PATTERN, CamelModel, Client
 
@@ -157,6 +158,50 @@ class ClientStore:
     def switch_off_url(self, client_id: str) -> None:
         """Stop POSTing to the client's response URL (its receiver answered 410 Gone)."""
         self._update(client_id, "SET responseUrlOff = :yes", {":yes": {"BOOL": True}})
+
+    # The endpoint's breaker (relay.endpoints): written when it changes, never per delivery.
+
+    def open_endpoint(self, client_id: str, since: datetime, open_until: datetime, reason: str) -> None:
+        """The breaker opened: no POSTs until `open_until` from any container that reads the record."""
+        self._update(
+            client_id,
+            "SET endpointState = :open, endpointSince = if_not_exists(endpointSince, :since),"
+            " endpointOpenUntil = :until, endpointReason = :reason",
+            {
+                ":open": {"S": EndpointState.OPEN},
+                ":since": {"S": since.isoformat()},
+                ":until": {"S": open_until.isoformat()},
+                ":reason": {"S": reason},
+            },
+        )
+
+    def claim_probe(self, client_id: str, now: datetime, open_until: datetime) -> ProbeClaim:
+        """Take the probe whose time has come, keeping the breaker open meanwhile. Not ours when another
+        container took it first, or closed the breaker (its record here was stale)."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"clientId": {"S": client_id}},
+                UpdateExpression="SET endpointOpenUntil = :until",
+                # ISO 8601 in UTC, with the same offset: text order is time order.
+                ConditionExpression="endpointOpenUntil <= :now",
+                ExpressionAttributeValues={":until": {"S": open_until.isoformat()}, ":now": {"S": now.isoformat()}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._dynamodb.exceptions.ConditionalCheckFailedException as refused:
+            self.forget(client_id)
+            old = refused.response.get("Item", {}).get("endpointOpenUntil", {}).get("S")
+            return ProbeClaim(ours=False, open_until=datetime.fromisoformat(old) if old else None)
+        self.forget(client_id)
+        return ProbeClaim(ours=True)
+
+    def close_endpoint(self, client_id: str) -> None:
+        """A prompt success: the endpoint is healthy again."""
+        self._update(
+            client_id,
+            "SET endpointState = :healthy REMOVE endpointSince, endpointOpenUntil, endpointReason",
+            {":healthy": {"S": EndpointState.HEALTHY}},
+        )
 
     # The count of a client's stopped conversations tells every container to look its stops up. It changes with
     # the stop itself, in the delivery state store's transaction: this store supplies its part of it.
