@@ -10,9 +10,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.publisher import ResponsePublisher
 from relay.edge.api import create_resolver, request_body
-from relay.edge.observability import logger, metrics, tracer
 from relay.edge.runtime import Secrets
 from relay.flows.bot_responses import REFUSALS, BotResponses
+from relay.observability import logger, metrics, tracer
 from relay.settings import BotResponseSettings
 from relay.stores.conversations import ConversationStore
 

@@ -9,8 +9,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.edge import client_api
-from relay.edge.observability import logger, metrics, tracer
 from relay.edge.runtime import Secrets
+from relay.observability import logger, metrics, tracer
 from relay.settings import InboundSettings
 
 settings = InboundSettings.from_environment()

@@ -9,10 +9,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.nudges import StreamNudges
 from relay.edge.api import socket_refusal
-from relay.edge.observability import logger, metrics, tracer
 from relay.edge.runtime import Secrets
 from relay.flows.stream_socket import CONNECT_REFUSALS, StreamSocket
 from relay.flows.tokens import Access
+from relay.observability import logger, metrics, tracer
 from relay.settings import StreamSocketSettings
 from relay.stores.connections import ConnectionStore
 from relay.stores.responses_log import ResponsesLog

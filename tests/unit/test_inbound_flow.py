@@ -25,7 +25,6 @@ from pytest_httpserver import HTTPServer
 from harness import local_server
 from relay.adapters.bot import BotClient
 from relay.conversation_tokens import ConversationTokens
-from relay.edge.observability import metrics
 from relay.errors import (
     BotRefusedMessage,
     BotRejectedToken,
@@ -38,6 +37,7 @@ from relay.flows.inbound import ANSWER_MARGIN_SECONDS, Inbound
 from relay.flows.polling import QUIET_SECONDS, ResponsesReader
 from relay.flows.tokens import Access
 from relay.models import InboundMessage, RepliesReceipt
+from relay.observability import metrics
 from relay.settings import InboundSettings
 from relay.watermarks import Watermarks
 

@@ -11,9 +11,9 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from relay import errors
-from relay.edge.observability import logger
 from relay.errors import RelayError
 from relay.models import NOT_BLANK, ErrorBody, FieldError
+from relay.observability import logger
 
 STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,

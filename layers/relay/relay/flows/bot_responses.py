@@ -9,9 +9,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from relay.adapters.publisher import ResponsePublisher, is_install_probe
 from relay.edge.bodies import parse_json
-from relay.edge.observability import logger, metrics
 from relay.errors import InvalidRequest, RelayError, TooLarge, UnknownConversation, WrongSecret
 from relay.models import BotResponse, BotResponseReceipt, ClientResponse
+from relay.observability import logger, metrics
 from relay.stores.conversations import ConversationStore
 
 REFUSALS: tuple[type[RelayError], ...] = (WrongSecret, InvalidRequest, TooLarge, UnknownConversation)

@@ -23,7 +23,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.bot import BotClient
 from relay.edge.bodies import parse_json
-from relay.edge.observability import logger, metrics
 from relay.errors import (
     BotRefusedMessage,
     BotRejectedToken,
@@ -40,6 +39,7 @@ from relay.errors import (
 from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader, parse_query
 from relay.flows.tokens import Access
 from relay.models import ClientMessage, ForwardRecord, InboundMessage, MessageReceipt, RepliesReceipt, ResponsesPage
+from relay.observability import logger, metrics
 from relay.settings import InboundSettings
 from relay.stores.conversations import ConversationStore
 

@@ -13,9 +13,9 @@ from typing import Annotated
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from relay.edge.observability import logger, metrics
 from relay.errors import InvalidRequest, UnknownConversation
 from relay.models import ResponsesPage, scoped
+from relay.observability import logger, metrics
 from relay.stores.conversations import ConversationStore
 from relay.stores.responses_log import PAGE_MAX_RESPONSES, Recorded, ResponsesLog, within_budget
 from relay.watermarks import InvalidWatermark, Watermarks

@@ -9,10 +9,10 @@ from collections.abc import Callable, Mapping
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from relay.edge.observability import logger, metrics
 from relay.errors import Forbidden, InvalidRequest, RelayError, Unauthorized
 from relay.flows.stream import Connections, Log, Nudges
 from relay.flows.tokens import Access
+from relay.observability import logger, metrics
 from relay.stores.connections import Connection
 from relay.watermarks import InvalidWatermark, Watermarks
 

@@ -26,9 +26,9 @@ from relay.conversation_tokens import (
     is_conversation_token,
 )
 from relay.edge.bodies import parse_json
-from relay.edge.observability import logger, metrics
 from relay.errors import Forbidden, InvalidRequest, RelayError, TooLarge, Unauthorized
 from relay.models import ID_MAX_LENGTH, CamelModel, Id, InboundMessage
+from relay.observability import logger, metrics
 from relay.stores.clients import ClientStore, Credentials, bearer_token
 
 TOKEN_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, TooLarge)
