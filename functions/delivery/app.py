@@ -12,9 +12,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from relay.adapters.delivery_queue import DeliveryQueue
 from relay.adapters.webhook import WebhookSender
 from relay.deliveries import Result
-from relay.edge.observability import logger, metrics, tracer
 from relay.edge.runtime import ClientOnFirstUse, conversation_ordered_processor
 from relay.flows.delivery import Delivery
+from relay.observability import logger, metrics, tracer
 from relay.settings import DeliverySettings
 from relay.stores.clients import ClientStore
 from relay.stores.delivery_state import DeliveryState

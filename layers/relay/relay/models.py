@@ -198,6 +198,11 @@ class BotResponse(CamelModel):
     botpress_conversation_id: str | None = None
 
 
+class InstallProbe(CamelModel):
+    """The request the Botpress integration sends once, at install time, to check the response URL
+    (relay.adapters.publisher.is_install_probe): answered, never published."""
+
+
 class ClientResponse(BotResponse):
     """A bot response addressed to a client: the SNS message and the webhook body.
 
