@@ -99,9 +99,9 @@ bench: $(VENV)/.installed
 openapi: $(VENV)/.installed
 	$(PY) tools/openapi.py > openapi.yaml
 
-## make docs: rewrite README.md's tables that come from template.yaml (a test fails while they are stale)
+## make docs: rewrite the tables in README.md and docs/ that come from template.yaml (a test fails while they are stale)
 docs: $(VENV)/.installed
-	$(PY) -m tools.readme
+	$(PY) -m tools.docs
 
 ## make build: what `sam build` makes for Lambda (python3.13, arm64)
 build: $(TOOLS)/.installed
