@@ -103,8 +103,8 @@ openapi: $(VENV)/.installed
 docs: $(VENV)/.installed
 	$(PY) -m tools.docs
 
-## make build: what `sam build` makes for Lambda (python3.13, arm64)
-build: $(TOOLS)/.installed
+## make build: what `sam build` makes for Lambda (python3.13, arm64); also sets up .venv, for relay-clients
+build: $(TOOLS)/.installed $(VENV)/.installed
 	SAM_CLI_TELEMETRY=0 PATH="$(abspath $(TOOLS))/bin:$$PATH" sam build
 
 clean:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,13 @@ def test_every_link_between_the_pages_reaches_a_file_and_heading_that_exist() ->
                 broken.append(f"{path.name}: {target}")
 
     assert not broken
+
+
+def test_every_stack_name_the_docs_give_is_the_one_samconfig_deploys() -> None:
+    deployed = tomllib.loads((README.parent / "samconfig.toml").read_text())["default"]["global"]["parameters"]
+    cli = (README.parent / "operators" / "relay_clients" / "cli.py").read_text()
+
+    named = re.findall(r"--stack(?:-name)?[ =]([a-z][\w-]*)", _all_text() + cli)  # not <stack name> or NAME
+
+    assert len(named) >= 10
+    assert set(named) == {deployed["stack_name"]}
