@@ -65,7 +65,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/mypy
 	@# tests/conftest.py shares the module name `conftest` with tests/e2e/conftest.py: checked in a run of its own.
-	$(VENV)/bin/mypy tests/conftest.py tests/harness.py tests/iam_policy.py
+	$(VENV)/bin/mypy tests/conftest.py tests/harness.py tests/iam_policy.py tests/doc_examples.py
 
 # The unit tests run sam validate and checkov on the template: they need .tools.
 unit: $(VENV)/.installed $(TOOLS)/.installed

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -20,6 +20,7 @@ import pytest
 import urllib3
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
+import doc_examples
 from parties import BOT_SECRET, CLIENT_ID, CLIENT_TOKEN, responses
 from relay.models import scoped
 from stack_process import ROOT, StackProcess, post_json
@@ -179,14 +180,15 @@ def _wait_for_recorded(stack: StackProcess, conversation: str, count: int) -> No
 
 @pytest.fixture(scope="module")
 def example(stack: StackProcess, example_port: int) -> Iterator[int]:
-    """examples/browser/backend.py for the tests' client, on the port whose localhost origin the stack allows."""
-    environment = {**os.environ, "RELAY_API_URL": stack.api_url, "RELAY_CLIENT_TOKEN": CLIENT_TOKEN}
+    """examples/browser/backend.py started as docs/browsers.md says, for the tests' client, on the port whose
+    localhost origin the stack allows."""
+    shown = next(example for example in doc_examples.examples("part") if example.body.startswith("RELAY_API_URL="))
+    command = shown.body.strip().replace("http://127.0.0.1:3000", stack.api_url).replace("<client token>", CLIENT_TOKEN)
+    words = shlex.split(command)
+    settings = dict(word.split("=", 1) for word in words if re.match(r"[A-Z_]+=", word))
+    program = [word for word in words if not re.match(r"[A-Z_]+=", word)]
     backend = subprocess.Popen(
-        [sys.executable, "examples/browser/backend.py", str(example_port)],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        text=True,
+        [*program, str(example_port)], cwd=ROOT, env={**os.environ, **settings}, stdout=subprocess.PIPE, text=True
     )
     try:
         assert backend.stdout and "chat page on" in backend.stdout.readline()

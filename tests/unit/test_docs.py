@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+import doc_examples
 from devstack.template import load
 from relay.settings import InboundSettings
 from tools.docs import DOCS, README, costs_region, pages, render, render_pages, stack_built_names, stack_name_limit
@@ -167,3 +170,65 @@ def test_every_stack_name_the_docs_give_is_the_one_samconfig_deploys() -> None:
 
     assert len(named) >= 10
     assert set(named) == {deployed["stack_name"]}
+
+
+def test_the_status_table_of_post_messages_gives_every_status_openapi_yaml_lists() -> None:
+    described = yaml.safe_load((README.parent / "openapi.yaml").read_text())["paths"]["/messages"]["post"]["responses"]
+    page = (DOCS / "clients.md").read_text().split("## Send a message", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ")[0] for line in page.splitlines() if line.startswith("| `")]
+
+    assert {status for row in rows for status in re.findall(r"`(\d{3})`", row)} == set(described)
+
+
+# ── the marked examples (tests/doc_examples.py; tests/e2e/test_make_dev.py runs them against make dev) ──
+
+
+def test_each_kind_of_example_is_marked_where_the_docs_show_it_so_none_goes_unchecked() -> None:
+    marked = {(example.page.name, example.kind) for example in doc_examples.examples()}
+
+    assert {
+        ("README.md", "banner"),
+        ("README.md", "answer"),
+        ("README.md", "log"),
+        ("run-locally.md", "banner"),
+        ("run-locally.md", "log"),
+        ("clients.md", "console"),
+        ("browsers.md", "console"),
+        ("browsers.md", "file"),
+        ("browsers.md", "part"),
+    } <= marked
+
+
+def test_the_files_the_docs_show_are_the_repositorys() -> None:
+    for example in doc_examples.examples("file"):
+        assert example.path
+        assert example.body == (doc_examples.ROOT / example.path).read_text(), example
+    for example in doc_examples.examples("part"):
+        assert example.path
+        whole = (doc_examples.ROOT / example.path).read_text()
+        for paragraph in example.body.split("\n\n"):
+            assert paragraph.strip() in whole, f"{example}: not in {example.path}: {paragraph}"
+
+
+def test_a_shown_line_is_like_an_output_line_only_where_they_differ_in_what_the_ellipsis_stands_for() -> None:
+    timed = doc_examples.like("10:02:11 api          POST /messages → 200 (38 ms)")
+    token = doc_examples.like("  client token         demo.…   (client 'demo')")
+
+    assert timed("06:13:08 api POST /messages → 200 (118 ms)")
+    assert not timed("06:13:08 api POST /messages → 401 (3 ms)")
+    assert token("  client token  demo.Gt6-iTXeUO5k8O9Q   (client 'demo')")
+    assert not token("  client token  acme.Gt6-iTXeUO5k8O9Q   (client 'acme')")
+
+
+def test_a_console_example_runs_its_commands_in_one_shell_and_names_a_line_it_did_not_print() -> None:
+    script = "$ GREETING=hello\n$ echo $GREETING \\\n    world\nhello world\n$ echo done\nnot this\n"
+    example = doc_examples.Example(README, 1, "console", None, script)
+
+    assert [step.command for step in doc_examples.steps(example)] == [
+        "GREETING=hello",
+        "echo $GREETING \\\n    world",
+        "echo done",
+    ]
+    problems = doc_examples.run_console(example, {"PATH": os.environ["PATH"]})
+    assert len(problems) == 1
+    assert "`echo done` printed no line like 'not this'" in problems[0]
