@@ -162,6 +162,13 @@ class LocalStack:
         assert self.gateway
         port = self.gateway.server_address[1]
         relay_clients = f"{'' if port == dev.DEFAULT_PORT else f'PORT={port} '}.venv/bin/relay-clients --dev"
+        # Which pages may call the API: a page of another origin can send nothing, and only its console says why.
+        origins = ", ".join((self.api_url, *settings.browser_origins))
+        whose = (
+            "the chat page's and DEV_BROWSER_ORIGINS"
+            if settings.browser_origins
+            else "the chat page's; add yours with DEV_BROWSER_ORIGINS=http://localhost:5173"
+        )
         return "\n".join(
             [
                 "",
@@ -173,6 +180,7 @@ class LocalStack:
                 f"  bot response URL     {self.bot_response_url}",
                 f"  chat page            {self.api_url}/chat   (a conversation of the demo client in a browser)",
                 f"  stream               {self.stream.url}   (@connections at {self.stream.connections.url})",
+                f"  browser origins      {origins}   ({whose})",
                 f"  bot                  {bot}",
                 f"  responses go to      {receiver}",
                 "",

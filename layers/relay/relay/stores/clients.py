@@ -87,6 +87,11 @@ class ClientStore:
         self._table = table_name
         self._cache: TTLCache[str, Client] = TTLCache(maxsize=1024, ttl=cache_ttl_seconds)
         self._credentials: TTLCache[str, Credentials] = TTLCache(maxsize=1024, ttl=cache_ttl_seconds)
+        # Said for every wrong token alike, so that the answer does not tell whether the client exists.
+        self._unknown_token = (
+            "invalid client token (a token made by a rotation is accepted within"
+            f" {cache_ttl_seconds:g} seconds of it: the time a warm function keeps a client's record)"
+        )
         self._lock = threading.Lock()  # the delivery function reads clients from several threads
 
     def get(self, client_id: str) -> Client | None:
@@ -234,7 +239,7 @@ class ClientStore:
         valid_id = dot and re.fullmatch(CLIENT_ID_PATTERN, client_id)
         credentials = self._credentials_of(client_id) if valid_id else None
         if credentials is None or not credentials.accepts(token, datetime.now(UTC)):
-            raise Unauthorized("invalid client token")
+            raise Unauthorized(self._unknown_token)
         if not credentials.enabled:
             raise Unauthorized(f"client '{credentials.client_id}' is disabled")
         return credentials
