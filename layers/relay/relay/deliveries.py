@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
 
-from relay.models import ClientResponse
+from relay.models import CamelModel, ClientResponse
+
+
+class ResumeParked(CamelModel):
+    """A nudge on the delivery queue, in a parked conversation's message group: its endpoint is back, so its parked
+    responses are delivered from the responses log, in order, before anything queued behind the nudge."""
+
+    client_id: str
+    conversation_id: str
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,8 @@ class QueuedResponse:
     """As published, byte for byte: what is signed and POSTed, so consumers of the topic see the same."""
     response: ClientResponse | None
     """The body read as a client response; None when it is not one (it cannot be delivered, waiting won't help)."""
+    resume: ResumeParked | None = None
+    """Set for a nudge (its body is not a response): resume the parked conversation."""
 
 
 class Result(Enum):
@@ -37,6 +47,8 @@ class Result(Enum):
     DEAD_LETTERED = "DeadLettered"
     GONE = "ResponseUrlGone"
     HELD = "DeliveryHeld"
+    PARKED = "DeliveryParked"
+    RESUMED = "ParkedConversationResumed"
     NOT_ATTEMPTED = "NotAttempted"
 
 
