@@ -3,6 +3,8 @@ place where what went wrong becomes a status and a JSON body."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -108,13 +110,34 @@ def browser_cors(origins: tuple[str, ...]) -> CORSConfig | None:
     return CORSConfig(allow_origin=first, extra_origins=others, expose_headers=["Retry-After"], max_age=600)
 
 
+class _Resolver(APIGatewayHttpResolver):
+    """Powertools keeps the event being resolved on its router class, shared by every resolver of the process. Lambda
+    runs one invocation per process, but the tests' harness runs the functions side by side in one (a bot answering
+    while a client waits): there each thread reads the event it is resolving."""
+
+    _resolving = threading.local()
+
+    @property  # type: ignore[override]
+    def current_event(self) -> APIGatewayProxyEventV2:
+        event: APIGatewayProxyEventV2 = self._resolving.event
+        return event
+
+    @current_event.setter
+    def current_event(self, event: APIGatewayProxyEventV2) -> None:
+        self._resolving.event = event
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        self._resolving.event = self._to_proxy_event(dict(event))
+        return super().resolve(event, context)
+
+
 def create_resolver(*refusals: type[RelayError], cors: CORSConfig | None = None) -> APIGatewayHttpResolver:
     """An HTTP API resolver answering each of `refusals` (the errors this function can raise), invalid bodies
     and unknown routes with a JSON body saying what is wrong; with `cors`, the preflights of its routes too."""
     unknown = [kind.__name__ for kind in refusals if not any(k in STATUS for k in kind.__mro__)]
     if unknown:
         raise ValueError(f"no HTTP status for {', '.join(unknown)}: add it to relay.edge.api.STATUS")
-    app = APIGatewayHttpResolver(cors=cors)
+    app = _Resolver(cors=cors)
     app.exception_handler(list(refusals))(answer)
     app.exception_handler(ValidationError)(invalid_body)
     app.not_found(no_route)
