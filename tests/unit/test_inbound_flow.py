@@ -12,6 +12,7 @@ from memory import (
     Clock,
     Context,
     MemoryBot,
+    MemoryBuckets,
     MemoryClients,
     MemoryConversations,
     MemoryLog,
@@ -36,6 +37,7 @@ from relay.errors import (
 )
 from relay.flows.inbound import ANSWER_MARGIN_SECONDS, Inbound
 from relay.flows.polling import QUIET_SECONDS, ResponsesReader
+from relay.flows.throttling import Throttle
 from relay.flows.tokens import Access
 from relay.models import InboundMessage, RepliesReceipt
 from relay.settings import InboundSettings
@@ -52,6 +54,7 @@ SETTINGS = InboundSettings(
     watermark_key_secret="watermark-key",
     conversation_token_key_secret="conversation-token-key",
     stream_url="wss://stream.example/live",
+    rate_limits_table="rate-limits",
 )
 
 
@@ -70,13 +73,16 @@ class World:
             sleep=self.clock.sleep,
             now=self.clock.wall,
         )
+        self.clients = MemoryClients("acme")
+        self.buckets = MemoryBuckets(self.clock)
         self.inbound = Inbound(
-            Access(MemoryClients("acme"), ConversationTokens(lambda: "conversation token key")),
+            Access(self.clients, ConversationTokens(lambda: "conversation token key")),
             self.conversations,  # type: ignore[arg-type]
             self.bot,
             self.repeats,
             reader,
             SETTINGS,
+            throttle=Throttle(self.buckets, self.clients, SETTINGS.client_rate_limit),
             clock=self.clock.monotonic,
         )
         self.inbound.starting(Context(self.clock, remaining_seconds))  # type: ignore[arg-type]

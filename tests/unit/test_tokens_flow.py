@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 
+import memory
 import pytest
 
 from relay.conversation_tokens import ConversationGrant, ConversationTokens, is_conversation_token
 from relay.errors import Forbidden, InvalidRequest, Unauthorized
+from relay.flows.throttling import Throttle
 from relay.flows.tokens import Access, Caller, Tokens
 from relay.models import InboundMessage
+from relay.rate_limits import DEFAULT_RATE
 from relay.stores.clients import Credentials, new_token
 
 NOW = 1_800_000_000.0
@@ -30,6 +33,9 @@ class Clients:
         if client_id in self.disabled:
             raise Unauthorized(f"client '{client_id}' is disabled")
         return Credentials(client_id=client_id, token_hash="x")
+
+    def rate_of(self, client_id: str) -> int | None:
+        return None
 
 
 class Clock:
@@ -99,7 +105,9 @@ def test_a_conversation_token_acts_only_in_its_conversation_as_its_user(tokens: 
 
 
 def test_refresh_renews_the_grant_for_its_ttl_from_now(tokens: ConversationTokens, clock: Clock) -> None:
-    flow = Tokens(Access(Clients(), tokens), "wss://stream.example/live", 1024, clock=clock)
+    clients = Clients()
+    throttle = Throttle(memory.MemoryBuckets(memory.Clock()), clients, DEFAULT_RATE)
+    flow = Tokens(Access(clients, tokens), "wss://stream.example/live", 1024, throttle=throttle, clock=clock)
     first = flow.mint({"authorization": "Bearer acme.secret"}, "order%2F42", '{"userId": "alice", "ttlSeconds": 120}')
     clock.now = NOW + 100
 

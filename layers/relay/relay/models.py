@@ -19,6 +19,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from relay.rate_limits import Rate
+
 ID_MAX_LENGTH = 512
 """Ids fit in keys and message attributes."""
 
@@ -239,6 +241,8 @@ class Client(CamelModel):
     previous_secret_expires_at: datetime | None = None
     stopped_conversations: int = 0
     """Conversations whose delivery stopped at an undeliverable response (see relay.delivery)."""
+    rate_limit: Rate | None = None
+    """The client's own rate on the client API (requests per second); none: the stack's ClientRateLimit."""
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret, and the previous one while its grace period after a rotation lasts."""

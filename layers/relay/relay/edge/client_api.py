@@ -10,32 +10,34 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from relay.adapters.bot import BotClient
+from relay.conversation_tokens import ConversationTokens
 from relay.edge.api import browser_cors, create_resolver, request_body
 from relay.edge.browser import module_response
 from relay.edge.runtime import Secrets
 from relay.flows.inbound import POLL_REFUSALS, REFUSALS, Inbound
 from relay.flows.polling import ResponsesReader
+from relay.flows.throttling import Throttle
 from relay.flows.tokens import TOKEN_REFUSALS, Access, Tokens
 from relay.settings import InboundSettings
+from relay.stores.clients import ClientStore
 from relay.stores.conversations import ConversationStore
+from relay.stores.rate_limits import RateLimits
 from relay.stores.responses_log import ResponsesLog
 from relay.watermarks import Watermarks
 
 
 def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> tuple[Inbound, Tokens]:
-    """The messages-and-responses flow and the token flow, sharing the clients' access and the conversations."""
+    """The messages-and-responses flow and the token flow, sharing the clients' access, their rates and the
+    conversations."""
     conversations = ConversationStore(
         dynamodb,
         settings.conversations_table,
         ttl_days=settings.conversation_ttl_days,
         cache_ttl_seconds=settings.cache_ttl_seconds,
     )
-    access = Access.of(
-        dynamodb,
-        settings.clients_table,
-        settings.cache_ttl_seconds,
-        secrets.of(settings.conversation_token_key_secret),
-    )
+    clients = ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds)
+    access = Access(clients, ConversationTokens(secrets.of(settings.conversation_token_key_secret)))
+    throttle = Throttle(RateLimits(dynamodb, settings.rate_limits_table), clients, settings.client_rate_limit)
     inbound = Inbound(
         access,
         conversations,
@@ -51,8 +53,9 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> tuple
             Watermarks(secrets.of(settings.watermark_key_secret)),
         ),
         settings,
+        throttle=throttle,
     )
-    return inbound, Tokens(access, settings.stream_url, settings.max_body_bytes)
+    return inbound, Tokens(access, settings.stream_url, settings.max_body_bytes, throttle=throttle)
 
 
 def resolver(settings: InboundSettings, inbound: Inbound, tokens: Tokens) -> APIGatewayHttpResolver:

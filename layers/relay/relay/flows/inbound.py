@@ -1,7 +1,9 @@
-"""The client API. POST /messages: authenticate the client · validate · drop a repeated messageId · record the
-conversation · forward to the bot (· with ?wait, the bot's responses from the responses log).
-GET /conversations/{conversationId}/responses: authenticate the client · read the conversation's responses log.
-Both take a client token or a conversation token (relay.flows.tokens.Access)."""
+"""The client API. POST /messages: authenticate the client · validate · drop a repeated messageId · count it
+against the client's rate · record the conversation · forward to the bot (· with ?wait, the bot's responses from
+the responses log).
+GET /conversations/{conversationId}/responses: authenticate the client · count it against the client's rate ·
+read the conversation's responses log.
+Both take a client token or a conversation token (relay.flows.tokens.Access); the rate is relay.flows.throttling's."""
 
 from __future__ import annotations
 
@@ -32,12 +34,14 @@ from relay.errors import (
     InvalidRequest,
     MessageIdReused,
     MessageInProgress,
+    RateLimited,
     RelayError,
     TooLarge,
     Unauthorized,
     UnknownConversation,
 )
 from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader, parse_query
+from relay.flows.throttling import Throttle
 from relay.flows.tokens import Access
 from relay.models import ClientMessage, ForwardRecord, InboundMessage, MessageReceipt, RepliesReceipt, ResponsesPage
 from relay.settings import InboundSettings
@@ -50,13 +54,20 @@ REFUSALS: tuple[type[RelayError], ...] = (
     TooLarge,
     MessageInProgress,
     MessageIdReused,
+    RateLimited,
     BotRefusedMessage,
     BotRejectedToken,
     BotUnavailable,
 )
 """What POST /messages can refuse a request with: its handler answers these, openapi.yaml describes them."""
 
-POLL_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, UnknownConversation)
+POLL_REFUSALS: tuple[type[RelayError], ...] = (
+    Unauthorized,
+    Forbidden,
+    InvalidRequest,
+    UnknownConversation,
+    RateLimited,
+)
 """What GET /conversations/{conversationId}/responses can refuse a request with."""
 
 FORWARD_MARGIN_SECONDS = 5.0
@@ -89,9 +100,11 @@ class Inbound:
         reader: ResponsesReader,
         settings: InboundSettings,
         *,
+        throttle: Throttle,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._access = access
+        self._throttle = throttle
         self._conversations = conversations
         self._bot = bot
         self._reader = reader
@@ -131,6 +144,7 @@ class Inbound:
         arrived = self._clock()
         client = self._access.caller(headers)
         logger.append_keys(client_id=client.client_id)
+        self._throttle.check(client.client_id)  # counted only once it is known not to be a repeat: in _forward
         wait = parse_query(ReplyWait, parameters).wait
         message = InboundMessage.model_validate(parse_json(body, self._settings.max_body_bytes))
         client.may_send(message)
@@ -163,8 +177,9 @@ class Inbound:
         """
         conversation_id = unquote(path_segment)
         client = self._access.caller(headers)
-        client.may_read(conversation_id)
         logger.append_keys(client_id=client.client_id, conversation_id=conversation_id)
+        self._throttle.take(client.client_id)
+        client.may_read(conversation_id)
         query = parse_query(ResponsesQuery, parameters)
         return self._reader.read(client.client_id, conversation_id, query, self._until(self._clock() + query.wait))
 
@@ -178,8 +193,11 @@ class Inbound:
     def _forward(self, inbound: ClientMessage, wait: bool = False) -> ForwardRecord:
         """Runs once per (client, messageId); a failure releases the messageId so the client can retry.
 
-        With `wait`, it first notes where the conversation's responses log ends, to answer with what comes after.
+        Counted against the client's rate here, so that a repeat is never counted; a refusal (RateLimited) releases
+        the messageId like any failure, and nothing is forwarded. With `wait`, it first notes where the
+        conversation's responses log ends, to answer with what comes after.
         """
+        self._throttle.take(inbound.client_id)
         self._conversations.record(inbound.conversation())
         message = inbound.message
         position = self._reader.position(inbound.client_id, message.conversation_id) if wait else None

@@ -2,8 +2,10 @@
 
 Access: a request's bearer token is a client token (the client's back end, anything of its own) or a conversation
 token (a browser or app: one conversation as one user, on the routes a browser needs).
-POST /conversations/{conversationId}/tokens: client token · a token for that conversation and a user.
-POST /tokens/refresh: conversation token, not expired · a new one for the same grant, from now.
+POST /conversations/{conversationId}/tokens: client token · counted against the client's rate · a token for that
+conversation and a user.
+POST /tokens/refresh: conversation token, not expired · counted against its client's rate · a new one for the same
+grant, from now.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from relay.conversation_tokens import (
 )
 from relay.edge.bodies import parse_json
 from relay.edge.observability import logger, metrics
-from relay.errors import Forbidden, InvalidRequest, RelayError, TooLarge, Unauthorized
+from relay.errors import Forbidden, InvalidRequest, RateLimited, RelayError, TooLarge, Unauthorized
+from relay.flows.throttling import Throttle
 from relay.models import ID_MAX_LENGTH, CamelModel, Id, InboundMessage
 from relay.stores.clients import ClientStore, Credentials, bearer_token
 
-TOKEN_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, TooLarge)
+TOKEN_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, TooLarge, RateLimited)
 """What the two token routes can refuse a request with."""
 
 
@@ -122,9 +125,11 @@ class Tokens:
         stream_url: str,
         max_body_bytes: int,
         *,
+        throttle: Throttle,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._access = access
+        self._throttle = throttle
         self._max_body_bytes = max_body_bytes
         self._stream_url = stream_url
         self._clock = clock
@@ -132,6 +137,7 @@ class Tokens:
     def mint(self, headers: Mapping[str, str], path_segment: str, body: str) -> TokenAnswer:
         """A token for the caller's conversation (`path_segment`, percent-encoded) and the body's user."""
         caller = self._access.caller(headers)
+        self._throttle.take(caller.client_id)
         caller.client_only()
         request = TokenRequest.model_validate(parse_json(body, self._max_body_bytes))
         try:
@@ -148,6 +154,7 @@ class Tokens:
 
     def refresh(self, headers: Mapping[str, str]) -> TokenAnswer:
         grant = self._access.grant(bearer_token(headers))
+        self._throttle.take(grant.client_id)
         metrics.add_metric(name="ConversationTokenRefreshed", unit=MetricUnit.Count, value=1)
         return self._answer(grant.renewed(self._clock()))
 

@@ -18,13 +18,14 @@ from pydantic import BaseModel, ConfigDict
 from relay import signing
 from relay.errors import Unauthorized
 from relay.models import CLIENT_ID_PATTERN, CamelModel, Client
+from relay.rate_limits import Rate
 
 type TransactItem = dict[str, Any]
 """One item of a DynamoDB TransactWriteItems call."""
 
-AUTH_ATTRIBUTES = ("clientId", "tokenHash", "previousTokenHash", "previousTokenExpiresAt", "enabled")
-"""All that authenticating a client reads from its record: never its signing secret. The client API's IAM
-policy allows reading only these (template.yaml, checked by a test)."""
+AUTH_ATTRIBUTES = ("clientId", "tokenHash", "previousTokenHash", "previousTokenExpiresAt", "enabled", "rateLimit")
+"""All that authenticating a client reads from its record, its own rate with it: never its signing secret. The
+client API's IAM policy allows reading only these (template.yaml, checked by a test)."""
 
 
 class Credentials(CamelModel):
@@ -37,6 +38,7 @@ class Credentials(CamelModel):
     previous_token_hash: str | None = None
     previous_token_expires_at: datetime | None = None
     enabled: bool = True
+    rate_limit: Rate | None = None
 
     def accepts(self, token: str, now: datetime) -> bool:
         """The current token, or the previous one while its grace period after a rotation lasts; constant time."""
@@ -202,6 +204,11 @@ class ClientStore:
         if not credentials.enabled:
             raise Unauthorized(f"client '{client_id}' is disabled")
         return credentials
+
+    def rate_of(self, client_id: str) -> int | None:
+        """The client's own rate on the client API (None: the stack's), read with its credentials and cached."""
+        credentials = self._credentials_of(client_id)
+        return credentials.rate_limit if credentials else None
 
     def _credentials_of(self, client_id: str) -> Credentials | None:
         with self._lock:
