@@ -138,6 +138,13 @@ class ClientStore:
         else:
             self._update(client_id, "SET responseUrl = :url REMOVE responseUrlOff", {":url": {"S": url}})
 
+    def set_rate(self, client_id: str, rate: int | None) -> None:
+        """Give the client a rate of its own on the client API, or (None) the stack's again."""
+        if rate is None:
+            self._update(client_id, "REMOVE rateLimit", {})
+        else:
+            self._update(client_id, "SET rateLimit = :rate", {":rate": {"N": str(rate)}})
+
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
         """Enable or disable the client; returns whether it was enabled before."""
         old = self._update(client_id, "SET enabled = :enabled", {":enabled": {"BOOL": enabled}}, "ALL_OLD")
