@@ -65,7 +65,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/mypy
 	@# tests/conftest.py shares the module name `conftest` with tests/e2e/conftest.py: checked in a run of its own.
-	$(VENV)/bin/mypy tests/conftest.py tests/harness.py tests/iam_policy.py
+	$(VENV)/bin/mypy tests/conftest.py tests/harness.py tests/iam_policy.py tests/doc_examples.py
 
 # The unit tests run sam validate and checkov on the template: they need .tools.
 unit: $(VENV)/.installed $(TOOLS)/.installed
@@ -100,12 +100,12 @@ bench: $(VENV)/.installed
 openapi: $(VENV)/.installed
 	$(PY) tools/openapi.py > openapi.yaml
 
-## make docs: rewrite README.md's tables that come from template.yaml (a test fails while they are stale)
+## make docs: rewrite the tables in README.md and docs/ that come from template.yaml (a test fails while they are stale)
 docs: $(VENV)/.installed
-	$(PY) -m tools.readme
+	$(PY) -m tools.docs
 
-## make build: what `sam build` makes for Lambda (python3.13, arm64)
-build: $(TOOLS)/.installed
+## make build: what `sam build` makes for Lambda (python3.13, arm64); also sets up .venv, for relay-clients
+build: $(TOOLS)/.installed $(VENV)/.installed
 	SAM_CLI_TELEMETRY=0 PATH="$(abspath $(TOOLS))/bin:$$PATH" sam build
 
 clean:

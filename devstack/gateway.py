@@ -69,11 +69,13 @@ class _Request(LocalRequestHandler):
             self._send(status, headers, raw)
             say("api", f"{method} {path} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
             return
+        # A HEAD is its GET without the body (RFC 9110): the function sees the GET, and _send leaves the body out.
+        routed = "GET" if method == "HEAD" else method
         match = next(
             (
                 (route, function)
                 for m, route, function in self.server.routes
-                if m == method and path_parameters(route, path) is not None
+                if m == routed and path_parameters(route, path) is not None
             ),
             None,
         )
@@ -81,7 +83,7 @@ class _Request(LocalRequestHandler):
             self._send(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
             return
         route, function = match
-        event = http_event(method, route, path, self.headers.items(), body, query)
+        event = http_event(routed, route, path, self.headers.items(), body, query)
         try:
             result = function.invoke(event)
             status, headers, raw = api_response(result)

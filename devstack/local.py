@@ -40,6 +40,9 @@ from relay_clients import dev
 
 # Seconds instead of minutes, so a failed delivery recovers while you watch; as many attempts as deployed.
 RETRY_SCHEDULE = "1,2,4,8,16,32"
+ENDPOINT_COOLDOWN_SECONDS = "2"
+ENDPOINT_PARK_AFTER_SECONDS = "10"
+"""Likewise: an open breaker probes a receiver that is back within seconds, and a dead one is parked in 10."""
 CONCURRENCY = 4
 """Containers per function at most, to spare a laptop; further requests wait for one to be free."""
 POLLERS = 2
@@ -80,7 +83,12 @@ class LocalStack:
             self._start_moto()
             bot_url = settings.bot_webhook_url or self._serve(EchoBot(settings.bot_token, self.bot_response_url)).url
             response_url = settings.dev_response_url or self._serve(Receiver(settings.dev_webhook_secret)).url
-            parameters = {"BotWebhookUrl": str(bot_url), "DeliveryRetrySchedule": RETRY_SCHEDULE}
+            parameters = {
+                "BotWebhookUrl": str(bot_url),
+                "DeliveryRetrySchedule": RETRY_SCHEDULE,
+                "EndpointCooldownSeconds": ENDPOINT_COOLDOWN_SECONDS,
+                "EndpointParkAfterSeconds": ENDPOINT_PARK_AFTER_SECONDS,
+            }
             # The chat page's origin, and a developer's own pages'.
             parameters["BrowserOrigins"] = ",".join((self.api_url, *settings.browser_origins))
             self.stack = provision(
@@ -156,6 +164,13 @@ class LocalStack:
         assert self.gateway
         port = self.gateway.server_address[1]
         relay_clients = f"{'' if port == dev.DEFAULT_PORT else f'PORT={port} '}.venv/bin/relay-clients --dev"
+        # Which pages may call the API: a page of another origin can send nothing, and only its console says why.
+        origins = ", ".join((self.api_url, *settings.browser_origins))
+        whose = (
+            "the chat page's and DEV_BROWSER_ORIGINS"
+            if settings.browser_origins
+            else "the chat page's; add yours with DEV_BROWSER_ORIGINS=http://localhost:5173"
+        )
         return "\n".join(
             [
                 "",
@@ -167,6 +182,7 @@ class LocalStack:
                 f"  bot response URL     {self.bot_response_url}",
                 f"  chat page            {self.api_url}/chat   (a conversation of the demo client in a browser)",
                 f"  stream               {self.stream.url}   (@connections at {self.stream.connections.url})",
+                f"  browser origins      {origins}   ({whose})",
                 f"  bot                  {bot}",
                 f"  responses go to      {receiver}",
                 "",

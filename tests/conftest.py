@@ -20,7 +20,7 @@ os.environ.update(
     AWS_SESSION_TOKEN="testing",
     AWS_DEFAULT_REGION="us-east-1",
     POWERTOOLS_TRACE_DISABLED="true",
-    # The functions share this process and so relay.edge.observability's metrics, made at its first import
+    # The functions share this process and so relay.observability's metrics, made at its first import
     # (often a test module's, outside any function's environment): the namespace all functions share.
     POWERTOOLS_METRICS_NAMESPACE=template.load()["Globals"]["Function"]["Environment"]["Variables"][
         "POWERTOOLS_METRICS_NAMESPACE"

@@ -1,4 +1,5 @@
-"""POST /bot/responses/{secret}: check the secret, look the conversation up, publish the response to the topic."""
+"""POST /bot/responses/{secret} (relay.edge.bot_api): check the secret, look the conversation up, publish the
+response to the topic."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.publisher import ResponsePublisher
-from relay.edge.api import create_resolver, request_body
-from relay.edge.observability import logger, metrics, tracer
+from relay.edge import bot_api
 from relay.edge.runtime import Secrets
-from relay.flows.bot_responses import REFUSALS, BotResponses
+from relay.flows.bot_responses import BotResponses
+from relay.observability import logger, metrics, tracer
 from relay.settings import BotResponseSettings
 from relay.stores.conversations import ConversationStore
 
@@ -23,15 +24,8 @@ bot_responses = BotResponses(
         boto3.client("dynamodb"), settings.conversations_table, cache_ttl_seconds=settings.cache_ttl_seconds
     ),
     ResponsePublisher(boto3.client("sns"), settings.responses_topic_arn),
-    secrets.of(settings.bot_response_secret),
-    settings.max_body_bytes,
 )
-app = create_resolver(*REFUSALS)
-
-
-@app.post("/bot/responses/<secret>")
-def post_bot_response(secret: str) -> dict[str, str]:
-    return bot_responses.receive(secret, request_body(app.current_event)).model_dump(by_alias=True)
+app = bot_api.resolver(bot_responses, secrets.of(settings.bot_response_secret), settings.max_body_bytes)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -12,24 +12,28 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from relay.adapters.delivery_queue import DeliveryQueue
 from relay.adapters.webhook import WebhookSender
 from relay.deliveries import Result
-from relay.edge.observability import logger, metrics, tracer
 from relay.edge.runtime import ClientOnFirstUse, conversation_ordered_processor
 from relay.flows.delivery import Delivery
+from relay.observability import logger, metrics, tracer
 from relay.settings import DeliverySettings
 from relay.stores.clients import ClientStore
 from relay.stores.delivery_state import DeliveryState
+from relay.stores.responses_log import ResponsesLog
 
 settings = DeliverySettings.from_environment()
 
 dynamodb = boto3.client("dynamodb")
-# Only failures and redrives need the queue's client: made then, not at every cold start.
+# Made at first use (the first batch's deletes), not during the cold start's init.
 queue = DeliveryQueue(ClientOnFirstUse("sqs"), settings.delivery_queue_url, settings.dead_letter_queue_url)
 delivery = Delivery(
     settings,
     ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds),
     DeliveryState(dynamodb, settings.delivery_state_table),
     WebhookSender(settings.webhook_timeout_seconds),
+    ResponsesLog(dynamodb, settings.responses_table),
+    queue.nudge,
     logger,
+    metrics,
 )
 processor = conversation_ordered_processor()
 

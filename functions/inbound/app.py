@@ -9,18 +9,18 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.edge import client_api
-from relay.edge.observability import logger, metrics, tracer
 from relay.edge.runtime import Secrets
+from relay.observability import logger, metrics, tracer
 from relay.settings import InboundSettings
 
 settings = InboundSettings.from_environment()
-inbound, tokens = client_api.compose(settings, boto3.client("dynamodb"), Secrets(boto3.client("secretsmanager")))
-app = client_api.resolver(settings, inbound, tokens)
+api = client_api.compose(settings, boto3.client("dynamodb"), Secrets(boto3.client("secretsmanager")))
+app = client_api.resolver(settings, api)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    inbound.starting(context)
+    api.inbound.starting(context)
     return app.resolve(event, context)

@@ -11,9 +11,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.nudges import StreamNudges
-from relay.edge.observability import logger, metrics, tracer
 from relay.edge.runtime import conversation_ordered_processor
 from relay.flows.recording import record_from_queue
+from relay.observability import logger, metrics, tracer
 from relay.settings import ResponsesLogSettings
 from relay.stores.responses_log import ResponsesLog
 

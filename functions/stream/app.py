@@ -11,9 +11,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.connections_api import ConnectionsApi
 from relay.adapters.nudges import StreamNudges
-from relay.edge.observability import logger, metrics, tracer
 from relay.edge.runtime import ClientOnFirstUse, Secrets, conversation_ordered_processor
 from relay.flows.stream import Stream
+from relay.observability import logger, metrics, tracer
 from relay.settings import StreamSettings
 from relay.stores.connections import ConnectionStore
 from relay.stores.responses_log import ResponsesLog

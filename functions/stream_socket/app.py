@@ -1,4 +1,5 @@
-"""The WebSocket API (StreamApi): $connect, $disconnect and $default; the flow is relay.flows.stream_socket."""
+"""The WebSocket API (StreamApi, relay.edge.stream_api): $connect, $disconnect and $default; the flow is
+relay.flows.stream_socket."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.nudges import StreamNudges
-from relay.edge.api import socket_refusal
-from relay.edge.observability import logger, metrics, tracer
+from relay.edge import stream_api
+from relay.edge.access import Access
 from relay.edge.runtime import Secrets
-from relay.flows.stream_socket import CONNECT_REFUSALS, StreamSocket
-from relay.flows.tokens import Access
+from relay.flows.stream_socket import StreamSocket
+from relay.observability import logger, metrics, tracer
 from relay.settings import StreamSocketSettings
 from relay.stores.connections import ConnectionStore
 from relay.stores.responses_log import ResponsesLog
@@ -23,8 +24,8 @@ settings = StreamSocketSettings.from_environment()
 dynamodb = boto3.client("dynamodb")
 secrets = Secrets(boto3.client("secretsmanager"))
 token_key = secrets.of(settings.conversation_token_key_secret)
+access = Access.of(dynamodb, settings.clients_table, settings.cache_ttl_seconds, token_key)
 socket = StreamSocket(
-    Access.of(dynamodb, settings.clients_table, settings.cache_ttl_seconds, token_key),
     ConnectionStore(dynamodb, settings.connections_table),
     ResponsesLog(dynamodb, settings.responses_table),
     Watermarks(secrets.of(settings.watermark_key_secret)),
@@ -36,12 +37,4 @@ socket = StreamSocket(
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = event["requestContext"]
-    try:
-        answer = socket.route(
-            request["routeKey"], request["connectionId"], event.get("queryStringParameters"), event.get("body")
-        )
-    except CONNECT_REFUSALS as error:
-        return socket_refusal(error)
-    # $default is a two-way route: its body is sent back on the connection.
-    return {"statusCode": 200} if answer is None else {"statusCode": 200, "body": answer}
+    return stream_api.route(access, socket, event)

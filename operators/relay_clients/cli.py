@@ -1,12 +1,12 @@
 """relay-clients: the operators' command to manage clients in the deployed clients table.
 
-    relay-clients --stack relay create --id acme --name "ACME back end" --response-url https://acme.example/hook
-    relay-clients --stack relay list
-    relay-clients --stack relay rotate acme --token            (the previous token works 24 more hours)
-    relay-clients --stack relay rotate acme --secret --grace 2h
-    relay-clients --stack relay disable acme
-    relay-clients --stack relay set-rate acme 50              (50 requests/s, bursts of 100; --default: the stack's)
-    relay-clients --dev list                                    (the local stack of `make dev`)
+    relay-clients --stack messaging-relay create --id acme --name "ACME" --response-url https://acme.example/hook
+    relay-clients --stack messaging-relay list
+    relay-clients --stack messaging-relay rotate acme --token     (the previous token works 24 more hours)
+    relay-clients --stack messaging-relay rotate acme --secret --grace 2h
+    relay-clients --stack messaging-relay disable acme
+    relay-clients --stack messaging-relay set-rate acme 50        (50 requests/s, bursts of 100; --default: the stack's)
+    relay-clients --dev list                                      (the local stack of `make dev`)
 
 The table is `--table NAME`, or the `ClientsTableName` output of `--stack NAME` (or of the local stack with
 `--dev`), or $CLIENTS_TABLE. Exit status: 0 done, 1 failed (unknown client, AWS error), 2 bad input.

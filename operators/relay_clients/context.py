@@ -143,11 +143,15 @@ def find_local_stack(start: Path) -> dev.LocalStack:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise CommandError(f"PORT={text!r} is not a port: give the port of the local stack's API", BAD_INPUT)
     port = int(text)
-    path = next((file for d in (start, *start.parents) if (file := dev.state_file(d, port)).is_file()), None)
+    places = [start, *start.parents, *([] if dev.CHECKOUT in (start, *start.parents) else [dev.CHECKOUT])]
+    path = next((file for d in places if (file := dev.state_file(d, port)).is_file()), None)
     if path is None:
+        looked = f"{dev.state_file(start, port).relative_to(start)} in {start} or a directory above it"
+        if dev.CHECKOUT not in (start, *start.parents):
+            looked += f", or in {dev.CHECKOUT} (where this relay-clients is installed from)"
         raise CommandError(
-            f"no local stack on port {port}: start one with 'make dev' in the repository, and run this command"
-            " there as its banner shows (with PORT=<its port> if it is not 3000)"
+            f"no local stack on port {port}: no {looked}. Start one with 'make dev' in the repository; for one on"
+            f" another port than {dev.DEFAULT_PORT}, set PORT=<its port> as its banner shows"
         )
     try:
         local = dev.LocalStack.model_validate_json(path.read_text())

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict
 DIRECTORY = ".devstack"
 DEFAULT_PORT = 3000
 """The API port of `make dev` when PORT is not set."""
+CHECKOUT = Path(__file__).resolve().parents[2]
+"""The repository this relay-clients runs from when it is installed from one (`make` installs it with `pip -e`):
+where `make dev` writes its file, whatever the directory the command runs in."""
 
 
 class LocalStack(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -29,7 +30,15 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="session")
-def stack(bot: Bot, receiver: Receiver, request: pytest.FixtureRequest) -> Iterator[StackProcess]:
+def example_port() -> int:
+    """A free port for the browser example's back end (examples/browser), whose origin the stack allows."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def stack(bot: Bot, receiver: Receiver, example_port: int, request: pytest.FixtureRequest) -> Iterator[StackProcess]:
     """`python -m devstack`, what `make dev` runs, on a free port; stopped after the tests, also when one fails."""
     if ungrouped := request.config.stash.get(UNGROUPED, []):
         pytest.fail(f"xdist did not keep the {len(ungrouped)} tests of the shared stack on one worker: {ungrouped[0]}")
@@ -42,6 +51,7 @@ def stack(bot: Bot, receiver: Receiver, request: pytest.FixtureRequest) -> Itera
         "DEV_CLIENT_TOKEN": CLIENT_TOKEN,
         "DEV_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "DEV_BOT_SECRET": BOT_SECRET,
+        "DEV_BROWSER_ORIGINS": f"http://localhost:{example_port}",
     }
     with StackProcess.start(environment) as running:
         bot.response_url = f"{running.api_url}/bot/responses/{BOT_SECRET}"

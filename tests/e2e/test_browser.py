@@ -6,7 +6,10 @@ and receives over the stream, a real WebSocket of the browser's own to the local
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -17,9 +20,10 @@ import pytest
 import urllib3
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
-from parties import BOT_SECRET, CLIENT_ID, responses
+import doc_examples
+from parties import BOT_SECRET, CLIENT_ID, CLIENT_TOKEN, responses
 from relay.models import scoped
-from stack_process import StackProcess, post_json
+from stack_process import ROOT, StackProcess, post_json
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Playwright's own browser download cannot work here: the system's Chromium, with nothing of its own going online.
@@ -169,3 +173,46 @@ def _wait_for_recorded(stack: StackProcess, conversation: str, count: int) -> No
         recorded += answer["responses"]
         watermark = answer["watermark"]
     assert len(recorded) >= count, f"only {len(recorded)} responses recorded"
+
+
+# ── the browser example (examples/browser): a page of another origin, with the smallest back end ──
+
+
+@pytest.fixture(scope="module")
+def example(stack: StackProcess, example_port: int) -> Iterator[int]:
+    """examples/browser/backend.py started as docs/browsers.md says, for the tests' client, on the port whose
+    localhost origin the stack allows."""
+    shown = next(example for example in doc_examples.examples("part") if example.body.startswith("RELAY_API_URL="))
+    command = shown.body.strip().replace("http://127.0.0.1:3000", stack.api_url).replace("<client token>", CLIENT_TOKEN)
+    words = shlex.split(command)
+    settings = dict(word.split("=", 1) for word in words if re.match(r"[A-Z_]+=", word))
+    program = [word for word in words if not re.match(r"[A-Z_]+=", word)]
+    backend = subprocess.Popen(
+        [*program, str(example_port)], cwd=ROOT, env={**os.environ, **settings}, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert backend.stdout and "chat page on" in backend.stdout.readline()
+        yield example_port
+    finally:
+        backend.terminate()
+        backend.wait(10)
+
+
+def test_the_example_page_of_an_allowed_origin_sends_and_shows_the_answer(example: int, page: Page) -> None:
+    page.goto(f"http://localhost:{example}/")
+    say(page, "hello")
+
+    expect(page.locator("#log .bot")).to_have_text(["bot: hello #1"])
+    expect(page.locator("#problem")).to_be_hidden()
+
+
+def test_the_example_page_of_an_origin_the_relay_does_not_allow_says_so_on_the_page(
+    stack: StackProcess, example: int, page: Page
+) -> None:
+    page.goto(f"http://127.0.0.1:{example}/")  # the same page, but not the origin the stack allows
+    say(page, "hello")
+
+    expect(page.locator("#problem")).to_contain_text(
+        f"not sent: the relay at {stack.api_url}"
+        f" does not allow this page's origin, http://127.0.0.1:{example}: add it to the stack's BrowserOrigins"
+    )

@@ -79,7 +79,8 @@ def test_a_non_ascii_or_malformed_token_is_a_401(stack: StackProcess, bot: Bot, 
 
     status, body = post(f"{stack.api_url}/messages", json.dumps(sent).encode(), authorization)
 
-    assert (status, body["message"]) == (401, "invalid client token")
+    assert status == 401
+    assert body["message"].startswith("invalid client token (a token made by a rotation is accepted within")
     assert not sent_to_bot(bot, sent["messageId"])
 
 

@@ -1,4 +1,5 @@
-"""`make dev` as a user meets it: the banner's curl works, bad settings are named, stopping leaves nothing."""
+"""`make dev` as a user meets it: the banner's curl works, the docs' examples run as shown, bad settings are named,
+stopping leaves nothing."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
+import doc_examples
 from stack_process import ROOT, StackProcess
 
 _SETTINGS = ("PORT", "DEV_CLIENT_TOKEN", "DEV_RESPONSE_URL", "DEV_WEBHOOK_SECRET", "BOT_WEBHOOK_URL", "BOT_TOKEN")
@@ -56,6 +59,8 @@ def test_the_banners_commands_work_as_printed_and_ctrl_c_stops_everything() -> N
         assert re.search(
             r"^demo +demo client \(make dev\) +yes +default +http://127\.0\.0\.1:", listed.stdout, re.MULTILINE
         )
+        # What README.md and docs/ show of make dev, and the commands they give, as they run here.
+        _check_the_docs_examples(stack, answer.stdout)
         # Ctrl-C in the terminal: the whole group, make and the stack, is told (make waits for the stack to go).
         stack.interrupt(signal.SIGINT)
         assert stack.leftovers() == []
@@ -128,3 +133,28 @@ def test_a_second_signal_during_the_clean_up_does_not_cut_it_short() -> None:
         assert stack.leftovers() == []
         stack.wait_for_output(r"stack +stopped")
         assert "Traceback" not in stack.output
+
+
+def _check_the_docs_examples(stack: StackProcess, curl_answer: str) -> None:
+    """Every marked example of README.md and docs/ (tests/doc_examples.py) against this stack, as a newcomer runs it:
+    its banner, its log, the banner's curl's answer, and the console examples in a shell beside it."""
+    for example in doc_examples.examples("banner"):
+        missing = doc_examples.first_missing_in_order(example.lines, stack.output.splitlines())
+        assert missing is None, f"{example}: the banner has no line like {missing!r}:\n{stack.output}"
+    for example in doc_examples.examples("answer"):
+        assert doc_examples.first_missing_in_order(example.lines, curl_answer.splitlines()) is None, (
+            f"{example}: the banner's curl answered {curl_answer!r}"
+        )
+    for example in doc_examples.examples("log"):
+        deadline = time.monotonic() + 15  # the stack's processes write as they go
+        while unlogged := doc_examples.missing_entries(example.lines, stack.output.splitlines()):
+            assert time.monotonic() < deadline, f"{example}: the stack printed nothing like {unlogged[0]}"
+            time.sleep(0.1)
+    environment = {
+        **{name: value for name, value in os.environ.items() if name not in _SETTINGS},
+        "API": stack.api_url,
+        "TOKEN": stack.banner_value("client token"),
+        "PORT": stack.api_url.rsplit(":", 1)[1],
+    }
+    for example in doc_examples.examples("console"):
+        assert doc_examples.run_console(example, environment) == []

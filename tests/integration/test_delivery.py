@@ -21,8 +21,16 @@ from relay_clients import cli
 
 # Short here to keep the tests quick: retries at once, and a stopped conversation held for 1 s (at least the
 # client cache time, so that every container's cached client record knows of the stop) before it moves to the
-# dead-letter queue. The test of growing delays keeps the harness's schedule (1 and 2 s).
-QUICK = {"CACHE_TTL_SECONDS": "0.5", "DELIVERY_STOP_HOLD_SECONDS": "1", "DELIVERY_RETRY_SCHEDULE": "0"}
+# dead-letter queue. The test of growing delays keeps the harness's schedule (1 and 2 s). The endpoint's breaker,
+# which would hold a failing receiver's responses unPOSTed, is kept out of the way of the schedule's tests: it has
+# tests of its own (tests/unit/test_delivery_flow.py, tests/e2e/test_isolation.py).
+NO_BREAKER = {"ENDPOINT_FAILURE_THRESHOLD": "1000"}
+QUICK = {
+    "CACHE_TTL_SECONDS": "0.5",
+    "DELIVERY_STOP_HOLD_SECONDS": "1",
+    "DELIVERY_RETRY_SCHEDULE": "0",
+    **NO_BREAKER,
+}
 
 
 def with_delivery_environment(relay: Relay, **environment: str) -> Relay:
@@ -39,7 +47,7 @@ def relay(relay: Relay) -> Relay:
 @pytest.fixture
 def scheduled_relay(relay: Relay) -> Relay:
     """The harness's retry schedule: 1 s, then 2 s."""
-    return with_delivery_environment(relay, CACHE_TTL_SECONDS=QUICK["CACHE_TTL_SECONDS"])
+    return with_delivery_environment(relay, CACHE_TTL_SECONDS=QUICK["CACHE_TTL_SECONDS"], **NO_BREAKER)
 
 
 def start_conversation(relay: Relay, token: str, conversation: str) -> dict:
@@ -70,6 +78,8 @@ def busy_receiver() -> Iterator[HTTPServer]:
 
 
 def test_a_batchs_conversations_are_delivered_at_once_each_in_order(relay: Relay, busy_receiver: HTTPServer) -> None:
+    # One client's ten: its endpoint's cap on POSTs at once raised to the batch's size.
+    relay = with_delivery_environment(relay, **QUICK, ENDPOINT_CONCURRENCY="10")
     client, token = relay.add_client("acme", response_url=busy_receiver.url_for("/hook"))
     # Long enough for all ten to arrive while the first is still being answered, even on a loaded machine.
     slow = Receiver(busy_receiver, {"acme": client.webhook_secret}, pause=2.0)
@@ -187,7 +197,7 @@ def test_messages_an_invocation_has_no_time_for_are_delivered_by_the_next_one(
     """A batch that would outrun the function's timeout leaves its tail untried, not failed."""
     bot.expect_request("/webhook", method="POST").respond_with_json({})
     relay = Relay(aws, bot, parameters={"WebhookTimeoutSeconds": "1"})
-    relay.delivery = LocalFunction(dataclasses.replace(relay.delivery.spec, timeout_seconds=4))
+    relay.delivery = LocalFunction(dataclasses.replace(relay.delivery.spec, timeout_seconds=4), NO_BREAKER)
     relay.mapping = EventSourceMapping(relay.sqs, relay.delivery)
     client, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
     slow = Receiver(receiver, {"acme": client.webhook_secret}, pause=0.8)

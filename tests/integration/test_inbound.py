@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -20,6 +21,7 @@ from devstack.lambdas import api_response, http_event
 from harness import BOT_TIMEOUT_SECONDS, Relay, local_server, message
 from relay.flows.inbound import FORWARD_MARGIN_SECONDS
 from relay.settings import InboundSettings
+from relay.stores.clients import Rotation, hash_token, new_token
 
 MAX_BODY_BYTES = InboundSettings.model_fields["max_body_bytes"].default
 
@@ -213,6 +215,22 @@ def test_a_request_without_a_valid_token_is_refused(
     assert_refused(response, 401)
     assert response.headers.get("www-authenticate", "").lower().startswith("bearer")
     assert_nothing_forwarded_or_stored(relay, aws)
+
+
+def test_a_new_token_refused_by_a_function_that_read_the_client_before_the_rotation_says_when_it_will_work(
+    relay: Relay,
+) -> None:
+    _, old = relay.add_client("acme")
+    assert relay.post_message(old, message()).status == 200  # the function now keeps acme's record for a while
+    new = new_token("acme")
+    relay.clients.rotate("acme", Rotation(token_hash=hash_token(new)), datetime.now(UTC))
+
+    refused = relay.post_message(new, message())
+
+    cache = InboundSettings.model_fields["cache_ttl_seconds"].default
+    assert refused.status == 401
+    assert f"a token made by a rotation is accepted within {cache:g} seconds" in refused.json()["message"]
+    assert relay.post_message(old, message()).status == 200  # the old one, in its grace period
 
 
 def test_a_token_of_one_client_with_the_secret_part_of_another_is_refused(relay: Relay, aws: boto3.Session) -> None:

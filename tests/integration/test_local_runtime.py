@@ -109,6 +109,19 @@ def test_a_result_without_status_code_is_a_json_body(serve: Any) -> None:
     )
 
 
+def test_a_head_is_answered_as_its_get_without_the_body(serve: Any) -> None:
+    function = Recorded({"statusCode": 200, "headers": {"content-type": "text/javascript"}, "body": "export {}"}, [])
+    function.spec = spec(Path("."), [("GET", "/relay-chat.js")])
+    url = serve(function)
+
+    head = http.request("HEAD", f"{url}/relay-chat.js")
+    get = http.request("GET", f"{url}/relay-chat.js")
+
+    assert (head.status, head.data, head.headers["content-type"]) == (200, b"", "text/javascript")
+    assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.data))
+    assert [event["requestContext"]["http"]["method"] for event in function.events] == ["GET", "GET"]
+
+
 @pytest.mark.parametrize("result", [FunctionError("ProbeFunction: boom"), {"statusCode": "teapot"}])
 def test_a_function_error_or_a_malformed_result_is_a_500(serve: Any, result: Any) -> None:
     url = serve(Recorded(result, [("POST", "/work")]))
@@ -120,7 +133,13 @@ def test_a_function_error_or_a_malformed_result_is_a_500(serve: Any, result: Any
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/elsewhere"), ("GET", "/work"), ("POST", "/work/extra"), ("TRACE", "/work"), ("QUERY", "/work")],
+    [
+        ("POST", "/elsewhere"),
+        ("GET", "/work"),
+        ("POST", "/work/extra"),
+        ("TRACE", "/work"),
+        ("QUERY", "/work"),
+    ],
 )
 def test_no_route_is_a_404(serve: Any, method: str, path: str) -> None:
     function = Recorded({"statusCode": 200}, [("POST", "/work")])

@@ -533,13 +533,15 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server.stop()
 
 
-def local_stack(root: Path, port: int, endpoint_url: str, pid: int = os.getpid()) -> dev.LocalStack:
+def local_stack(
+    root: Path, port: int, endpoint_url: str, pid: int = os.getpid(), *, make_root: bool = False
+) -> dev.LocalStack:
     """A local stack's file in `root` (the repository), whose clients table is the template's, on `endpoint_url`."""
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url, aws_access_key_id="x", aws_secret_access_key="x")
     table = clients_table(dynamodb, f"relay-dev-ClientsTable-{root.name}")  # moto's server keeps it all the run
     local = dev.LocalStack(endpoint_url=endpoint_url, region="us-east-1", pid=pid, outputs={"ClientsTableName": table})
     path = dev.state_file(root, port)
-    path.parent.mkdir()
+    path.parent.mkdir(parents=make_root)
     path.write_text(local.model_dump_json())
     return local
 
@@ -558,16 +560,33 @@ def test_dev_works_on_the_local_stack_on_port_from_any_directory_below_its_file(
     assert re.search(r"^acme +ACME +yes", capsys.readouterr().out, re.MULTILINE)
 
 
-def test_dev_without_a_local_stack_on_that_port_says_how_to_start_one(
+def test_dev_from_outside_the_repository_finds_the_stack_of_the_checkout_relay_clients_is_installed_from(
     moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    local_stack(tmp_path, 3123, moto_server)
-    monkeypatch.chdir(tmp_path)
+    local_stack(tmp_path / "relay", 3123, moto_server, make_root=True)
+    monkeypatch.setattr(dev, "CHECKOUT", tmp_path / "relay")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    monkeypatch.setenv("PORT", "3123")
+
+    assert main(["--dev", "list"]) == 0
+
+
+def test_dev_without_a_local_stack_on_that_port_says_which_file_it_looked_for_and_where(
+    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local_stack(tmp_path / "checkout", 3123, moto_server, make_root=True)  # on another port
+    monkeypatch.setattr(dev, "CHECKOUT", tmp_path / "checkout")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     monkeypatch.delenv("PORT", raising=False)
 
     assert main(["--dev", "list"]) == 1
 
-    assert "no local stack on port 3000: start one with 'make dev'" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert f"no local stack on port 3000: no .devstack/stack-3000.json in {tmp_path / 'elsewhere'} or a" in said
+    assert f"or in {tmp_path / 'checkout'} (where this relay-clients is installed from)" in said
+    assert "Start one with 'make dev' in the repository" in said
 
 
 def test_dev_with_the_file_of_a_stack_that_has_stopped_says_so(

@@ -4,6 +4,7 @@ the test's own: no AWS, no network, no sleeping. The real path (moto, HTTP) is t
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import logging
@@ -11,24 +12,37 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from memory import MemoryLog
 from standardwebhooks import Webhook
 
 from relay import signing
 from relay.adapters.outbound import Answer, PostFailed
 from relay.adapters.publisher import message_group_id
 from relay.adapters.webhook import WebhookSender
-from relay.deliveries import DeadLetter, Decision, Done, QueuedResponse, Release, Result, Retry, StopConversation
+from relay.deliveries import (
+    DeadLetter,
+    Decision,
+    Done,
+    Held,
+    QueuedResponse,
+    Release,
+    Result,
+    ResumeParked,
+    Retry,
+    StopConversation,
+)
+from relay.endpoints import PARKING, EndpointState, ProbeClaim
 from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS, Delivery
 from relay.models import Client, ClientResponse
 from relay.settings import DeliverySettings
 from relay.stores.clients import TransactItem
-from relay.stores.delivery_state import Stop
+from relay.stores.delivery_state import Park, Stop
 
 SCHEDULE = (5, 300, 1800)
 MAX_ATTEMPTS = 4
@@ -49,6 +63,9 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    def wall(self) -> float:  # as the responses log stamps what it records
+        return self.now
+
 
 class MemoryClients:
     """The clients store: records by id; a transaction item is a change of the count of stopped conversations."""
@@ -65,15 +82,62 @@ class MemoryClients:
     def switch_off_url(self, client_id: str) -> None:
         self._update(client_id, response_url_off=True)
 
+    def open_endpoint(self, client_id: str, since: datetime, open_until: datetime, reason: str) -> None:
+        record = self.records[client_id]
+        self._update(
+            client_id,
+            endpoint_state=EndpointState.OPEN,
+            endpoint_since=record.endpoint_since or since,
+            endpoint_open_until=open_until,
+            endpoint_reason=reason,
+        )
+
+    def claim_probe(self, client_id: str, now: datetime, open_until: datetime) -> ProbeClaim:
+        current = self.records[client_id].endpoint_open_until
+        if current is None or current > now:
+            return ProbeClaim(ours=False, open_until=current)
+        self._update(client_id, endpoint_open_until=open_until)
+        return ProbeClaim(ours=True)
+
+    def close_endpoint(self, client_id: str) -> None:
+        self._update(
+            client_id,
+            endpoint_state=EndpointState.HEALTHY,
+            endpoint_since=None,
+            endpoint_open_until=None,
+            endpoint_reason=None,
+        )
+
     def stop_counted(self, client_id: str) -> TransactItem:
         return {"client": client_id, "stops": 1}
 
     def stop_uncounted(self, client_id: str) -> TransactItem:
         return {"client": client_id, "stops": -1}
 
-    def commit(self, item: TransactItem) -> None:
+    def park_endpoint(self, client_id: str, state: EndpointState, now: datetime, reason: str) -> bool:
+        record = self.records[client_id]
+        if record.endpoint_state not in (EndpointState.OPEN, EndpointState.PARKED) or record.endpoint_state is state:
+            return False
+        parked_at = record.endpoint_parked_at or now
+        self._update(client_id, endpoint_state=state, endpoint_parked_at=parked_at, endpoint_reason=reason)
+        return True
+
+    def parked_counted(self, client_id: str) -> TransactItem:
+        return {"client": client_id, "parked": 1, "while_parking": True}
+
+    def parked_uncounted(self, client_id: str) -> TransactItem:
+        return {"client": client_id, "parked": -1}
+
+    def commit(self, item: TransactItem) -> bool:
         record = self.records[item["client"]]
-        self._update(item["client"], stopped_conversations=record.stopped_conversations + item["stops"])
+        if item.get("while_parking") and record.endpoint_state not in PARKING:
+            return False
+        self._update(
+            item["client"],
+            stopped_conversations=record.stopped_conversations + item.get("stops", 0),
+            parked_conversations=record.parked_conversations + item.get("parked", 0),
+        )
+        return True
 
     def _update(self, client_id: str, **changes: Any) -> None:
         self.records[client_id] = self.records[client_id].model_copy(update=changes)
@@ -86,6 +150,7 @@ class MemoryState:
         self._clients = clients
         self.attempts: Counter[str] = Counter()
         self.stops: dict[tuple[str, str], Stop] = {}
+        self.parks: dict[tuple[str, str], Park] = {}
 
     def count_failed_attempt(self, webhook_id: str) -> int:
         self.attempts[webhook_id] += 1
@@ -106,6 +171,31 @@ class MemoryState:
         if self.stops.pop((client_id, conversation_id), None) is not None:
             self.attempts.pop(webhook_id, None)
             self._clients.commit(uncounted)
+
+    def park(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> bool:
+        key = (client_id, conversation_id)
+        if key in self.parks:
+            self.parks[key] = dataclasses.replace(self.parks[key], last=webhook_id)
+            return True
+        if not self._clients.commit(counted):
+            return False
+        self.parks[key] = Park(webhook_id, webhook_id)
+        return True
+
+    def park_of(self, client_id: str, conversation_id: str) -> Park | None:
+        return self.parks.get((client_id, conversation_id))
+
+    def advance_park(self, client_id: str, conversation_id: str, through: str) -> None:
+        key = (client_id, conversation_id)
+        self.parks[key] = dataclasses.replace(self.parks[key], through=through)
+
+    def unpark(self, client_id: str, conversation_id: str, last: str, uncounted: TransactItem) -> None:
+        if (park := self.parks.get((client_id, conversation_id))) is not None and park.last == last:
+            del self.parks[client_id, conversation_id]
+            self._clients.commit(uncounted)
+
+    def parked(self, client_id: str) -> list[str]:
+        return [conversation for client, conversation in self.parks if client == client_id]
 
 
 @dataclass
@@ -130,6 +220,12 @@ class Receiver:
     posts: list[Post] = field(default_factory=list)
     script: dict[str, list[Answer | PostFailed]] = field(default_factory=dict)
     meeting: threading.Barrier | None = None
+    takes_at: dict[str, float] = field(default_factory=dict)
+    """Seconds the POSTs to a URL take, where not `takes`."""
+    before: dict[str, Callable[[], None]] = field(default_factory=dict)
+    """Called before answering the POST of a text: a receiver that waits for something."""
+    down: set[str] = field(default_factory=set)
+    """URLs whose receiver answers 500 to everything."""
 
     def answer(self, text: str, *answers: Answer | PostFailed) -> Receiver:
         self.script.setdefault(text, []).extend(answers)
@@ -141,9 +237,11 @@ class Receiver:
         self.posts.append(post)
         if self.meeting is not None:
             self.meeting.wait()  # every conversation's first POST must be under way at once
-        self.clock.now += self.takes
+        if (wait := self.before.get(post.text)) is not None:
+            wait()
+        self.clock.now += self.takes_at.get(url, self.takes)
         answers = self.script.get(post.text)
-        answer = answers.pop(0) if answers else Answer(204, {})
+        answer = answers.pop(0) if answers else Answer(500 if url in self.down else 204, {})
         if isinstance(answer, PostFailed):
             raise answer
         return answer
@@ -153,16 +251,32 @@ class Receiver:
 
 
 class Applied:
-    """The queue adapter's `apply`: what it was given; `refuse` makes it fail as a refusing dead-letter queue."""
+    """The queue adapter's `apply`: what it was given, a conversation at a time; `refuse` makes it fail as a
+    refusing dead-letter queue."""
 
     def __init__(self) -> None:
-        self.batches: list[Mapping[str, Decision]] = []
+        self.conversations: list[Mapping[str, Decision]] = []
         self.refuse = False
+        self._lock = threading.Lock()
 
     def __call__(self, decisions: Mapping[str, Decision]) -> None:
         if self.refuse and any(isinstance(decision, DeadLetter) for decision in decisions.values()):
             raise RuntimeError("dead-letter queue refused messages")
-        self.batches.append(decisions)
+        with self._lock:
+            self.conversations.append(decisions)
+        self.on_apply(decisions)
+
+    on_apply: Callable[[Mapping[str, Decision]], None] = staticmethod(lambda decisions: None)
+
+
+class Metrics:
+    """Powertools' metrics as the flow uses them: each name's count."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def add_metric(self, name: str, unit: Any, value: int) -> None:
+        self.counts[name] += value
 
 
 @dataclass
@@ -173,12 +287,17 @@ class World:
     receiver: Receiver
     flow: Delivery
     applied: Applied
+    metrics: Metrics
+    log: MemoryLog
+    nudged: list[tuple[str, str]]
     deadline: float = float("inf")
 
     def run(self, *queued: QueuedResponse) -> list[Decision]:
         """One invocation with this batch: the decision for each of its responses, in the batch's order."""
+        self.applied.conversations.clear()
         decisions = self.flow.run(queued, self.remaining_ms, self.applied)
-        assert self.applied.batches[-1] is decisions, "the queue is given every decision before the flow ends"
+        applied = [message_id for conversation in self.applied.conversations for message_id in conversation]
+        assert sorted(applied) == sorted(decisions), "the queue is given every decision, once, before the flow ends"
         return [decisions[q.message_id] for q in queued]
 
     def remaining_ms(self) -> int:
@@ -188,6 +307,10 @@ class World:
         record = self.clients.get(client_id)
         assert record is not None
         return record
+
+
+def assert_(condition: bool, message: str) -> None:
+    assert condition, message
 
 
 def new_client(client_id: str = "acme", **fields: Any) -> Client:
@@ -214,6 +337,9 @@ def settings(**overrides: Any) -> DeliverySettings:
             "delivery_max_attempts": MAX_ATTEMPTS,
             "delivery_retry_schedule": SCHEDULE,
             "delivery_stop_hold_seconds": HOLD_SECONDS,
+            "responses_table": "responses",
+            # The breaker has tests of its own: elsewhere it stays out of the way of the schedule's.
+            "endpoint_failure_threshold": 1000,
             **overrides,
         }
     )
@@ -225,8 +351,21 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
     state = MemoryState(memory)
     receiver = Receiver(clock, takes)
     sender = WebhookSender(WEBHOOK_TIMEOUT_SECONDS, receiver, clock)
-    flow = Delivery(settings(**overrides), memory, state, sender, logging.getLogger("delivery-test"), clock)
-    return World(clock, memory, state, receiver, flow, Applied())
+    metrics = Metrics()
+    log = MemoryLog(clock)
+    nudged: list[tuple[str, str]] = []
+    flow = Delivery(
+        settings(**overrides),
+        memory,
+        state,
+        sender,
+        log,
+        lambda client_id, conversations: nudged.extend((client_id, c) for c in conversations),
+        logging.getLogger("delivery-test"),
+        metrics,
+        clock,
+    )
+    return World(clock, memory, state, receiver, flow, Applied(), metrics, log, nudged)
 
 
 @pytest.fixture
@@ -313,6 +452,288 @@ def test_a_batchs_conversations_are_posted_at_once_each_in_order() -> None:
     for conversation in "xyz":
         assert [t for t in w.receiver.texts() if t[0] == conversation] == [f"{conversation}0", f"{conversation}1"]
     assert threading.current_thread() not in {post.thread for post in w.receiver.posts}
+
+
+def test_a_conversation_is_released_as_soon_as_its_part_of_the_batch_is_done_not_after_the_slowest() -> None:
+    w = world()
+    fast, slow = said("fast", conversation="f"), said("slow", conversation="s")
+    fast_released = threading.Event()
+    w.applied.on_apply = lambda decisions: fast_released.set() if fast.message_id in decisions else None
+    # The slow receiver answers only once the fast conversation's decision has reached the queue.
+    w.receiver.before["slow"] = lambda: assert_(fast_released.wait(10), "fast waited for the slow POST")
+
+    assert w.run(fast, slow) == [DELIVERED, DELIVERED]
+
+
+def test_one_container_has_at_most_the_endpoints_cap_of_posts_in_flight_to_it() -> None:
+    w = world(endpoint_concurrency=2)
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+
+    def arrive() -> None:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        time.sleep(0.05)  # long enough for the others to arrive, were they let in
+        with lock:
+            in_flight -= 1
+
+    batch = [said(f"{c}", conversation=c) for c in "uvwxyz"]
+    for queued in batch:
+        w.receiver.before[str(queued.response.payload["text"]) if queued.response else ""] = arrive
+
+    assert w.run(*batch) == [DELIVERED] * 6
+    assert most == 2
+
+
+# ── isolation: the breaker of each endpoint ──
+
+OTHER_URL = "https://globex.example/hook"
+THRESHOLD, COOLDOWN = 3, 30
+
+
+def breaker_world(**overrides: Any) -> World:
+    return world(
+        new_client(),
+        new_client("globex", response_url=OTHER_URL),
+        endpoint_failure_threshold=THRESHOLD,
+        endpoint_cooldown_seconds=COOLDOWN,
+        **overrides,
+    )
+
+
+def open_breaker(w: World) -> None:
+    """acme's receiver fails THRESHOLD times in a row."""
+    for n in range(THRESHOLD):
+        w.receiver.answer(f"fail{n}", FAILED)
+        (decision,) = w.run(said(f"fail{n}", conversation=f"c{n}"))
+        assert isinstance(decision, Retry)
+
+
+def test_failures_in_a_row_open_the_breaker_its_responses_wait_unposted_and_other_clients_go_on() -> None:
+    w = breaker_world()
+    open_breaker(w)
+    held, other = said("held"), said("other", client_id="globex")
+
+    decisions = w.run(held, other)
+
+    assert decisions == [Held(COOLDOWN, "its endpoint's breaker is open"), DELIVERED]
+    assert "held" not in w.receiver.texts(), "not POSTed"
+    assert w.state.attempts[stuck_id(held)] == 0, "a held response has had no attempt"
+    assert w.client().endpoint_state is EndpointState.OPEN, "the other containers read it from the record"
+    assert w.client().endpoint_reason == "receiver answered HTTP 500"
+    assert w.metrics.counts["EndpointOpened"] == 1
+
+
+def test_after_the_cooldown_one_probe_goes_and_a_prompt_success_closes_the_breaker_everywhere() -> None:
+    w = breaker_world()
+    open_breaker(w)
+    w.clock.now += COOLDOWN
+
+    assert w.run(said("probe", conversation="p")) == [DELIVERED]
+    assert w.run(said("after", conversation="q")) == [DELIVERED]
+
+    assert w.receiver.texts()[-2:] == ["probe", "after"]
+    assert w.client().endpoint_state is EndpointState.HEALTHY
+    assert w.client().endpoint_open_until is None
+    assert w.metrics.counts["EndpointProbed"] == 1 and w.metrics.counts["EndpointClosed"] == 1
+
+
+def test_a_failed_probe_keeps_the_breaker_open_another_cooldown() -> None:
+    w = breaker_world()
+    open_breaker(w)
+    w.clock.now += COOLDOWN
+    w.receiver.answer("probe", FAILED)
+
+    (probe,) = w.run(said("probe", conversation="p"))
+    (next_one,) = w.run(said("next", conversation="q"))
+
+    assert isinstance(probe, Retry), "a probe is a real attempt"
+    assert isinstance(next_one, Held)
+    assert "next" not in w.receiver.texts()
+    assert w.client().endpoint_state is EndpointState.OPEN
+
+
+def test_while_another_container_has_the_probe_this_one_holds_without_posting() -> None:
+    w = breaker_world()
+    now = datetime.fromtimestamp(w.clock.now, UTC)
+    # What another container wrote: the breaker open, and its probe under way until then.
+    w.clients.open_endpoint("acme", now, now + timedelta(seconds=12), "receiver timed out")
+
+    (decision,) = w.run(said("r"))
+
+    assert decision == Held(12, "its endpoint's breaker is open")
+    assert w.receiver.posts == []
+
+
+def test_a_breaker_closed_by_another_container_is_not_opened_again_by_a_stale_one() -> None:
+    w = breaker_world()
+    open_breaker(w)  # this container saw the failures
+    w.clock.now += COOLDOWN
+    w.clients.close_endpoint("acme")  # another container's probe succeeded
+
+    assert w.run(said("r")) == [DELIVERED]
+    assert w.client().endpoint_state is EndpointState.HEALTHY
+
+
+def test_slow_successes_count_against_the_breaker_though_each_is_delivered() -> None:
+    w = breaker_world(endpoint_slow_seconds=0.5)
+    w.receiver.takes_at[URL] = 0.6  # acme's receiver answers, slowly
+
+    decisions = [w.run(said(f"slow{n}", conversation=f"c{n}"))[0] for n in range(THRESHOLD)]
+    (held,) = w.run(said("next", conversation="n"))
+    (other,) = w.run(said("other", client_id="globex"))
+
+    assert decisions == [DELIVERED] * THRESHOLD
+    assert isinstance(held, Held) and other == DELIVERED
+    assert w.client().endpoint_reason == "receiver took 0.6 s to answer"
+
+
+def test_a_response_held_for_the_whole_retry_window_stops_its_conversation() -> None:
+    w = breaker_world()
+    open_breaker(w)
+    w.clock.now += sum(SCHEDULE) + (MAX_ATTEMPTS - 1 - len(SCHEDULE)) * SCHEDULE[-1]
+    w.clients.open_endpoint("acme", datetime.fromtimestamp(0, UTC), datetime.fromtimestamp(w.clock.now + 9, UTC), "")
+
+    (decision,) = w.run(said("late"))
+
+    assert decision == StopConversation(HOLD_SECONDS, "its endpoint failed for the whole retry window")
+
+
+def test_a_held_response_comes_back_less_often_the_longer_its_endpoint_fails_within_bounds() -> None:
+    w = breaker_world(delivery_max_attempts=50, delivery_retry_schedule=(36000,), endpoint_park_after_seconds=10**6)
+    open_breaker(w)
+    waits = []
+    for minutes in (0, 10, 60, 600):
+        w.clock.now += minutes * 60
+        now = datetime.fromtimestamp(w.clock.now, UTC)
+        w.clients.claim_probe("acme", now, now + timedelta(seconds=COOLDOWN))  # another container probes
+        (decision,) = w.run(said(f"h{minutes}"))
+        assert isinstance(decision, Held)
+        waits.append(decision.seconds)
+
+    assert waits == sorted(waits) and waits[0] == COOLDOWN
+    assert waits[-1] == 10 * COOLDOWN, "bounded: a receiver that comes back is soon delivered to"
+
+
+# ── isolation: a dead endpoint's conversations are parked, and resumed in order when it is back ──
+
+PARK_AFTER = 600
+
+
+def record(w: World, *queued: QueuedResponse) -> None:
+    """The responses log records them, as its own consumer of the topic does."""
+    for n, item in enumerate(queued):
+        assert item.response is not None
+        position = len(w.log.entries.get(f"{item.response.client_id}:{item.response.conversation_id}", [])) + n + 1
+        w.log.record(position, item.response, item.body)
+
+
+def failed_probe(w: World) -> None:
+    (probe,) = w.run(said("probe", conversation="probe"))
+    assert isinstance(probe, Retry)
+
+
+def parked_world() -> World:
+    """acme's receiver is down, and has been for PARK_AFTER: parked, and every container knows; its probe failed."""
+    w = breaker_world(endpoint_park_after_seconds=PARK_AFTER, endpoint_disable_after_hours=24)
+    w.receiver.down.add(URL)
+    open_breaker(w)
+    w.clock.now += PARK_AFTER
+    failed_probe(w)
+    (held,) = w.run(said("held", conversation="t"))  # the container that holds it parks the endpoint
+    assert isinstance(held, Held)
+    assert w.client().endpoint_state is EndpointState.PARKED
+    assert w.run(said("soon", conversation="u")) == [Held(HOLD_SECONDS, "parking its endpoint")], (
+        "not before every container knows"
+    )
+    w.clock.now += HOLD_SECONDS
+    failed_probe(w)
+    return w
+
+
+def nudge_of(queued: QueuedResponse) -> QueuedResponse:
+    """What the flow puts in the conversation's group when its endpoint is back."""
+    assert queued.response is not None
+    resume = ResumeParked(client_id=queued.response.client_id, conversation_id=queued.response.conversation_id)
+    return QueuedResponse(str(uuid.uuid4()), queued.conversation, resume.to_json(), None, resume)
+
+
+def test_an_endpoint_open_too_long_is_parked_its_responses_leave_the_queue_unposted_and_others_go_on() -> None:
+    w = parked_world()
+    conversation = [said(f"p{n}", conversation="c") for n in range(3)]
+    record(w, *conversation)
+    posts_before = len(w.receiver.posts)
+
+    decisions = w.run(*conversation, said("other", client_id="globex"))
+
+    assert decisions == [Done(Result.PARKED, "its endpoint is parked")] * 3 + [DELIVERED]
+    assert len(w.receiver.posts) == posts_before + 1 and w.receiver.texts()[-1] == "other"
+    assert w.state.parks["acme", "c"] == Park(stuck_id(conversation[0]), stuck_id(conversation[2]))
+    assert w.client().parked_conversations == 1
+    assert w.metrics.counts["EndpointParked"] == 1
+
+
+def test_when_the_probe_succeeds_each_parked_conversation_is_delivered_from_the_log_in_order_with_its_ids() -> None:
+    w = parked_world()
+    first, second = (
+        [said(f"c{n}", conversation="c") for n in range(2)],
+        [said(f"d{n}", conversation="d") for n in range(2)],
+    )
+    record(w, *first)
+    record(w, *second)
+    w.run(*first, *second)  # parked
+    w.receiver.down.clear()  # the receiver is back
+    w.clock.now += COOLDOWN  # and a probe is due
+    live = said("c-live", conversation="c")
+    record(w, live)
+
+    assert w.run(live) == [DELIVERED], "the probe: its conversation's parked responses first"
+    assert w.client().endpoint_state is EndpointState.HEALTHY
+    assert ("acme", "d") in w.nudged, "the other parked conversation is nudged"
+    nudge = QueuedResponse(
+        str(uuid.uuid4()), second[0].conversation, "{}", None, ResumeParked(client_id="acme", conversation_id="d")
+    )
+    assert w.run(nudge) == [Done(Result.RESUMED)]
+
+    delivered = [post for post in w.receiver.posts if post.text[0] in "cd" and not post.text.startswith("fail")]
+    assert [post.text for post in delivered] == ["c0", "c1", "c-live", "d0", "d1"]
+    assert [post.headers["webhook-id"] for post in delivered[:2]] == [stuck_id(q) for q in first]
+    assert w.state.parks == {} and w.client().parked_conversations == 0
+
+
+def test_a_resume_that_fails_midway_goes_on_from_where_it_stopped() -> None:
+    w = parked_world()
+    conversation = [said(f"c{n}", conversation="c") for n in range(3)]
+    record(w, *conversation)
+    w.run(*conversation)
+    w.receiver.down.clear()
+    w.clients.close_endpoint("acme")  # switched on again
+    w.receiver.answer("c1", FAILED)
+    nudge = nudge_of(conversation[0])
+
+    (first_try,) = w.run(nudge)
+    (second_try,) = w.run(nudge)
+
+    assert isinstance(first_try, Held)
+    assert second_try == Done(Result.RESUMED)
+    assert [t for t in w.receiver.texts() if t.startswith("c")] == ["c0", "c1", "c1", "c2"], "c0 not sent again"
+
+
+def test_an_endpoint_failing_for_the_disable_time_is_disabled_and_no_longer_probed() -> None:
+    w = parked_world()
+    w.clock.now += 24 * 3600
+    queued = said("late")
+    record(w, queued)
+
+    w.run(queued)  # parked, and the endpoint disabled by the container that holds or parks it
+    w.clock.now += COOLDOWN * 20
+    (decision,) = w.run(said("later"))
+
+    assert w.client().endpoint_state is EndpointState.DISABLED
+    assert decision == Done(Result.PARKED, "its endpoint is disabled")
+    assert "later" not in w.receiver.texts(), "no probe"
 
 
 # ── the retry schedule ──

@@ -94,6 +94,11 @@ def test_a_field_of_the_wrong_type_is_named(field: str, value: Any) -> None:
     assert assert_named(message(**{field: value}), field) == [field]
 
 
+@pytest.mark.parametrize("text", [3, None, ["a"]], ids=["number", "null", "list"])
+def test_a_payload_text_the_integration_refuses_is_named(text: object) -> None:
+    assert assert_named(message(payload={"text": text, "kind": "note"}), "payload.text") == ["payload.text"]
+
+
 @pytest.mark.parametrize(
     ("payload", "forwarded"),
     [

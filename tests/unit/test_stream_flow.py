@@ -13,12 +13,13 @@ import pytest
 
 from relay.adapters.connections_api import FRAME_MAX_BYTES, ConnectionGone
 from relay.conversation_tokens import ConversationGrant, ConversationTokens
-from relay.errors import Forbidden, InvalidRequest, Unauthorized
-from relay.flows import stream, stream_socket, tokens
+from relay.edge import stream_api
+from relay.edge.access import Access
+from relay.errors import Unauthorized
 from relay.flows.stream import CONNECTING_RETRY_DELAYS, CONNECTING_SECONDS, Stream
 from relay.flows.stream_socket import StreamSocket
-from relay.flows.tokens import Access
 from relay.models import StreamNudge, scoped
+from relay.observability import metrics
 from relay.stores.clients import Credentials
 from relay.stores.connections import Connection
 from relay.stores.responses_log import Recorded
@@ -30,10 +31,9 @@ CLIENT, CONVERSATION, USER = "acme", "order-42", "alice"
 @pytest.fixture(autouse=True)
 def metrics_flushed_as_in_lambda(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The template sets the namespace; a hundred metrics are flushed with it, as a long invocation would."""
-    for module in (stream, stream_socket, tokens):
-        monkeypatch.setattr(module.metrics.provider, "namespace", "MessagingRelay")
+    monkeypatch.setattr(metrics.provider, "namespace", "MessagingRelay")
     yield
-    stream.metrics.clear_metrics()
+    metrics.clear_metrics()
 
 
 class Clock:
@@ -159,8 +159,8 @@ class World:
         self.clients = Clients()
         self.tokens = ConversationTokens(lambda: "token-key", clock=self.clock)
         self.watermarks = Watermarks(lambda: "watermark-key")
-        access = Access(self.clients, self.tokens)
-        self.socket = StreamSocket(access, self.connections, self.log, self.watermarks, self.queue, clock=self.clock)
+        self.access = Access(self.clients, self.tokens)
+        self.socket = StreamSocket(self.connections, self.log, self.watermarks, self.queue, clock=self.clock)
         self.stream = Stream(
             self.log, self.connections, self.api, self.watermarks, self.queue, clock=self.clock, sleep=self.clock.sleep
         )
@@ -180,7 +180,22 @@ class World:
 
     def connect(self, connection_id: str, after: str | None = None) -> None:
         """$connect: the handler runs; the connection is not open to posts until `established`."""
-        self.socket.connect(connection_id, {"token": self.token(), **({"after": after} if after else {})})
+        assert self.route("$connect", connection_id, {"token": self.token(), "after": after or ""}) == {
+            "statusCode": 200
+        }
+
+    def route(self, route_key: str, connection_id: str, parameters: dict[str, str] | None = None) -> dict[str, Any]:
+        """What the handler answers API Gateway."""
+        event = {
+            "requestContext": {"routeKey": route_key, "connectionId": connection_id},
+            "queryStringParameters": parameters,
+        }
+        return stream_api.route(self.access, self.socket, event)
+
+    def refusal(self, parameters: dict[str, str] | None) -> tuple[int, str]:
+        """The status and message $connect is refused with."""
+        answer = self.route("$connect", "A", parameters)
+        return answer["statusCode"], json.loads(answer["body"])["message"]
 
     def established(self, connection_id: str) -> None:
         self.api.open.add(connection_id)
@@ -381,21 +396,20 @@ def test_a_response_too_large_for_one_post_is_announced_with_the_watermark_to_re
 def test_connect_refuses_a_missing_forged_expired_or_client_token_and_a_bad_after() -> None:
     world = World()
     forged = world.token()[:-2] + "AA"
-    with pytest.raises(Unauthorized, match="missing token"):
-        world.socket.connect("A", {})
-    with pytest.raises(Unauthorized, match="invalid conversation token"):
-        world.socket.connect("A", {"token": forged})
-    with pytest.raises(Forbidden, match="client token"):
-        world.socket.connect("A", {"token": "acme.secret"})
-    with pytest.raises(InvalidRequest, match="after") as bad_after:
-        world.socket.connect(
-            "A", {"token": world.token(), "after": world.watermarks.issue(CLIENT, "another-conversation", 1)}
-        )
-    assert bad_after.value.field == "after"
+    other = world.watermarks.issue(CLIENT, "another-conversation", 1)
+    assert world.refusal(None) == (401, "missing token: open the streamUrl of a token answer as it is")
+    status, said = world.refusal({"token": forged})
+    assert status == 401 and "invalid conversation token" in said
+    assert world.refusal({"token": "acme.secret"}) == (
+        403,
+        "a client token cannot do this: use a conversation token (POST …/tokens)",
+    )
+    status, said = world.refusal({"token": world.token(), "after": other})
+    assert status == 400 and said.startswith("query parameter after: ")
     token = world.token()
     world.clock.now += 3601
-    with pytest.raises(Unauthorized, match="expired"):
-        world.socket.connect("A", {"token": token})
+    status, said = world.refusal({"token": token})
+    assert status == 401 and "expired" in said
     assert world.connections.items == {} and world.queue.nudges == []
 
 
@@ -404,16 +418,17 @@ def test_connect_refuses_the_token_of_a_disabled_client() -> None:
     token = world.token()
     world.clients.disabled.add(CLIENT)
 
-    with pytest.raises(Unauthorized, match="disabled"):
-        world.socket.connect("A", {"token": token})
+    status, said = world.refusal({"token": token})
+    assert status == 401 and "disabled" in said
 
 
 def test_disconnect_forgets_the_connection_and_a_ping_is_answered() -> None:
     world = World()
     world.connect("A")
-    world.socket.disconnect("A")
-    world.socket.disconnect("never-seen")
+    assert world.route("$disconnect", "A") == {"statusCode": 200}
+    world.route("$disconnect", "never-seen")
 
     assert world.connections.items == {}
-    assert json.loads(world.socket.message('{"action": "ping"}')) == {"event": "pong"}
+    default = {"requestContext": {"routeKey": "$default", "connectionId": "A"}, "body": '{"action": "ping"}'}
+    assert json.loads(stream_api.route(world.access, world.socket, default)["body"]) == {"event": "pong"}
     assert json.loads(world.socket.message("hello"))["event"] == "error"

@@ -149,6 +149,7 @@ def function_accepts(schedule: str) -> bool:
             delivery_state_table="s",
             delivery_queue_url="q",
             dead_letter_queue_url="d",
+            responses_table="r",
             delivery_retry_schedule=schedule,
         )
     except ValidationError:
@@ -239,6 +240,7 @@ def test_the_responses_log_is_written_by_its_function_and_only_queried_by_its_re
     assert {name: actions for name, actions in grants.items() if actions} == {
         "ResponsesLogFunction": ["dynamodb:PutItem"],
         "InboundFunction": ["dynamodb:Query"],
+        "DeliveryFunction": ["dynamodb:Query"],  # a parked conversation's responses, delivered when it is back
         "StreamFunction": ["dynamodb:Query"],
         "StreamSocketFunction": ["dynamodb:Query"],
     }

@@ -3,7 +3,6 @@ when a test sleeps. What a client over its rate gets, what it does not get forwa
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -18,14 +17,15 @@ from memory import (
     MemoryRepeats,
 )
 
+from relay.caller import Caller
 from relay.conversation_tokens import ConversationTokens
-from relay.edge.observability import metrics
 from relay.errors import RateLimited
 from relay.flows.inbound import Inbound
-from relay.flows.polling import ResponsesReader
+from relay.flows.polling import ResponsesQuery, ResponsesReader
 from relay.flows.throttling import Throttle
-from relay.flows.tokens import Access, Tokens
-from relay.models import MessageReceipt
+from relay.flows.tokens import TokenRequest, Tokens
+from relay.models import InboundMessage, MessageReceipt
+from relay.observability import metrics
 from relay.rate_limits import DEFAULT_RATE, RateLimit
 from relay.settings import InboundSettings
 from relay.watermarks import Watermarks
@@ -63,9 +63,7 @@ class Api:
             now=self.clock.wall,
         )
         throttle = Throttle(self.buckets, self.clients, SETTINGS.client_rate_limit)
-        access = Access(self.clients, ConversationTokens(lambda: "token key", clock=self.clock.wall))
         self.inbound = Inbound(
-            access,
             conversations,  # type: ignore[arg-type]
             self.bot,  # type: ignore[arg-type]
             self.repeats,
@@ -75,20 +73,16 @@ class Api:
             clock=self.clock.monotonic,
         )
         self.inbound.starting(Context(self.clock, 29))  # type: ignore[arg-type]
-        self.tokens = Tokens(
-            access, SETTINGS.stream_url, SETTINGS.max_body_bytes, throttle=throttle, clock=self.clock.wall
-        )
+        self.conversation_tokens = ConversationTokens(lambda: "token key", clock=self.clock.wall)
+        self.tokens = Tokens(self.conversation_tokens, SETTINGS.stream_url, throttle=throttle, clock=self.clock.wall)
 
-    def send(self, message_id: str, client: str = "acme", token: str | None = None) -> MessageReceipt:
+    def send(self, message_id: str, caller: Caller | str = "acme") -> MessageReceipt:
+        caller = Caller(caller) if isinstance(caller, str) else caller
         body = {"userId": "alice", "messageId": message_id, "conversationId": "c-1", "type": "text", "text": "hi"}
-        return self.inbound.accept(bearer(token or f"{client}.token"), json.dumps(body))
+        return self.inbound.accept(caller, InboundMessage.model_validate(body))
 
     def sent(self, client: str = "acme") -> list[str]:
         return [m.message_id.removeprefix(f"{client}:") for m in self.bot.forwarded if m.message_id.startswith(client)]
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -167,19 +161,21 @@ def test_another_client_is_untouched_by_a_client_over_its_rate(api: Api) -> None
 
 def test_every_route_a_client_or_its_conversation_tokens_call_counts_against_the_clients_rate(api: Api) -> None:
     api.clients.rates["acme"] = 2  # bursts of 4
+    acme = Caller("acme")
 
-    minted = api.tokens.mint(bearer("acme.token"), "c-1", '{"userId": "alice"}')  # 1
-    browser = bearer(minted.token)
-    api.send("m-1", token=minted.token)  # 2
-    api.inbound.responses(browser, "c-1", None)  # 3
-    api.tokens.refresh(browser)  # 4
+    minted = api.tokens.mint(acme, "c-1", TokenRequest(user_id="alice"))  # 1
+    grant = api.conversation_tokens.read(minted.token)  # the browser's caller, as the edge reads its token
+    browser = Caller("acme", grant)
+    api.send("m-1", browser)  # 2
+    api.inbound.responses(browser, "c-1", ResponsesQuery())  # 3
+    api.tokens.refresh(grant)  # 4
 
     for call, args in [
         (api.send, ("m-2",)),
-        (api.send, ("m-3", "acme", minted.token)),
-        (api.inbound.responses, (bearer("acme.token"), "c-1", None)),
-        (api.tokens.mint, (bearer("acme.token"), "c-1", '{"userId": "alice"}')),
-        (api.tokens.refresh, (browser,)),
+        (api.send, ("m-3", browser)),
+        (api.inbound.responses, (acme, "c-1", ResponsesQuery())),
+        (api.tokens.mint, (acme, "c-1", TokenRequest(user_id="alice"))),
+        (api.tokens.refresh, (grant,)),
     ]:
         refused(call, *args)
     assert api.send("g-1", "globex").status == "forwarded"

@@ -8,10 +8,12 @@ import json
 import memory
 import pytest
 
+from relay.caller import Caller
 from relay.conversation_tokens import ConversationGrant, ConversationTokens, is_conversation_token
+from relay.edge.access import Access
 from relay.errors import Forbidden, InvalidRequest, Unauthorized
 from relay.flows.throttling import Throttle
-from relay.flows.tokens import Access, Caller, Tokens
+from relay.flows.tokens import TokenRequest, Tokens
 from relay.models import InboundMessage
 from relay.rate_limits import DEFAULT_RATE
 from relay.stores.clients import Credentials, new_token
@@ -33,9 +35,6 @@ class Clients:
         if client_id in self.disabled:
             raise Unauthorized(f"client '{client_id}' is disabled")
         return Credentials(client_id=client_id, token_hash="x")
-
-    def rate_of(self, client_id: str) -> int | None:
-        return None
 
 
 class Clock:
@@ -99,25 +98,41 @@ def test_a_conversation_token_acts_only_in_its_conversation_as_its_user(tokens: 
         with pytest.raises(Forbidden) as refused:
             caller.may_send(InboundMessage.model_validate({**mine, field: value}))
         assert refused.value.field == field
-    with pytest.raises(Forbidden):
-        caller.client_only()
-    Caller("acme").client_only()  # a client token may
+    Caller("acme").may_send(InboundMessage.model_validate({**mine, "conversationId": "order-43", "userId": "bob"}))
+
+
+def test_a_route_for_one_kind_of_token_refuses_the_other_once_it_is_valid(
+    tokens: ConversationTokens, clock: Clock
+) -> None:
+    access = Access(Clients(), tokens)
+    conversation = {"Authorization": f"Bearer {tokens.issue(grant(ttl=60))}"}
+    client = {"Authorization": "Bearer acme.secret"}
+
+    assert access.client(client) == Caller("acme")
+    assert access.conversation(conversation) == grant(ttl=60)
+    with pytest.raises(Forbidden, match="a conversation token cannot do this"):
+        access.client(conversation)
+    with pytest.raises(Forbidden, match="a client token cannot do this"):
+        access.conversation(client)
+    clock.now = NOW + 60
+    with pytest.raises(Unauthorized, match="expired"):
+        access.client(conversation)  # an expired token is a 401, whatever the route
 
 
 def test_refresh_renews_the_grant_for_its_ttl_from_now(tokens: ConversationTokens, clock: Clock) -> None:
-    clients = Clients()
-    throttle = Throttle(memory.MemoryBuckets(memory.Clock()), clients, DEFAULT_RATE)
-    flow = Tokens(Access(clients, tokens), "wss://stream.example/live", 1024, throttle=throttle, clock=clock)
-    first = flow.mint({"authorization": "Bearer acme.secret"}, "order%2F42", '{"userId": "alice", "ttlSeconds": 120}')
+    access = Access(Clients(), tokens)
+    throttle = Throttle(memory.MemoryBuckets(memory.Clock()), memory.MemoryClients("acme"), DEFAULT_RATE)
+    flow = Tokens(tokens, "wss://stream.example/live", throttle=throttle, clock=clock)
+    first = flow.mint(Caller("acme"), "order/42", TokenRequest(user_id="alice", ttl_seconds=120))
     clock.now = NOW + 100
 
-    renewed = flow.refresh({"authorization": f"Bearer {first.token}"})
+    renewed = flow.refresh(access.conversation({"authorization": f"Bearer {first.token}"}))
 
     assert (renewed.conversation_id, renewed.user_id) == ("order/42", "alice")
     assert renewed.expires_at.timestamp() == NOW + 100 + 120
     assert renewed.stream_url == f"wss://stream.example/live?token={renewed.token}"
     with pytest.raises(InvalidRequest, match="conversationId"):
-        flow.mint({"authorization": "Bearer acme.secret"}, "%20", '{"userId": "alice"}')
+        flow.mint(Caller("acme"), " ", TokenRequest(user_id="alice"))
 
 
 def test_a_disabled_clients_tokens_are_refused(tokens: ConversationTokens) -> None:

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
 
-from relay.models import ClientResponse
+from relay.models import CamelModel, ClientResponse
+
+
+class ResumeParked(CamelModel):
+    """A nudge on the delivery queue, in a parked conversation's message group: its endpoint is back, so its parked
+    responses are delivered from the responses log, in order, before anything queued behind the nudge."""
+
+    client_id: str
+    conversation_id: str
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,8 @@ class QueuedResponse:
     """As published, byte for byte: what is signed and POSTed, so consumers of the topic see the same."""
     response: ClientResponse | None
     """The body read as a client response; None when it is not one (it cannot be delivered, waiting won't help)."""
+    resume: ResumeParked | None = None
+    """Set for a nudge (its body is not a response): resume the parked conversation."""
 
 
 class Result(Enum):
@@ -36,6 +46,9 @@ class Result(Enum):
     FAILED = "DeliveryFailed"
     DEAD_LETTERED = "DeadLettered"
     GONE = "ResponseUrlGone"
+    HELD = "DeliveryHeld"
+    PARKED = "DeliveryParked"
+    RESUMED = "ParkedConversationResumed"
     NOT_ATTEMPTED = "NotAttempted"
 
 
@@ -82,7 +95,17 @@ class Release:
     result: ClassVar[Result] = Result.NOT_ATTEMPTED
 
 
-type Decision = Done | Retry | StopConversation | DeadLetter | Release
+@dataclass(frozen=True)
+class Held:
+    """Not POSTed, not an attempt: its endpoint's breaker is open (relay.endpoints). Back in `seconds`, and the
+    rest of its conversation waits behind it."""
 
-FAILURES = (Retry, StopConversation, Release)
+    seconds: int
+    reason: str
+    result: ClassVar[Result] = Result.HELD
+
+
+type Decision = Done | Retry | StopConversation | DeadLetter | Release | Held
+
+FAILURES = (Retry, StopConversation, Release, Held)
 """The decisions that leave a message in the queue: reported failed, so its conversation's later ones wait."""

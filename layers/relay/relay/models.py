@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from relay.endpoints import EndpointState
 from relay.rate_limits import Rate
 
 ID_MAX_LENGTH = 512
@@ -198,6 +199,11 @@ class BotResponse(CamelModel):
     botpress_conversation_id: str | None = None
 
 
+class InstallProbe(CamelModel):
+    """The request the Botpress integration sends once, at install time, to check the response URL
+    (relay.adapters.publisher.is_install_probe): answered, never published."""
+
+
 class ClientResponse(BotResponse):
     """A bot response addressed to a client: the SNS message and the webhook body.
 
@@ -241,6 +247,18 @@ class Client(CamelModel):
     previous_secret_expires_at: datetime | None = None
     stopped_conversations: int = 0
     """Conversations whose delivery stopped at an undeliverable response (see relay.delivery)."""
+    endpoint_state: EndpointState = EndpointState.HEALTHY
+    """The response URL's breaker, as the delivery containers last wrote it (relay.endpoints)."""
+    endpoint_since: datetime | None = None
+    """When the endpoint began failing, while it is not healthy."""
+    endpoint_open_until: datetime | None = None
+    """While the breaker is open: when its next probe may go."""
+    endpoint_reason: str | None = None
+    """Why the breaker opened: the last failure seen."""
+    endpoint_parked_at: datetime | None = None
+    """When the endpoint was parked or disabled: its responses are parked once every container can know it."""
+    parked_conversations: int = 0
+    """Conversations with parked responses, waiting in the responses log to be delivered in order."""
     rate_limit: Rate | None = None
     """The client's own rate on the client API (requests per second); none: the stack's ClientRateLimit."""
 

@@ -31,6 +31,11 @@ MAX_RETRY_DELAY_SECONDS = 43000
 """The longest retry delay: SQS keeps a message invisible at most 12 hours after it was received; leave the run."""
 
 
+def retry_delay(attempt: int, schedule: tuple[int, ...]) -> int:
+    """Seconds until the next attempt after the response's `attempt`-th real attempt failed."""
+    return schedule[min(attempt, len(schedule)) - 1]
+
+
 class _Settings(BaseModel):
     """Plain pydantic: pydantic-settings would add its loaders for files, secrets and clouds (about 35 ms and
     2 MiB) to every cold start."""
@@ -135,6 +140,29 @@ class DeliverySettings(_Settings):
     """How long the response a conversation stopped at is held before it and the rest of the conversation go to
     the dead-letter queue: at least the client cache time, so that every container's cached client record shows
     the stop first and none delivers past it. By default the cache time and STOP_HOLD_MARGIN_SECONDS."""
+    endpoint_failure_threshold: PositiveInt = 3
+    """Failures in a row (error answers, refusals, timeouts, slow successes) that open an endpoint's breaker."""
+    endpoint_cooldown_seconds: int = Field(default=30, gt=0, le=MAX_RETRY_DELAY_SECONDS)
+    """How long an open breaker holds the endpoint's responses before one probe goes."""
+    endpoint_slow_seconds: PositiveFloat = Field(default_factory=lambda fields: fields["webhook_timeout_seconds"] / 2)
+    """A success that took this long counts against the breaker: a receiver that slow holds a delivery execution
+    (shared by every client) for most of the timeout. By default half the webhook timeout."""
+    endpoint_concurrency: PositiveInt = 4
+    """The most POSTs one container has in flight to one endpoint at once."""
+    endpoint_park_after_seconds: PositiveInt = 900
+    """How long an endpoint's breaker stays open before its responses are parked: they leave the shared delivery
+    queue (in the responses log they wait anyway), so a dead receiver's backlog cannot grow there."""
+    endpoint_disable_after_hours: PositiveFloat = 120
+    """How long an endpoint fails before it is disabled (no more probes) until it is switched on again."""
+    responses_table: str
+    """The responses log: parked conversations are delivered from it when their endpoint is back."""
+
+    @property
+    def retry_window_seconds(self) -> int:
+        """The time the retry schedule spends on a response's attempts: a response whose endpoint has been failing
+        longer stops its conversation, even if the open breaker left it fewer attempts."""
+        schedule = self.delivery_retry_schedule
+        return sum(retry_delay(attempt, schedule) for attempt in range(1, self.delivery_max_attempts))
 
     @field_validator("delivery_retry_schedule", mode="before")
     @classmethod

@@ -1,11 +1,18 @@
 """The delivery queue: a batch's records as queued responses, and the flow's decisions applied to them.
 
-Lambda's event source mapping receives the batch and deletes what the function reports done; the rest is left to
-the function: a failed message's next visibility, the dead-letter queue, and what goes back untried.
+Lambda's event source mapping receives the batch, and deletes what the function reports done once the invocation
+returns. That is after the batch's slowest conversation, which may be another client's: so the function deletes
+each conversation's finished messages itself as soon as that conversation is done, and SQS can hand out the
+conversation's next message at once (a FIFO group is blocked only while a message of it is in flight). Lambda's
+own delete afterwards finds them gone. The rest is left to the function too: a failed message's next
+visibility, the dead-letter queue, and what goes back untried.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +22,19 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQS
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from relay.deliveries import FAILURES, DeadLetter, Decision, QueuedResponse, Release, Retry, StopConversation
+from relay.adapters.publisher import message_group_id
+from relay.deliveries import (
+    FAILURES,
+    DeadLetter,
+    Decision,
+    Done,
+    Held,
+    QueuedResponse,
+    Release,
+    ResumeParked,
+    Retry,
+    StopConversation,
+)
 from relay.models import ClientResponse
 
 BATCH_ENTRIES = 10
@@ -48,6 +67,34 @@ class DeliveryQueue:
             if answer.get("Failed"):
                 raise RuntimeError(f"delivery queue refused visibility changes: {answer['Failed']}")
 
+    def nudge(self, client_id: str, conversation_ids: Sequence[str]) -> None:
+        """A ResumeParked in each conversation's message group: its parked responses go before what follows."""
+        for start in range(0, len(conversation_ids), BATCH_ENTRIES):
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": ResumeParked(client_id=client_id, conversation_id=conversation_id).to_json(),
+                    "MessageGroupId": message_group_id(client_id, conversation_id),
+                    "MessageDeduplicationId": str(uuid.uuid4()),  # each recovery resumes afresh
+                }
+                for i, conversation_id in enumerate(conversation_ids[start : start + BATCH_ENTRIES])
+            ]
+            answer = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
+            if answer.get("Failed"):
+                raise RuntimeError(f"delivery queue refused resume nudges: {answer['Failed']}")
+
+    def delete(self, records: Sequence[SQSRecord]) -> None:
+        """Delete finished messages now, not when the invocation returns."""
+        for start in range(0, len(records), BATCH_ENTRIES):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": record.receipt_handle}
+                for i, record in enumerate(records[start : start + BATCH_ENTRIES])
+            ]
+            answer = self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
+            if answer.get("Failed"):
+                # Lambda deletes them when the invocation returns: only the early release is lost.
+                raise RuntimeError(f"delivery queue refused deletes: {answer['Failed']}")
+
     def dead_letter(self, records: Sequence[SQSRecord]) -> None:
         """Copy messages to the dead-letter queue in order, in their message group; the caller then deletes them."""
         for start in range(0, len(records), BATCH_ENTRIES):
@@ -78,20 +125,25 @@ class QueuedBatch:
         self._event = event
         self._records = list(SQSEvent(event).records)
         self.responses = [_queued(record) for record in self._records]
-        self._decisions: Mapping[str, Decision] = {}
+        self._decisions: dict[str, Decision] = {}
+        self._lock = threading.Lock()
 
     def apply(self, decisions: Mapping[str, Decision]) -> None:
-        """Dead-letter in the batch's order (so each conversation's), then set when the others come back.
+        """Carry out one conversation's decisions (called from its thread as soon as it is done): dead-letter in
+        order, delete what is finished, and set when the others come back.
 
         Raises when the dead-letter queue refuses: the invocation fails and the whole batch comes back, rather
         than a message being deleted that is in neither queue.
         """
-        self._decisions = decisions
-        self._queue.dead_letter([r for r in self._records if isinstance(decisions[r.message_id], DeadLetter)])
+        with self._lock:
+            self._decisions.update(decisions)
+        records = [record for record in self._records if record.message_id in decisions]
+        self._queue.dead_letter([r for r in records if isinstance(decisions[r.message_id], DeadLetter)])
+        self._queue.delete([r for r in records if isinstance(decisions[r.message_id], Done | DeadLetter)])
         visibility = []
-        for record in self._records:
+        for record in records:
             match decisions[record.message_id]:
-                case Retry(seconds=seconds) | StopConversation(seconds=seconds):
+                case Retry(seconds=seconds) | StopConversation(seconds=seconds) | Held(seconds=seconds):
                     visibility.append((record.receipt_handle, seconds))
                 case Release():
                     # Its group stays blocked until the failed message before it is done.
@@ -111,13 +163,17 @@ class QueuedBatch:
 
 
 def _queued(record: SQSRecord) -> QueuedResponse:
+    response: ClientResponse | None = None
+    resume: ResumeParked | None = None
     try:
-        response: ClientResponse | None = ClientResponse.model_validate_json(record.body)
+        response = ClientResponse.model_validate_json(record.body)
     except ValidationError:
-        response = None
+        with contextlib.suppress(ValidationError):  # neither: the flow dead-letters it
+            resume = ResumeParked.model_validate_json(record.body)
     return QueuedResponse(
         message_id=record.message_id,
         conversation=record.attributes.message_group_id or record.message_id,
         body=record.body,
         response=response,
+        resume=resume,
     )

@@ -1,1 +1,1 @@
-"""The Lambda edge: the API resolver and status map, request bodies, the function runtime and observability."""
+"""The Lambda edge: the API resolver and status map, requests into typed inputs, the function runtime."""

@@ -1,4 +1,5 @@
-"""The HTTP edge of the two API functions: the one place where what went wrong becomes a status and a JSON body."""
+"""The HTTP edge of the two API functions: a request's body and query read into the flows' models, and the one
+place where what went wrong becomes a status and a JSON body."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from relay import errors
-from relay.edge.observability import logger
+from relay.edge.bodies import parse_json
 from relay.errors import RelayError
 from relay.models import NOT_BLANK, ErrorBody, FieldError
+from relay.observability import logger
 from relay.rate_limits import Verdict
 
 STATUS: dict[type[RelayError], HTTPStatus] = {
@@ -140,3 +142,23 @@ def request_body(event: APIGatewayProxyEventV2) -> str:
         return event.decoded_body or ""
     except UnicodeDecodeError:
         raise errors.InvalidRequest("body is not UTF-8 text; send a JSON object") from None
+
+
+def read_json(event: APIGatewayProxyEventV2, max_bytes: int) -> Any:
+    """The request body's JSON value, read as relay.edge.bodies.parse_json checks it."""
+    return parse_json(request_body(event), max_bytes)
+
+
+def read_body[Body: BaseModel](model: type[Body], event: APIGatewayProxyEventV2, max_bytes: int) -> Body:
+    """The request body as `model`: 400 or 413 when it is no JSON to read, 422 naming each field that is wrong."""
+    return model.model_validate(read_json(event, max_bytes))
+
+
+def read_query[Query: BaseModel](model: type[Query], event: APIGatewayProxyEventV2) -> Query:
+    """The query parameters as `model`; a bad one is a 400 naming it."""
+    try:
+        return model.model_validate(event.query_string_parameters or {})
+    except ValidationError as error:
+        problems = [(str(problem["loc"][0]), problem["msg"]) for problem in error.errors(include_url=False)]
+        message = "; ".join(f"query parameter {name}: {text}" for name, text in problems)
+        raise errors.InvalidRequest(message, field=problems[0][0]) from None

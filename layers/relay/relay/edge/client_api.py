@@ -1,23 +1,31 @@
 """The client API on one resolver: POST /messages (forward to the bot; ?wait for its responses), GET
 /conversations/{conversationId}/responses (read the responses log), conversation tokens and the browser module;
-CORS for browsers on the routes they may call. Its flows are composed here from the function's settings."""
+CORS for browsers on the routes they may call. Its flows are composed here from the function's settings.
+
+Each route turns the request into a flow's typed inputs, then calls the flow: the caller, authenticated as the
+route allows (Access: `caller`, `client` or `conversation`), a path parameter decoded, the query and the body read
+into the flow's models (read_query, read_body). The flow decides the rest and raises what refuses the request."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from relay.adapters.bot import BotClient
 from relay.conversation_tokens import ConversationTokens
-from relay.edge.api import browser_cors, create_resolver, request_body
+from relay.edge.access import Access
+from relay.edge.api import browser_cors, create_resolver, read_body, read_query
 from relay.edge.browser import module_response
 from relay.edge.runtime import Secrets
 from relay.flows.inbound import POLL_REFUSALS, REFUSALS, Inbound
-from relay.flows.polling import ResponsesReader
+from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader
 from relay.flows.throttling import Throttle
-from relay.flows.tokens import TOKEN_REFUSALS, Access, Tokens
+from relay.flows.tokens import TOKEN_REFUSALS, TokenRequest, Tokens
+from relay.models import InboundMessage
 from relay.settings import InboundSettings
 from relay.stores.clients import ClientStore
 from relay.stores.conversations import ConversationStore
@@ -26,20 +34,28 @@ from relay.stores.responses_log import ResponsesLog
 from relay.watermarks import Watermarks
 
 
-def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> tuple[Inbound, Tokens]:
-    """The messages-and-responses flow and the token flow, sharing the clients' access, their rates and the
-    conversations."""
+@dataclass(frozen=True)
+class ClientApi:
+    """Who is calling, and the flows the routes call."""
+
+    access: Access
+    inbound: Inbound
+    tokens: Tokens
+
+
+def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> ClientApi:
+    """The flows from the function's settings, sharing the conversations, the conversation tokens' key and the
+    clients' rates."""
     conversations = ConversationStore(
         dynamodb,
         settings.conversations_table,
         ttl_days=settings.conversation_ttl_days,
         cache_ttl_seconds=settings.cache_ttl_seconds,
     )
+    conversation_tokens = ConversationTokens(secrets.of(settings.conversation_token_key_secret))
     clients = ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds)
-    access = Access(clients, ConversationTokens(secrets.of(settings.conversation_token_key_secret)))
     throttle = Throttle(RateLimits(dynamodb, settings.rate_limits_table), clients, settings.client_rate_limit)
     inbound = Inbound(
-        access,
         conversations,
         BotClient(
             str(settings.bot_webhook_url),
@@ -55,36 +71,46 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> tuple
         settings,
         throttle=throttle,
     )
-    return inbound, Tokens(access, settings.stream_url, settings.max_body_bytes, throttle=throttle)
+    return ClientApi(
+        Access(clients, conversation_tokens),
+        inbound,
+        Tokens(conversation_tokens, settings.stream_url, throttle=throttle),
+    )
 
 
-def resolver(settings: InboundSettings, inbound: Inbound, tokens: Tokens) -> APIGatewayHttpResolver:
+def resolver(settings: InboundSettings, api: ClientApi) -> APIGatewayHttpResolver:
     """The routes, each calling its flow; refusals answered as relay.edge.api maps them."""
     app = create_resolver(
         *dict.fromkeys(REFUSALS + POLL_REFUSALS + TOKEN_REFUSALS), cors=browser_cors(settings.browser_origins)
     )
+    access, inbound, tokens, max_bytes = api.access, api.inbound, api.tokens, settings.max_body_bytes
 
     @app.post("/messages")
     def post_message() -> dict[str, Any]:
         event = app.current_event
-        answer = inbound.accept(event.headers, request_body(event), event.query_string_parameters)
+        caller = access.caller(event.headers)
+        wait = read_query(ReplyWait, event).wait
+        answer = inbound.accept(caller, read_body(InboundMessage, event, max_bytes), wait)
         return answer.model_dump(by_alias=True)
 
     @app.get("/conversations/<conversation_id>/responses")
     def get_responses(conversation_id: str) -> dict[str, Any]:
         event = app.current_event
-        page = inbound.responses(event.headers, conversation_id, event.query_string_parameters)
+        caller = access.caller(event.headers)
+        page = inbound.responses(caller, unquote(conversation_id), read_query(ResponsesQuery, event))
         return page.model_dump(by_alias=True)
 
     @app.post("/conversations/<conversation_id>/tokens", cors=False)  # a back end's call, never a browser's
     def post_token(conversation_id: str) -> dict[str, Any]:
         event = app.current_event
-        answer = tokens.mint(event.headers, conversation_id, request_body(event))
+        caller = access.client(event.headers)
+        answer = tokens.mint(caller, unquote(conversation_id), read_body(TokenRequest, event, max_bytes))
         return answer.model_dump(mode="json", by_alias=True)
 
     @app.post("/tokens/refresh")
     def refresh_token() -> dict[str, Any]:
-        return tokens.refresh(app.current_event.headers).model_dump(mode="json", by_alias=True)
+        grant = access.conversation(app.current_event.headers)
+        return tokens.refresh(grant).model_dump(mode="json", by_alias=True)
 
     @app.get("/relay-chat.js", cors=False)  # any origin may import it: module_response says so itself
     def browser_module() -> Response[str]:

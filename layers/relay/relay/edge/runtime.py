@@ -4,6 +4,7 @@ on first use, and the queue consumers' batch processor."""
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +22,12 @@ class ClientOnFirstUse:
     def __init__(self, service: str) -> None:
         self._service = service
         self._client: Any = None
+        self._lock = threading.Lock()  # first used from several threads at once (the delivery's conversations)
 
     def __getattr__(self, operation: str) -> Any:
-        if self._client is None:
-            self._client = boto3.client(self._service)
+        with self._lock:
+            if self._client is None:
+                self._client = boto3.client(self._service)
         return getattr(self._client, operation)
 
 

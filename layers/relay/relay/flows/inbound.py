@@ -1,16 +1,15 @@
-"""The client API. POST /messages: authenticate the client · validate · drop a repeated messageId · count it
-against the client's rate · record the conversation · forward to the bot (· with ?wait, the bot's responses from
-the responses log).
-GET /conversations/{conversationId}/responses: authenticate the client · count it against the client's rate ·
-read the conversation's responses log.
-Both take a client token or a conversation token (relay.flows.tokens.Access); the rate is relay.flows.throttling's."""
+"""The client API. POST /messages: may the caller send it · drop a repeated messageId · count it against the client's
+rate · record the conversation · forward to the bot (· with ?wait, the bot's responses from the responses log).
+GET /conversations/{conversationId}/responses: count it against the client's rate · may the caller read it · read
+the conversation's responses log.
+Both take a client token or a conversation token: the edge authenticates the caller (relay.edge.access) and reads
+the body and query into their models (relay.edge.api). The client's rate is relay.flows.throttling's."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, cast
-from urllib.parse import unquote
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -24,8 +23,7 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import P
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.bot import BotClient
-from relay.edge.bodies import parse_json
-from relay.edge.observability import logger, metrics
+from relay.caller import Caller
 from relay.errors import (
     BotRefusedMessage,
     BotRejectedToken,
@@ -40,10 +38,10 @@ from relay.errors import (
     Unauthorized,
     UnknownConversation,
 )
-from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader, parse_query
+from relay.flows.polling import ResponsesQuery, ResponsesReader
 from relay.flows.throttling import Throttle
-from relay.flows.tokens import Access
 from relay.models import ClientMessage, ForwardRecord, InboundMessage, MessageReceipt, RepliesReceipt, ResponsesPage
+from relay.observability import logger, metrics
 from relay.settings import InboundSettings
 from relay.stores.conversations import ConversationStore
 
@@ -93,7 +91,6 @@ class ForwardDeadline:
 class Inbound:
     def __init__(
         self,
-        access: Access,
         conversations: ConversationStore,
         bot: BotClient,
         repeats: BasePersistenceLayer,
@@ -103,7 +100,6 @@ class Inbound:
         throttle: Throttle,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._access = access
         self._throttle = throttle
         self._conversations = conversations
         self._bot = bot
@@ -133,26 +129,20 @@ class Inbound:
         # The idempotency utility reads only the remaining time of the context it is given.
         self._once.register_lambda_context(cast(LambdaContext, deadline))
 
-    def accept(
-        self, headers: Mapping[str, str], body: str, parameters: Mapping[str, str] | None = None
-    ) -> MessageReceipt:
-        """The client's message, forwarded once per (client, messageId); a repeat answers `duplicate`.
+    def accept(self, caller: Caller, message: InboundMessage, wait: float = 0) -> MessageReceipt:
+        """The caller's message, forwarded once per (client, messageId); a repeat answers `duplicate`.
 
-        With `?wait`, the answer also carries the responses recorded since the forward (since the first copy's
-        forward for a repeat), once the bot has been quiet a moment or `wait` seconds after the request came.
+        With `wait` (seconds, ReplyWait), the answer also carries the responses recorded since the forward (since
+        the first copy's forward for a repeat), once the bot has been quiet a moment or `wait` seconds after now.
         """
         arrived = self._clock()
-        client = self._access.caller(headers)
-        logger.append_keys(client_id=client.client_id)
-        self._throttle.check(client.client_id)  # counted only once it is known not to be a repeat: in _forward
-        wait = parse_query(ReplyWait, parameters).wait
-        message = InboundMessage.model_validate(parse_json(body, self._settings.max_body_bytes))
-        client.may_send(message)
+        self._throttle.check(caller.client_id)  # counted only once it is known not to be a repeat: in _forward
+        caller.may_send(message)
         logger.append_keys(conversation_id=message.conversation_id, message_id=message.message_id)
         metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
         try:
             record: ForwardRecord = self._forward_once(
-                inbound=ClientMessage(client_id=client.client_id, message=message), wait=wait > 0
+                inbound=ClientMessage(client_id=caller.client_id, message=message), wait=wait > 0
             )
         except IdempotencyAlreadyInProgressError:
             raise MessageInProgress(
@@ -164,24 +154,16 @@ class Inbound:
             return record.receipt()
         position = record.log_position
         if position is None:  # a repeat of a message first sent without ?wait: from now on
-            position = self._reader.position(client.client_id, message.conversation_id)
-        page = self._reader.replies(client.client_id, message.conversation_id, position, self._until(arrived + wait))
+            position = self._reader.position(caller.client_id, message.conversation_id)
+        page = self._reader.replies(caller.client_id, message.conversation_id, position, self._until(arrived + wait))
         return RepliesReceipt(**record.receipt().model_dump(), **page.model_dump())
 
-    def responses(
-        self, headers: Mapping[str, str], path_segment: str, parameters: Mapping[str, str] | None
-    ) -> ResponsesPage:
-        """The client's conversation's responses after `after`; with `wait`, held until there is one.
-
-        `path_segment` is the conversation id as the path carries it, percent-encoded.
-        """
-        conversation_id = unquote(path_segment)
-        client = self._access.caller(headers)
-        logger.append_keys(client_id=client.client_id, conversation_id=conversation_id)
-        self._throttle.take(client.client_id)
-        client.may_read(conversation_id)
-        query = parse_query(ResponsesQuery, parameters)
-        return self._reader.read(client.client_id, conversation_id, query, self._until(self._clock() + query.wait))
+    def responses(self, caller: Caller, conversation_id: str, query: ResponsesQuery) -> ResponsesPage:
+        """The caller's conversation's responses after `query.after`; with `query.wait`, held until there is one."""
+        self._throttle.take(caller.client_id)
+        caller.may_read(conversation_id)
+        logger.append_keys(conversation_id=conversation_id)
+        return self._reader.read(caller.client_id, conversation_id, query, self._until(self._clock() + query.wait))
 
     def _until(self, end: float) -> float:
         """`end` (a monotonic time), or earlier if the invocation would run out of time before it."""

@@ -7,15 +7,15 @@ recorded, and a 20 s long poll costs at most 81 reads. A query that finds someth
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Annotated
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from relay.edge.observability import logger, metrics
 from relay.errors import InvalidRequest, UnknownConversation
 from relay.models import ResponsesPage, scoped
+from relay.observability import logger, metrics
 from relay.stores.conversations import ConversationStore
 from relay.stores.responses_log import PAGE_MAX_RESPONSES, Recorded, ResponsesLog, within_budget
 from relay.watermarks import InvalidWatermark, Watermarks
@@ -28,7 +28,7 @@ REPLY_WAIT_MAX_SECONDS = 25
 
 
 class ResponsesQuery(BaseModel):
-    """The query parameters of GET /conversations/{conversationId}/responses."""
+    """The query parameters of GET /conversations/{conversationId}/responses (read by relay.edge.api.read_query)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -57,16 +57,6 @@ class ReplyWait(BaseModel):
             description="Seconds (from the request's arrival) to wait for the bot's responses to this message.",
         ),
     ] = 0
-
-
-def parse_query[Query: BaseModel](model: type[Query], parameters: Mapping[str, str] | None) -> Query:
-    """Query parameters into `model`; a bad one is an InvalidRequest naming it."""
-    try:
-        return model.model_validate(parameters or {})
-    except ValidationError as error:
-        problems = [(str(problem["loc"][0]), problem["msg"]) for problem in error.errors(include_url=False)]
-        message = "; ".join(f"query parameter {name}: {text}" for name, text in problems)
-        raise InvalidRequest(message, field=problems[0][0]) from None
 
 
 class ResponsesReader:

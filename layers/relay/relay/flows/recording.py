@@ -7,9 +7,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pydantic import ValidationError
 
-from relay.edge.observability import logger, metrics
 from relay.flows.stream import Nudges
 from relay.models import ClientResponse
+from relay.observability import logger, metrics
 from relay.stores.responses_log import ResponsesLog
 
 

@@ -22,8 +22,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from relay.adapters.connections_api import FRAME_MAX_BYTES, ConnectionGone
-from relay.edge.observability import logger, metrics
 from relay.models import ClientResponse, StreamNudge
+from relay.observability import logger, metrics
 from relay.stores.connections import Connection
 from relay.stores.responses_log import PAGE_MAX_RESPONSES, Recorded
 from relay.watermarks import Watermarks

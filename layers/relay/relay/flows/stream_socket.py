@@ -1,18 +1,19 @@
-"""The WebSocket API's routes. $connect: check the conversation token · set the cursor (`after`, or the log's end)
-· record the connection · nudge its conversation. $disconnect: forget the connection. $default: answer a ping."""
+"""The WebSocket API's routes. $connect (the conversation token checked by relay.edge.stream_api): set the cursor
+(`after`, or the log's end) · record the connection · nudge its conversation. $disconnect: forget the connection.
+$default: answer a ping."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from relay.edge.observability import logger, metrics
+from relay.conversation_tokens import ConversationGrant
 from relay.errors import Forbidden, InvalidRequest, RelayError, Unauthorized
 from relay.flows.stream import Connections, Log, Nudges
-from relay.flows.tokens import Access
+from relay.observability import logger, metrics
 from relay.stores.connections import Connection
 from relay.watermarks import InvalidWatermark, Watermarks
 
@@ -25,7 +26,6 @@ PONG = json.dumps({"event": "pong"})
 class StreamSocket:
     def __init__(
         self,
-        access: Access,
         connections: Connections,
         log: Log,
         watermarks: Watermarks,
@@ -33,35 +33,17 @@ class StreamSocket:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._access = access
         self._connections = connections
         self._log = log
         self._watermarks = watermarks
         self._nudges = nudges
         self._clock = clock
 
-    def route(
-        self, route_key: str, connection_id: str, parameters: Mapping[str, str] | None, body: str | None
-    ) -> str | None:
-        """What the route answers on the connection (only $default's is sent); a refused $connect raises."""
-        if route_key == "$connect":
-            self.connect(connection_id, parameters)
-        elif route_key == "$disconnect":
-            self.disconnect(connection_id)
-        else:
-            return self.message(body)
-        return None
-
-    def connect(self, connection_id: str, parameters: Mapping[str, str] | None) -> Connection:
-        """Accept the connection (or raise what refuses it): from its `after`, or from now without one."""
-        parameters = parameters or {}
-        token = parameters.get("token", "")
-        if not token:
-            raise Unauthorized("missing token: open the streamUrl of a token answer as it is")
-        grant = self._access.grant(token)
+    def connect(self, connection_id: str, grant: ConversationGrant, after: str | None = None) -> Connection:
+        """Accept the connection (or raise what refuses it): from `after` (a watermark), or from now without one."""
         client_id, conversation_id = grant.client_id, grant.conversation_id
         logger.append_keys(client_id=client_id, conversation_id=conversation_id, connection_id=connection_id)
-        if after := parameters.get("after"):
+        if after:
             try:
                 cursor = self._watermarks.read(after, client_id, conversation_id)
             except InvalidWatermark as error:

@@ -8,8 +8,8 @@ from typing import NoReturn, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from relay.edge.observability import logger, metrics
 from relay.errors import RateLimited
+from relay.observability import logger, metrics
 from relay.rate_limits import RateLimit, Verdict
 
 

@@ -16,6 +16,7 @@ from cachetools import TTLCache
 from pydantic import BaseModel, ConfigDict
 
 from relay import signing
+from relay.endpoints import EndpointState, ProbeClaim
 from relay.errors import Unauthorized
 from relay.models import CLIENT_ID_PATTERN, CamelModel, Client
 from relay.rate_limits import Rate
@@ -57,6 +58,9 @@ class Rotation(BaseModel):
     grace: timedelta = timedelta(hours=24)
 
 
+_ENDPOINT_FIELDS = "endpointSince, endpointOpenUntil, endpointReason, endpointParkedAt"
+_HEALTHY = {":healthy": {"S": EndpointState.HEALTHY}}
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -88,6 +92,11 @@ class ClientStore:
         self._table = table_name
         self._cache: TTLCache[str, Client] = TTLCache(maxsize=1024, ttl=cache_ttl_seconds)
         self._credentials: TTLCache[str, Credentials] = TTLCache(maxsize=1024, ttl=cache_ttl_seconds)
+        # Said for every wrong token alike, so that the answer does not tell whether the client exists.
+        self._unknown_token = (
+            "invalid client token (a token made by a rotation is accepted within"
+            f" {cache_ttl_seconds:g} seconds of it: the time a warm function keeps a client's record)"
+        )
         self._lock = threading.Lock()  # the delivery function reads clients from several threads
 
     def get(self, client_id: str) -> Client | None:
@@ -132,11 +141,14 @@ class ClientStore:
         self._update(client_id, expression, values)
 
     def set_url(self, client_id: str, url: str | None) -> None:
-        """Set (and switch on) or remove the response URL."""
+        """Set or remove the response URL, and switch the endpoint on (after a 410, a breaker, a park or a disable).
+        Its parked conversations are then resumed by whoever called this (relay.flows.parking.resume_parked)."""
+        fields = f"responseUrlOff, {_ENDPOINT_FIELDS}"
         if url is None:
-            self._update(client_id, "REMOVE responseUrl, responseUrlOff", {})
+            self._update(client_id, f"SET endpointState = :healthy REMOVE responseUrl, {fields}", _HEALTHY)
         else:
-            self._update(client_id, "SET responseUrl = :url REMOVE responseUrlOff", {":url": {"S": url}})
+            values = {":url": {"S": url}, **_HEALTHY}
+            self._update(client_id, f"SET responseUrl = :url, endpointState = :healthy REMOVE {fields}", values)
 
     def set_rate(self, client_id: str, rate: int | None) -> None:
         """Give the client a rate of its own on the client API, or (None) the stack's again."""
@@ -167,6 +179,82 @@ class ClientStore:
         """Stop POSTing to the client's response URL (its receiver answered 410 Gone)."""
         self._update(client_id, "SET responseUrlOff = :yes", {":yes": {"BOOL": True}})
 
+    # The endpoint's breaker (relay.endpoints): written when it changes, never per delivery.
+
+    def open_endpoint(self, client_id: str, since: datetime, open_until: datetime, reason: str) -> None:
+        """The breaker opened: no POSTs until `open_until` from any container that reads the record."""
+        self._update(
+            client_id,
+            "SET endpointState = :open, endpointSince = if_not_exists(endpointSince, :since),"
+            " endpointOpenUntil = :until, endpointReason = :reason",
+            {
+                ":open": {"S": EndpointState.OPEN},
+                ":since": {"S": since.isoformat()},
+                ":until": {"S": open_until.isoformat()},
+                ":reason": {"S": reason},
+            },
+        )
+
+    def claim_probe(self, client_id: str, now: datetime, open_until: datetime) -> ProbeClaim:
+        """Take the probe whose time has come, keeping the breaker open meanwhile. Not ours when another
+        container took it first, or closed the breaker (its record here was stale)."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"clientId": {"S": client_id}},
+                UpdateExpression="SET endpointOpenUntil = :until",
+                # ISO 8601 in UTC, with the same offset: text order is time order.
+                ConditionExpression="endpointOpenUntil <= :now",
+                ExpressionAttributeValues={":until": {"S": open_until.isoformat()}, ":now": {"S": now.isoformat()}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self._dynamodb.exceptions.ConditionalCheckFailedException as refused:
+            self.forget(client_id)
+            old = refused.response.get("Item", {}).get("endpointOpenUntil", {}).get("S")
+            return ProbeClaim(ours=False, open_until=datetime.fromisoformat(old) if old else None)
+        self.forget(client_id)
+        return ProbeClaim(ours=True)
+
+    def close_endpoint(self, client_id: str) -> None:
+        """A prompt success, or switched on again: the endpoint is healthy."""
+        self._update(client_id, f"SET endpointState = :healthy REMOVE {_ENDPOINT_FIELDS}", _HEALTHY)
+
+    def park_endpoint(self, client_id: str, state: EndpointState, now: datetime, reason: str) -> bool:
+        """Park (or disable) the endpoint, unless it is so already or has recovered; True when this call did."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"clientId": {"S": client_id}},
+                UpdateExpression="SET endpointState = :state, endpointParkedAt = if_not_exists(endpointParkedAt, :now),"
+                " endpointReason = :reason",
+                ConditionExpression="endpointState IN (:open, :parked) AND endpointState <> :state",
+                ExpressionAttributeValues={
+                    ":state": {"S": state},
+                    ":now": {"S": now.isoformat()},
+                    ":reason": {"S": reason},
+                    ":open": {"S": EndpointState.OPEN},
+                    ":parked": {"S": EndpointState.PARKED},
+                },
+            )
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        finally:
+            self.forget(client_id)
+        return True
+
+    def parked_counted(self, client_id: str) -> TransactItem:
+        """The transaction item that counts one more conversation with parked responses; it fails the transaction
+        once the endpoint has been switched on (a container whose cached record still says parked)."""
+        item = self._count(client_id, "parkedConversations", 1)
+        item["Update"]["ConditionExpression"] = "endpointState IN (:parked, :disabled)"
+        item["Update"]["ExpressionAttributeValues"].update(
+            {":parked": {"S": EndpointState.PARKED}, ":disabled": {"S": EndpointState.DISABLED}}
+        )
+        return item
+
+    def parked_uncounted(self, client_id: str) -> TransactItem:
+        return self._count(client_id, "parkedConversations", -1)
+
     # The count of a client's stopped conversations tells every container to look its stops up. It changes with
     # the stop itself, in the delivery state store's transaction: this store supplies its part of it.
 
@@ -182,11 +270,14 @@ class ClientStore:
         return item
 
     def _stop_count(self, client_id: str, change: int) -> TransactItem:
+        return self._count(client_id, "stoppedConversations", change)
+
+    def _count(self, client_id: str, attribute: str, change: int) -> TransactItem:
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": {"clientId": {"S": client_id}},
-                "UpdateExpression": "ADD stoppedConversations :change",
+                "UpdateExpression": f"ADD {attribute} :change",
                 "ExpressionAttributeValues": {":change": {"N": str(change)}},
             }
         }
@@ -198,7 +289,7 @@ class ClientStore:
         valid_id = dot and re.fullmatch(CLIENT_ID_PATTERN, client_id)
         credentials = self._credentials_of(client_id) if valid_id else None
         if credentials is None or not credentials.accepts(token, datetime.now(UTC)):
-            raise Unauthorized("invalid client token")
+            raise Unauthorized(self._unknown_token)
         if not credentials.enabled:
             raise Unauthorized(f"client '{credentials.client_id}' is disabled")
         return credentials

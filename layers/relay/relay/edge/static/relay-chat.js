@@ -75,7 +75,7 @@ export class RelayChat extends EventTarget {
   }
 
   // Send a message as the session's user. `options`: type (default "text"), payload, messageId.
-  // Resolves with the relay's receipt; rejects with a RelayError naming what is wrong.
+  // Resolves with the relay's receipt; rejects with a RelayError naming what is wrong (status 0: no answer was read).
   async send(text, options = {}) {
     const message = {
       userId: this.userId,
@@ -90,7 +90,16 @@ export class RelayChat extends EventTarget {
       try {
         response = await this._call("POST", "/messages", message);
       } catch (error) {
-        if (attempt >= this.options.sendAttempts) throw error;
+        if (await this._refusesThisOrigin()) {
+          throw new RelayError(0, {
+            message:
+              `the relay at ${this.apiUrl} does not allow this page's origin, ${globalThis.location?.origin}:` +
+              " add it to the stack's BrowserOrigins (DEV_BROWSER_ORIGINS for make dev)",
+          });
+        }
+        if (attempt >= this.options.sendAttempts) {
+          throw new RelayError(0, { message: `could not reach the relay at ${this.apiUrl}: ${error.message}` });
+        }
         await delay(backoff(attempt, this.options));
         continue;
       }
@@ -226,6 +235,16 @@ export class RelayChat extends EventTarget {
   }
 
   // ── plumbing ──
+
+  // The browser tells a page only "failed to fetch" when it withholds an answer for want of CORS. The module itself
+  // is served to any origin: when it can still be fetched, the relay is up and refuses this page's origin.
+  async _refusesThisOrigin() {
+    try {
+      return (await fetch(`${this.apiUrl}/relay-chat.js`, { cache: "no-store" })).ok;
+    } catch {
+      return false;
+    }
+  }
 
   _call(method, path, body) {
     const init = { method, headers: { authorization: `Bearer ${this.session.token}` } };

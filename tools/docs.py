@@ -1,15 +1,15 @@
-"""README.md's figures and tables that come from template.yaml: `make docs` writes them into its marked regions.
+"""The docs' figures and tables that come from template.yaml: `make docs` writes them into their marked regions.
 
-A region is `<!-- template: NAME -->` ... `<!-- /template: NAME -->`; tests/unit/test_readme.py fails while
-one is stale, so a parameter, output, alarm, secret or function added to the template reaches the README by
-running `make docs` again. What the template cannot say (prices, what a function does per message, service
-name limits) is written once here, beside the arithmetic that uses it.
+A region is `<!-- template: NAME -->` ... `<!-- /template: NAME -->`, in README.md or a page under docs/ (each
+region in exactly one page: the one whose task it serves). tests/unit/test_docs.py fails while one is stale, so a
+parameter, output, alarm, secret or function added to the template reaches the docs by running `make docs` again.
+What the template cannot say (prices, what a function does per message, service name limits) is written once
+here, beside the arithmetic that uses it.
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from relay.settings import InboundSettings
 from relay.stores.delivery_state import STATE_TTL_SECONDS
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 REGION = re.compile(r"(<!-- template: (?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /template: (?P=name) -->)", re.S)
 
 # ── The stack name's limit ──────────────────────────────────────────────────────────────────
@@ -118,7 +119,7 @@ def references(value: Any, name: str) -> bool:
 
 
 def _name(value: Any) -> str:
-    """A dimension's or resource's value as the README names it: the resource it refers to, or itself."""
+    """A dimension's or resource's value as the docs name it: the resource it refers to, or itself."""
     if isinstance(value, dict):
         if "Ref" in value:
             return f"`{value['Ref']}`"
@@ -151,7 +152,7 @@ def parameters_region(template: dict[str, Any]) -> str:
     rows = []
     for name, spec in template["Parameters"].items():
         if "Description" not in spec:
-            raise ValueError(f"parameter {name} has no Description in template.yaml; the README's table shows it")
+            raise ValueError(f"parameter {name} has no Description in template.yaml; docs/deploy.md's table shows it")
         default = "required" if "Default" not in spec else f"`{spec['Default']}`" if spec["Default"] != "" else "empty"
         if "ConstraintDescription" in spec:
             allowed = _text(spec["ConstraintDescription"])
@@ -349,7 +350,7 @@ PRICE_ALARM_METRIC_MONTH = 0.10
 PRICE_DASHBOARD_MONTH = 3.00
 PRICE_CUSTOM_METRIC_MONTH = 0.30
 MILLION = 1_000_000
-TIMES = "\u00d7"  # the multiplication sign, as the README writes products
+TIMES = "\u00d7"  # the multiplication sign, as the docs write products
 
 
 def _money(dollars: float) -> str:
@@ -369,10 +370,10 @@ def _work(template: dict[str, Any]) -> dict[str, Work]:
     functions = set(_functions(template))
     if missing := sorted(functions - set(WORK)):
         raise ValueError(
-            f"no cost assumption for {', '.join(missing)}: add what it does per message to tools/readme.py WORK"
+            f"no cost assumption for {', '.join(missing)}: add what it does per message to tools/docs.py WORK"
         )
     if gone := sorted(set(WORK) - functions):
-        raise ValueError(f"tools/readme.py WORK names functions the template no longer has: {', '.join(gone)}")
+        raise ValueError(f"tools/docs.py WORK names functions the template no longer has: {', '.join(gone)}")
     return WORK
 
 
@@ -550,19 +551,38 @@ REGIONS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
-def render(readme: str, template: dict[str, Any]) -> str:
-    """The README with every marked region rewritten from the template; a region it does not know is an error."""
-    found = {match["name"] for match in REGION.finditer(readme)}
-    if unknown := sorted(found - set(REGIONS)):
-        raise ValueError(f"README regions with no generator: {', '.join(unknown)}")
-    if missing := sorted(set(REGIONS) - found):
-        raise ValueError(f"README has no region for: {', '.join(missing)}")
-    return REGION.sub(lambda match: match[1] + REGIONS[match["name"]](template) + match[4], readme)
+def pages() -> list[Path]:
+    """The pages `make docs` keeps in step with the template: README.md and every page under docs/."""
+    return [README, *sorted(DOCS.glob("*.md"))]
 
 
-def main(path: Path = README) -> None:
-    path.write_text(render(path.read_text(), load()))
+def render(page: str, template: dict[str, Any]) -> str:
+    """A page with each of its marked regions rewritten from the template; a region it does not know is an error."""
+    if unknown := sorted({match["name"] for match in REGION.finditer(page)} - set(REGIONS)):
+        raise ValueError(f"regions with no generator: {', '.join(unknown)}")
+    return REGION.sub(lambda match: match[1] + REGIONS[match["name"]](template) + match[4], page)
+
+
+def render_pages(texts: dict[Path, str], template: dict[str, Any]) -> dict[Path, str]:
+    """Every page rendered; each region is in exactly one of them."""
+    where: dict[str, list[str]] = {name: [] for name in REGIONS}
+    for path, text in texts.items():
+        for match in REGION.finditer(text):
+            where.setdefault(match["name"], []).append(path.name)
+    if missing := sorted(name for name, found in where.items() if not found):
+        raise ValueError(f"no page has a region for: {', '.join(missing)}")
+    if twice := sorted(f"{name} ({', '.join(found)})" for name, found in where.items() if len(found) > 1):
+        raise ValueError(f"regions in more than one place: {'; '.join(twice)}")
+    return {path: render(text, template) for path, text in texts.items()}
+
+
+def main() -> None:
+    texts = {path: path.read_text() for path in pages()}
+    for path, text in render_pages(texts, load()).items():
+        if text != texts[path]:
+            path.write_text(text)
+            print(f"rewrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else README)
+    main()
