@@ -112,7 +112,13 @@ def test_a_crashed_delivery_holds_its_conversations_no_longer_than_one_attempt_n
 def test_the_stop_hold_the_template_sets_is_the_settings_rule_for_the_functions_cache_time() -> None:
     """At least the client cache time, so every container knows of a stop before its conversation moves."""
     variables = FUNCTIONS["DeliveryFunction"]["Properties"]["Environment"]["Variables"]
-    names = {"clients_table": "t", "delivery_state_table": "s", "delivery_queue_url": "q", "dead_letter_queue_url": "d"}
+    names = {
+        "clients_table": "t",
+        "delivery_state_table": "s",
+        "delivery_queue_url": "q",
+        "dead_letter_queue_url": "d",
+        "responses_table": "r",
+    }
     deployed = DeliverySettings.model_validate(
         {**names, "delivery_stop_hold_seconds": variables["DELIVERY_STOP_HOLD_SECONDS"]}
     )
