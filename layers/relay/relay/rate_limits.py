@@ -22,8 +22,9 @@ DEFAULT_RATE = 20
 BURST_SECONDS = 2
 """A client's burst is this many seconds of its rate: twice the rate, as the contract says."""
 
-MAX_RATE = 10_000
-"""API Gateway's default limit per account and region for every API together: no client can use more."""
+MAX_RATE = 500
+"""A client's bucket is one item, and DynamoDB writes one item at most 1,000 times a second (a partition's limit): a
+request costs a second write when a container's guess of the bucket's state is stale, so 500 requests a second."""
 
 Rate = Annotated[int, Field(ge=1, le=MAX_RATE)]
 """Requests per second, a whole number from 1 to MAX_RATE."""
