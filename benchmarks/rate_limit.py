@@ -4,9 +4,9 @@ Run: .venv/bin/python benchmarks/rate_limit.py  (moto in a process of its own, a
 
 Each "container" is a thread with its own AWS client and its own store (relay.stores.rate_limits.RateLimits), as
 a container of the client API has; all of them flood one client as fast as moto answers for WINDOW seconds. A
-token bucket admits at most its burst plus the rate times the time that passed: the figure is what was admitted
-against that bound, and the writes each request cost. moto takes one request at a time (devstack.aws), as
-DynamoDB applies the writes to one item one at a time.
+token bucket admits at most its burst plus the rate times the time that passed: the figures are what was admitted
+against that bound, and the writes it took (a refusal a container can make from what it saw takes none). moto
+takes one request at a time (devstack.aws), as DynamoDB applies the writes to one item one at a time.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> None:
             BillingMode=properties["BillingMode"],
         )
         print(f"one client flooded for {WINDOW:.0f} s; the bound is burst + rate x seconds")
-        print("rate  containers  requests  admitted  bound  admitted/bound  writes/request")
+        print("rate  containers  requests  admitted  bound  admitted/bound  writes  writes/s  writes/admitted")
         for rate in (DEFAULT_RATE, 50):  # moto answers about 130 writes a second: rates well below it
             limit = RateLimit(rate)
             for containers in CONTAINERS:
@@ -95,7 +95,7 @@ def main() -> None:
                 bound = limit.burst + rate * seconds
                 print(
                     f"{rate:>4}  {containers:>10}  {requests:>8}  {admitted:>8}  {bound:>5.0f}"
-                    f"  {admitted / bound:>14.3f}  {writes / requests:>14.3f}"
+                    f"  {admitted / bound:>14.3f}  {writes:>6}  {writes / seconds:>8.0f}  {writes / admitted:>15.2f}"
                 )
     finally:
         moto.communicate()
