@@ -207,7 +207,7 @@ STATIC: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "The browser module",
             "description": "relay-chat.js, the ES module a web page uses to send with a conversation token and "
-            "receive over the stream (README: Browsers and apps). Any origin may import it.",
+            "receive over the stream (docs/browsers.md). Any origin may import it.",
             "operationId": "getRelayChatJs",
             "security": [],
             "responses": {

@@ -32,6 +32,7 @@ delivery = Delivery(
     WebhookSender(settings.webhook_timeout_seconds),
     ResponsesLog(dynamodb, settings.responses_table),
     queue.nudge,
+    queue.probe_later,
     logger,
     metrics,
 )

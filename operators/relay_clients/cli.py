@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from pydantic import TypeAdapter, ValidationError
 
 from relay import signing
+from relay.adapters.delivery_queue import DeliveryQueue
 from relay.models import Client, ClientId
 from relay.rate_limits import MAX_RATE, Rate, RateLimit
 from relay.stores.clients import ClientStore, Rotation, hash_token, new_token
@@ -194,11 +195,18 @@ def set_url(context: Context, args: argparse.Namespace) -> int:
         updated = Client.model_validate({**client.model_dump(), "response_url": None if args.none else args.url})
     except ValidationError as error:
         raise CommandError(_invalid(error, {"response_url": "URL"}), BAD_INPUT) from None
+    # Looked up first: a command that cannot nudge them changes nothing.
+    queues = context.resources(DELIVERY_STATE_TABLE, DELIVERY_QUEUE) if client.parked_conversations else None
     store.set_url(client.client_id, str(updated.response_url) if updated.response_url else None)
     if updated.response_url is None:
         print(f"Client '{client.client_id}' has no response URL now: its responses reach SNS subscribers only.")
     else:
         print(f"Client '{client.client_id}' now receives responses at {updated.response_url}")
+    if queues is not None:
+        table, queue_url = queues
+        parked = DeliveryState(context.aws("dynamodb"), table).parked(client.client_id)
+        DeliveryQueue(context.aws("sqs"), queue_url, "").nudge(client.client_id, parked)
+        print(f"Its {len(parked)} parked conversation(s) are delivered from the responses log, each in order.")
     return OK
 
 
@@ -487,10 +495,12 @@ COMMANDS = (
     Command("enable", "accept the client's token again", enable, (ID,)),
     Command(
         "set-url",
-        "set or remove the client's response URL (switches it on after a 410)",
+        "set or remove the client's response URL (switches it on after a 410, a park or a disable)",
         set_url,
         (
             ID,
+            resource_option(DELIVERY_STATE_TABLE),
+            resource_option(DELIVERY_QUEUE),
             OneOf(
                 (
                     option("url", metavar="URL", nargs="?", help="the new response URL"),

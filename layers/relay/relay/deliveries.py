@@ -7,6 +7,7 @@ words from here, the domain, so neither depends on the other.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
@@ -20,6 +21,20 @@ class ResumeParked(CamelModel):
 
     client_id: str
     conversation_id: str
+
+
+class ProbeEndpoint(CamelModel):
+    """A parked endpoint's probe on the delivery queue, one per endpoint (in a message group of its own): it comes
+    back every cool-down (and less often the longer the endpoint fails) and POSTs a signed `test` delivery, so a
+    receiver that is back is found even when its client sends nothing new."""
+
+    client_id: str
+
+
+def probe_body(client_id: str) -> str:
+    """What a probe POSTs: a delivery of type `test` (as the Botpress integration checks a response URL at install)
+    in no conversation, signed like any other."""
+    return json.dumps({"type": "test", "payload": {"text": "test"}, "conversationId": "", "clientId": client_id})
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,8 @@ class QueuedResponse:
     """The body read as a client response; None when it is not one (it cannot be delivered, waiting won't help)."""
     resume: ResumeParked | None = None
     """Set for a nudge (its body is not a response): resume the parked conversation."""
+    probe: ProbeEndpoint | None = None
+    """Set for a parked endpoint's probe."""
 
 
 class Result(Enum):
@@ -49,6 +66,7 @@ class Result(Enum):
     HELD = "DeliveryHeld"
     PARKED = "DeliveryParked"
     RESUMED = "ParkedConversationResumed"
+    PROBED = "ParkedEndpointProbed"
     NOT_ATTEMPTED = "NotAttempted"
 
 
