@@ -323,7 +323,7 @@ WORK = {
 }
 
 # The relay's own AWS calls, warm (tests/integration/test_aws_calls.py counts them).
-WRITES_PER_MESSAGE = 2  # the idempotency record, put then updated
+WRITES_PER_MESSAGE = 3  # the client's rate limit bucket; the idempotency record, put then updated
 WRITES_PER_RESPONSE = 1  # the responses log's put (a body under 1 KB is one write unit)
 COLD_READS_PER_MESSAGE = 1  # the client, when not cached
 COLD_READS_PER_RESPONSE = 2  # the conversation (bot response) and the client (delivery), when not cached
@@ -439,7 +439,8 @@ def costs_region(template: dict[str, Any]) -> str:
         ),
         (
             "DynamoDB writes (on-demand)",
-            f"{writes}: the idempotency record, put then updated; each response's put in the responses log",
+            f"{writes}: the client's rate limit bucket; the idempotency record, put then updated; each response's put"
+            " in the responses log",
             f"{writes} M write units",
             "$0.625 per million",
             writes * PRICE_WRITE_UNIT,

@@ -11,6 +11,8 @@ from memory import (
     Clock,
     Context,
     MemoryBot,
+    MemoryBuckets,
+    MemoryClients,
     MemoryConversations,
     MemoryLog,
     MemoryRepeats,
@@ -31,6 +33,7 @@ from relay.errors import (
 )
 from relay.flows.inbound import ANSWER_MARGIN_SECONDS, Inbound
 from relay.flows.polling import QUIET_SECONDS, ResponsesQuery, ResponsesReader
+from relay.flows.throttling import Throttle
 from relay.models import InboundMessage, RepliesReceipt
 from relay.observability import metrics
 from relay.settings import InboundSettings
@@ -47,6 +50,7 @@ SETTINGS = InboundSettings(
     watermark_key_secret="watermark-key",
     conversation_token_key_secret="conversation-token-key",
     stream_url="wss://stream.example/live",
+    rate_limits_table="rate-limits",
 )
 
 
@@ -71,6 +75,7 @@ class World:
             self.repeats,
             reader,
             SETTINGS,
+            throttle=Throttle(MemoryBuckets(self.clock), MemoryClients("acme"), SETTINGS.client_rate_limit),
             clock=self.clock.monotonic,
         )
         self.inbound.starting(Context(self.clock, remaining_seconds))  # type: ignore[arg-type]

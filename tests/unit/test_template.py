@@ -143,6 +143,7 @@ INBOUND = {
     "watermark_key_secret": "w",
     "conversation_token_key_secret": "t",
     "stream_url": "wss://stream.example/live",
+    "rate_limits_table": "l",
 }
 RETRY_SCHEDULE = re.compile(TEMPLATE["Parameters"]["DeliveryRetrySchedule"]["AllowedPattern"])
 

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from relay.rate_limits import DEFAULT_RATE, Rate
+
 ORIGIN_PATTERN = r"https?://[^/,\s]+"
 """A browser origin as a page's Origin header carries it: scheme and host (and port), no path."""
 
@@ -68,6 +70,9 @@ class InboundSettings(_Settings):
     """The WebSocket stream's URL (no query); a token answer's `streamUrl` is it with `?token=…`."""
     browser_origins: tuple[str, ...] = ()
     """The origins whose pages may call the routes a conversation token may use (CORS); none by default."""
+    rate_limits_table: str
+    client_rate_limit: Rate = DEFAULT_RATE
+    """Requests per second of a client without a rate of its own (relay.rate_limits)."""
 
     @field_validator("browser_origins", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ from relay.edge.bodies import parse_json
 from relay.errors import RelayError
 from relay.models import NOT_BLANK, ErrorBody, FieldError
 from relay.observability import logger
+from relay.rate_limits import Verdict
 
 STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
@@ -28,6 +29,7 @@ STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.UnknownConversation: HTTPStatus.NOT_FOUND,
     errors.MessageInProgress: HTTPStatus.CONFLICT,
     errors.MessageIdReused: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
     errors.BotTimeout: HTTPStatus.GATEWAY_TIMEOUT,
     errors.BotUnavailable: HTTPStatus.BAD_GATEWAY,
     errors.BotRefusedMessage: HTTPStatus.UNPROCESSABLE_ENTITY,
@@ -64,12 +66,24 @@ def answer(error: RelayError) -> Response[str]:
         headers["WWW-Authenticate"] = 'Bearer realm="messages"'
     if isinstance(error, errors.MessageInProgress):
         headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, errors.RateLimited):
+        headers.update(rate_limit_headers(error.verdict))
     if isinstance(error, errors.MessageIdReused):
         problems = [FieldError(field="messageId", message="already used for a different message")]
     if isinstance(error, errors.InvalidRequest | errors.Forbidden) and error.field:
         problems = [FieldError(field=error.field, message=error.message)]
     logger.info("request refused", extra={"status": int(status), "reason": error.message})
     return error_response(status, error.message, headers, problems)
+
+
+def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
+    """What a client over its rate is told: when to retry, its burst, what is left of it, when it is full again."""
+    return {
+        "Retry-After": str(verdict.retry_after_seconds),
+        "RateLimit-Limit": str(verdict.limit),
+        "RateLimit-Remaining": str(verdict.remaining),
+        "RateLimit-Reset": str(verdict.reset_seconds),
+    }
 
 
 def socket_refusal(error: RelayError) -> dict[str, Any]:
@@ -107,7 +121,8 @@ def browser_cors(origins: tuple[str, ...]) -> CORSConfig | None:
     if not origins:
         return None
     first, *others = origins
-    return CORSConfig(allow_origin=first, extra_origins=others, expose_headers=["Retry-After"], max_age=600)
+    exposed = ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
+    return CORSConfig(allow_origin=first, extra_origins=others, expose_headers=exposed, max_age=600)
 
 
 class _Resolver(APIGatewayHttpResolver):

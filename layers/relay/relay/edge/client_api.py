@@ -23,11 +23,13 @@ from relay.edge.browser import module_response
 from relay.edge.runtime import Secrets
 from relay.flows.inbound import POLL_REFUSALS, REFUSALS, Inbound
 from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader
+from relay.flows.throttling import Throttle
 from relay.flows.tokens import TOKEN_REFUSALS, TokenRequest, Tokens
 from relay.models import InboundMessage
 from relay.settings import InboundSettings
 from relay.stores.clients import ClientStore
 from relay.stores.conversations import ConversationStore
+from relay.stores.rate_limits import RateLimits
 from relay.stores.responses_log import ResponsesLog
 from relay.watermarks import Watermarks
 
@@ -42,7 +44,8 @@ class ClientApi:
 
 
 def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> ClientApi:
-    """The flows from the function's settings, sharing the conversations and the conversation tokens' key."""
+    """The flows from the function's settings, sharing the conversations, the conversation tokens' key and the
+    clients' rates."""
     conversations = ConversationStore(
         dynamodb,
         settings.conversations_table,
@@ -50,6 +53,8 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
         cache_ttl_seconds=settings.cache_ttl_seconds,
     )
     conversation_tokens = ConversationTokens(secrets.of(settings.conversation_token_key_secret))
+    clients = ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds)
+    throttle = Throttle(RateLimits(dynamodb, settings.rate_limits_table), clients, settings.client_rate_limit)
     inbound = Inbound(
         conversations,
         BotClient(
@@ -64,11 +69,12 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
             Watermarks(secrets.of(settings.watermark_key_secret)),
         ),
         settings,
+        throttle=throttle,
     )
     return ClientApi(
-        Access(ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds), conversation_tokens),
+        Access(clients, conversation_tokens),
         inbound,
-        Tokens(conversation_tokens, settings.stream_url),
+        Tokens(conversation_tokens, settings.stream_url, throttle=throttle),
     )
 
 
