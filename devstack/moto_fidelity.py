@@ -39,8 +39,8 @@ def growing_fifo_sequence_numbers() -> None:
 
 def _atomic_queue_calls() -> None:
     """SQS applies each call to a queue whole; moto's queue is plain lists and sets, changed by server threads at
-    once. The delivery function deletes a conversation's messages itself while a poller receives: unguarded, that
-    left a deleted message's group looking in flight, and the queue never drained. Each receive (without a long
+    once. The delivery function deletes a conversation's messages itself while a poller receives (a fresh-clone run
+    once did not drain, every response delivered). Each receive (without a long
     poll, which would hold the others up), delete and visibility change runs under the same lock as a send."""
     from moto.sqs.models import SQSBackend
 
