@@ -207,6 +207,14 @@ class Relay:
     def refresh_token(self, token: str | None) -> Response:
         return self._call(self.inbound, "/tokens/refresh", b"", _bearer(token))
 
+    def call(self, method: str, path: str, token: str | None, body: Any = None, **query: Any) -> Response:
+        """Any client API route: `body` as JSON (bytes as they are), `query` as given."""
+        if body is None:
+            return self._call(self.inbound, path, b"", _bearer(token), urlencode(query), method=method)
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {"content-type": "application/json", **_bearer(token)}
+        return self._call(self.inbound, path, raw, headers, urlencode(query), method=method)
+
     # ── the stream's WebSocket API, through its handler ──
     def socket(self, route_key: str, connection_id: str, query: dict[str, str] | None = None, body: str = "") -> Any:
         """A WebSocket event of `route_key` ($connect with `query`, $disconnect, $default with `body`)."""

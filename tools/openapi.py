@@ -19,8 +19,9 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from relay.edge.api import STATUS
 from relay.edge.bodies import MAX_JSON_DEPTH
+from relay.attempts import AttemptsPage, DeliveriesQuery
 from relay.errors import RelayError
-from relay.flows import bot_responses, inbound, tokens
+from relay.flows import bot_responses, inbound, self_service, tokens
 from relay.flows.polling import ReplyWait, ResponsesQuery
 from relay.models import (
     BotResponse,
@@ -42,7 +43,7 @@ JSON = "application/json"
 
 @dataclass(frozen=True)
 class Operation:
-    method: Literal["get", "post"]
+    method: Literal["get", "post", "put"]
     path: str
     summary: str
     description: str
@@ -198,6 +199,36 @@ OPERATIONS = [
         TOKEN_ANSWER_EXAMPLE,
         client_token=False,
         conversation_token=True,
+    ),
+]
+
+ATTEMPT_EXAMPLE = {
+    "webhookId": "msg_bp-message-1",
+    "conversationId": "conversation-42",
+    "type": "text",
+    "attempt": 2,
+    "trigger": "schedule",
+    "at": "2026-12-02T20:04:05.120000Z",
+    "status": 503,
+    "failure": "http",
+    "durationMs": 84,
+    "body": '{"error": "maintenance until 20:30"}',
+}
+
+OPERATIONS += [
+    Operation(
+        "get",
+        "/deliveries",
+        "The client's delivery attempts, newest first (the attempt log)",
+        "Every attempt to POST a response (or a test) to the client's response URL, kept AttemptRetentionDays: "
+        "when, which attempt and why (`trigger`), the receiver's status or why there was none (`failure`), how "
+        "long it took and the first 1 KB of its answer. Filtered by conversation, webhook-id, outcome and time; "
+        "pass `cursor` back (with the same filters) for the next page. A page may hold fewer than `limit` "
+        "attempts while a cursor says there are more: filters are applied to what is read. Client token only.",
+        self_service.REFUSALS,
+        AttemptsPage,
+        {"attempts": [ATTEMPT_EXAMPLE], "cursor": "eyJkZWxpdmVyZWQiOm51bGwsImZhaWxlZCI6ImZhaWxlZCMyMDI2In0"},
+        query=DeliveriesQuery,
     ),
 ]
 

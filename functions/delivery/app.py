@@ -16,6 +16,7 @@ from relay.edge.runtime import ClientOnFirstUse, conversation_ordered_processor
 from relay.flows.delivery import Delivery
 from relay.observability import logger, metrics, tracer
 from relay.settings import DeliverySettings
+from relay.stores.attempts import AttemptLog
 from relay.stores.clients import ClientStore
 from relay.stores.delivery_state import DeliveryState
 
@@ -31,6 +32,7 @@ delivery = Delivery(
     WebhookSender(settings.webhook_timeout_seconds),
     logger,
     metrics,
+    attempts=AttemptLog(dynamodb, settings.attempts_table, settings.attempt_retention_days),
 )
 processor = conversation_ordered_processor()
 

@@ -44,6 +44,7 @@ SETTINGS = InboundSettings(
     bot_webhook_url="https://bot.example/webhook",  # type: ignore[arg-type]
     bot_token_secret="bot-token",
     responses_table="responses",
+    attempts_table="attempts",
     watermark_key_secret="watermark-key",
     conversation_token_key_secret="conversation-token-key",
     stream_url="wss://stream.example/live",

@@ -11,7 +11,13 @@ from relay.adapters.webhook import retry_after
 from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings, retry_delay
 
 SVIX = (5, 300, 1800, 7200, 18000, 36000)
-NAMES = {"CLIENTS_TABLE": "t", "DELIVERY_STATE_TABLE": "s", "DELIVERY_QUEUE_URL": "q", "DEAD_LETTER_QUEUE_URL": "d"}
+NAMES = {
+    "CLIENTS_TABLE": "t",
+    "DELIVERY_STATE_TABLE": "s",
+    "ATTEMPTS_TABLE": "a",
+    "DELIVERY_QUEUE_URL": "q",
+    "DEAD_LETTER_QUEUE_URL": "d",
+}
 
 
 def settings_from(monkeypatch: pytest.MonkeyPatch, schedule: str) -> DeliverySettings:

@@ -112,7 +112,13 @@ def test_a_crashed_delivery_holds_its_conversations_no_longer_than_one_attempt_n
 def test_the_stop_hold_the_template_sets_is_the_settings_rule_for_the_functions_cache_time() -> None:
     """At least the client cache time, so every container knows of a stop before its conversation moves."""
     variables = FUNCTIONS["DeliveryFunction"]["Properties"]["Environment"]["Variables"]
-    names = {"clients_table": "t", "delivery_state_table": "s", "delivery_queue_url": "q", "dead_letter_queue_url": "d"}
+    names = {
+        "clients_table": "t",
+        "delivery_state_table": "s",
+        "attempts_table": "a",
+        "delivery_queue_url": "q",
+        "dead_letter_queue_url": "d",
+    }
     deployed = DeliverySettings.model_validate(
         {**names, "delivery_stop_hold_seconds": variables["DELIVERY_STOP_HOLD_SECONDS"]}
     )
@@ -134,6 +140,7 @@ INBOUND = {
     "bot_webhook_url": "https://bot.example/webhook",
     "bot_token_secret": "b",
     "responses_table": "r",
+    "attempts_table": "a",
     "watermark_key_secret": "w",
     "conversation_token_key_secret": "t",
     "stream_url": "wss://stream.example/live",
@@ -146,6 +153,7 @@ def function_accepts(schedule: str) -> bool:
         DeliverySettings(
             clients_table="t",
             delivery_state_table="s",
+            attempts_table="a",
             delivery_queue_url="q",
             dead_letter_queue_url="d",
             delivery_retry_schedule=schedule,

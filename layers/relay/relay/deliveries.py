@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
 
+from relay.attempts import Trigger
 from relay.models import ClientResponse
+
+TRIGGER_ATTRIBUTE = "relayTrigger"
+"""The message attribute of a response put on the delivery queue again by a recover (or an operator's replay):
+its attempts are recorded with that trigger. Responses from the topic carry none: their trigger is the schedule."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,10 @@ class QueuedResponse:
     """As published, byte for byte: what is signed and POSTed, so consumers of the topic see the same."""
     response: ClientResponse | None
     """The body read as a client response; None when it is not one (it cannot be delivered, waiting won't help)."""
+    receive_count: int = 1
+    """How many times SQS has handed the message out, this time included: 1 means it was never attempted."""
+    trigger: Trigger = Trigger.SCHEDULE
+    """What queued it: the topic (the schedule), or a recover (TRIGGER_ATTRIBUTE)."""
 
 
 class Result(Enum):

@@ -20,8 +20,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQS
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from relay.attempts import Trigger
 from relay.deliveries import (
     FAILURES,
+    TRIGGER_ATTRIBUTE,
     DeadLetter,
     Decision,
     Done,
@@ -147,9 +149,14 @@ def _queued(record: SQSRecord) -> QueuedResponse:
         response: ClientResponse | None = ClientResponse.model_validate_json(record.body)
     except ValidationError:
         response = None
+    trigger = record.message_attributes.get(TRIGGER_ATTRIBUTE)
     return QueuedResponse(
         message_id=record.message_id,
         conversation=record.attributes.message_group_id or record.message_id,
         body=record.body,
         response=response,
+        receive_count=int(record.attributes.approximate_receive_count or 1),
+        trigger=Trigger.RECOVER
+        if trigger is not None and trigger.string_value == Trigger.RECOVER
+        else Trigger.SCHEDULE,
     )

@@ -2,7 +2,9 @@
 
 A batch's conversations (SQS message groups) are delivered in parallel, each strictly in order; a failing
 conversation holds up only itself. A response's attempt number is the number of times it was actually POSTed:
-a failed attempt costs one DynamoDB write (its counter), a delivery costs no AWS call at all.
+a failed attempt costs one DynamoDB write (its counter). Every attempt is recorded in the attempt log, the
+invocation's records in one write at its end; a delivery costs no other AWS call (a delivery after earlier
+failures reads its counter, for its attempt number).
 
 When a response has used every attempt of the schedule, its conversation stops there: that response and every
 later one of the conversation go to the dead-letter queue in order, so a redrive replays the conversation whole,
@@ -17,6 +19,7 @@ adapter applies them, and hands the flow that as `apply`, so the flow knows when
 from __future__ import annotations
 
 import contextvars
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +31,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from relay.adapters.outbound import CONCURRENT_REQUESTS
 from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, WebhookSender
+from relay.attempts import Attempt, Outcome, Trigger
 from relay.deliveries import (
     FAILURES,
     DeadLetter,
@@ -67,10 +71,17 @@ class State(Protocol):
     """What delivery needs of the delivery state store (relay.stores.delivery_state.DeliveryState)."""
 
     def count_failed_attempt(self, webhook_id: str) -> int: ...
+    def failed_attempts(self, webhook_id: str) -> int: ...
     def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None: ...
     def stop_of(self, client_id: str, conversation_id: str) -> Stop | None: ...
     def mark_dead_lettered(self, client_id: str, conversation_id: str) -> None: ...
     def resume(self, client_id: str, conversation_id: str, webhook_id: str, uncounted: TransactItem) -> None: ...
+
+
+class AttemptLog(Protocol):
+    """Where attempts are recorded (relay.stores.attempts.AttemptLog)."""
+
+    def write(self, records: Sequence[tuple[str, Attempt]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,8 @@ class Delivery:
         logger: Any,
         metrics: Any,
         clock: Callable[[], float] = time.time,
+        *,
+        attempts: AttemptLog,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
@@ -109,8 +122,26 @@ class Delivery:
         self._logger = logger
         self._clock = clock
         self._conversations = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="delivery")
+        self._attempts = attempts
+        self._records: list[tuple[str, Attempt]] = []
+        self._records_lock = threading.Lock()
 
     def run(
+        self,
+        responses: Sequence[QueuedResponse],
+        remaining_ms: Callable[[], int],
+        apply: Callable[[Mapping[str, Decision]], None],
+    ) -> dict[str, Decision]:
+        """Deliver a batch; then record its attempts in the attempt log, in one write."""
+        try:
+            return self._run(responses, remaining_ms, apply)
+        finally:
+            with self._records_lock:
+                records, self._records = self._records, []
+            if records:
+                self._attempts.write(records)
+
+    def _run(
         self,
         responses: Sequence[QueuedResponse],
         remaining_ms: Callable[[], int],
@@ -165,7 +196,7 @@ class Delivery:
                 stop_checked = True
                 if (turn := self._dead_letter_if_stopped(client, response, queue[index:])) is not None:
                     return _Turn({**decisions, **turn.decisions}, turn.dead_lettered_stop)
-            decision = decisions[queued.message_id] = self._deliver(client, response, queued.body)
+            decision = decisions[queued.message_id] = self._deliver(client, response, queued)
             if isinstance(decision, FAILURES):
                 decisions.update(_release(queue[index + 1 :], "an earlier response failed"))
                 break
@@ -200,7 +231,7 @@ class Delivery:
             (client.client_id, response.conversation_id) if stopped_here else None,
         )
 
-    def _deliver(self, client: Client | None, response: ClientResponse, body: str) -> Decision:
+    def _deliver(self, client: Client | None, response: ClientResponse, queued: QueuedResponse) -> Decision:
         ids = _ids(response)
         if (reason := _not_for_a_webhook(client)) is not None:
             self._logger.info("not delivered to a webhook", extra={**ids, "reason": reason})
@@ -213,11 +244,15 @@ class Delivery:
                 admission = self._claim_probe(client, ids)
             if isinstance(admission, Hold):
                 return self._held(client, response, admission.seconds, ids)
+            trigger = Trigger.PROBE if isinstance(admission, Probe) else queued.trigger
             started = self._clock()
             now = datetime.fromtimestamp(started, UTC)
             try:
-                self._webhooks.post(str(client.response_url), client.signing_secrets(now), response.webhook_id, body)
+                outcome = self._webhooks.post(
+                    str(client.response_url), client.signing_secrets(now), response.webhook_id, queued.body
+                )
             except ResponseUrlGone as gone:
+                self._record(response, self._attempt_number(queued, response), trigger, now, gone.outcome)
                 self._clients.switch_off_url(client.client_id)
                 self._logger.warning(
                     "receiver answered 410 Gone: response URL switched off until an operator sets it again",
@@ -226,14 +261,37 @@ class Delivery:
                 return Done(Result.GONE, str(gone))
             except DeliveryFailed as failure:
                 self._breaker_outcome(client, False, self._clock() - started, str(failure))
-                return self._failed(response, failure, ids)
+                attempt = self._state.count_failed_attempt(response.webhook_id)
+                self._record(response, attempt, trigger, now, failure.outcome)
+                return self._failed(response, failure, ids, attempt)
+        self._record(response, self._attempt_number(queued, response), trigger, now, outcome)
         seconds = self._clock() - started
         self._breaker_outcome(client, True, seconds, f"receiver took {seconds:.1f} s to answer")
         self._logger.info("delivered", extra=ids)
         return Done(Result.DELIVERED)
 
+    def _attempt_number(self, queued: QueuedResponse, response: ClientResponse) -> int:
+        """The attempt a POST that did not fail (or got 410) was: only a response received before may have
+        failed attempts counted, so only then is the counter read."""
+        return 1 + (self._state.failed_attempts(response.webhook_id) if queued.receive_count > 1 else 0)
+
+    def _record(self, response: ClientResponse, attempt: int, trigger: Trigger, at: datetime, outcome: Outcome) -> None:
+        """Keep the attempt for the attempt log, written when the invocation ends."""
+        record = Attempt.of(
+            outcome,
+            webhook_id=response.webhook_id,
+            conversation_id=response.conversation_id,
+            type=response.type,
+            attempt=attempt,
+            trigger=trigger,
+            at=at,
+        )
+        with self._records_lock:
+            self._records.append((response.client_id, record))
+
     def _claim_probe(self, client: Client, ids: dict[str, str]) -> Admission:
-        """The breaker's cool-down is over: one container, the one whose claim lands, POSTs one response."""
+        """The breaker's cool-down is over: one container, the one whose claim lands, POSTs one response (the
+        probe: Probe when the claim is ours, Post when another container has closed the breaker)."""
         now = self._clock()
         endpoint = client.client_id
         claim = self._clients.claim_probe(endpoint, at(now), at(now + self._breakers.cooldown_seconds))
@@ -246,7 +304,7 @@ class Delivery:
         self._breakers.claimed(endpoint)
         self._logger.info("breaker open: probing the endpoint with this response", extra=ids)
         self._metrics.add_metric(name=Change.PROBED, unit=MetricUnit.Count, value=1)
-        return Post()
+        return Probe()
 
     def _held(self, client: Client, response: ClientResponse, seconds: int, ids: dict[str, str]) -> Decision:
         since = self._breakers.failing_since(client.client_id) or (
@@ -254,7 +312,7 @@ class Delivery:
         )
         if since is not None and self._clock() - since >= self._settings.retry_window_seconds:
             # The schedule's time is spent: the conversation stops as if its attempts were used.
-            return self._stop(response, DeliveryFailed("its endpoint failed for the whole retry window"), ids, 0)
+            return self._stop(response, "its endpoint failed for the whole retry window", ids, 0)
         return Held(seconds, "its endpoint's breaker is open")
 
     def _breaker_outcome(self, client: Client, succeeded: bool, seconds: float, reason: str) -> None:
@@ -273,10 +331,9 @@ class Delivery:
             self._logger.info("endpoint answered promptly: breaker closed", extra=extra)
         self._metrics.add_metric(name=change, unit=MetricUnit.Count, value=1)
 
-    def _failed(self, response: ClientResponse, failure: DeliveryFailed, ids: dict[str, str]) -> Decision:
-        attempt = self._state.count_failed_attempt(response.webhook_id)
+    def _failed(self, response: ClientResponse, failure: DeliveryFailed, ids: dict[str, str], attempt: int) -> Decision:
         if attempt >= self._settings.delivery_max_attempts:
-            return self._stop(response, failure, ids, attempt)
+            return self._stop(response, str(failure), ids, attempt)
         delay = retry_delay(attempt, self._settings.delivery_retry_schedule)
         if failure.retry_after is not None:
             delay = max(delay, failure.retry_after)
@@ -286,7 +343,7 @@ class Delivery:
         )
         return Retry(delay, str(failure))
 
-    def _stop(self, response: ClientResponse, failure: DeliveryFailed, ids: dict[str, str], attempt: int) -> Decision:
+    def _stop(self, response: ClientResponse, reason: str, ids: dict[str, str], attempt: int) -> Decision:
         self._state.stop(
             response.client_id,
             response.conversation_id,
@@ -296,9 +353,9 @@ class Delivery:
         self._clients.forget(response.client_id)
         self._logger.warning(
             "last attempt failed: the conversation stops here and goes to the dead-letter queue",
-            extra={**ids, "attempt": attempt, "reason": str(failure)},
+            extra={**ids, "attempt": attempt, "reason": reason},
         )
-        return StopConversation(self._settings.delivery_stop_hold_seconds, str(failure))
+        return StopConversation(self._settings.delivery_stop_hold_seconds, reason)
 
 
 def _not_for_a_webhook(client: Client | None) -> str | None:

@@ -47,6 +47,11 @@ class DeliveryState:
         )
         return int(answer["Attributes"]["attempts"]["N"])
 
+    def failed_attempts(self, webhook_id: str) -> int:
+        """How many failed attempts the response has had (0 when none): one consistent read."""
+        item = self._dynamodb.get_item(TableName=self._table, Key=_attempts_key(webhook_id), ConsistentRead=True)
+        return int(item["Item"]["attempts"]["N"]) if "Item" in item else 0
+
     def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None:
         """Stop the conversation at this response, with `counted` (the client's count of stops) in the transaction."""
         stop = {
