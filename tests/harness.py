@@ -42,6 +42,18 @@ def fresh(server: HTTPServer) -> Iterator[HTTPServer]:
     server.clear()
 
 
+def scripted(server: HTTPServer, answers: dict[str, list[tuple[int, str]]], path: str = "/hook") -> str:
+    """A receiver answering each response (by its text) as scripted, (status, body) a time, then 204; its URL."""
+
+    def answer(request: Request) -> HttpResponse:
+        text = json.loads(request.get_data())["payload"]["text"]
+        status, body = answers[text].pop(0) if answers.get(text) else (204, "")
+        return HttpResponse(body, status=status)
+
+    server.expect_request(path, method="POST").respond_with_handler(answer)
+    return server.url_for(path)
+
+
 @dataclass
 class Attempt:
     at: float
@@ -236,6 +248,18 @@ class Relay:
         event = http_event(method, route, path, headers, body, query)
         status, response_headers, raw = api_response(function.invoke(event))
         return Response(status, {k.lower(): v for k, v in response_headers.items()}, raw)
+
+    def say(self, token: str, conversation: str, *texts: str) -> list[str]:
+        """A message in the conversation, and the bot's responses `texts` to it; returns their webhook-ids."""
+        self.post_message(token, message(conversation))
+        forwarded = self.forwarded()[-1]
+        ids = []
+        for text in texts:
+            botpress_id = str(uuid.uuid4())
+            body = {"type": "text", "payload": {"text": text}, "conversationId": forwarded["conversationId"]}
+            assert self.post_bot_response({**body, "botpressMessageId": botpress_id}).status == 200
+            ids.append(f"msg_{botpress_id}")
+        return ids
 
     # ── the bot's side ──
     def forwarded(self) -> list[dict[str, Any]]:

@@ -17,9 +17,10 @@ import yaml
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from relay.attempts import AttemptsPage, DeliveriesQuery
+from relay.client_status import ClientStatus
 from relay.edge.api import STATUS
 from relay.edge.bodies import MAX_JSON_DEPTH
-from relay.attempts import AttemptsPage, DeliveriesQuery
 from relay.errors import RelayError
 from relay.flows import bot_responses, inbound, self_service, tokens
 from relay.flows.polling import ReplyWait, ResponsesQuery
@@ -216,6 +217,34 @@ ATTEMPT_EXAMPLE = {
 }
 
 OPERATIONS += [
+    Operation(
+        "get",
+        "/client",
+        "The client's endpoint: its state, last success and failure, a day's counts, stopped conversations",
+        "What the relay knows of the client's response URL: its state (`healthy`, `failing`, `open`, `parked`, "
+        "`disabled` or `off`) since when and why; the newest delivered and failed attempts and the day's counts "
+        "(from the attempt log); the conversations whose delivery stopped at an undeliverable response. Never a "
+        "secret or token. Client token only.",
+        self_service.REFUSALS,
+        ClientStatus,
+        {
+            "clientId": "acme",
+            "name": "ACME back end",
+            "responseUrl": "https://acme.example/relay",
+            "endpoint": {
+                "state": "open",
+                "since": "2026-12-02T20:01:10.004000Z",
+                "reason": "receiver answered HTTP 503",
+                "openUntil": "2026-12-02T20:05:35.120000Z",
+            },
+            "lastSuccess": {**ATTEMPT_EXAMPLE, "attempt": 1, "status": 204, "failure": None, "body": ""},
+            "lastFailure": ATTEMPT_EXAMPLE,
+            "last24Hours": {"delivered": 1180, "failed": 14},
+            "stoppedConversations": [
+                {"conversationId": "order-17", "webhookId": "msg_bp-message-0", "since": "2026-12-01T09:30:00Z"}
+            ],
+        },
+    ),
     Operation(
         "get",
         "/deliveries",

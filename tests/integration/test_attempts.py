@@ -3,18 +3,14 @@ client reads its own with GET /deliveries, newest first, filtered and paged."""
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request
-from werkzeug import Response as HttpResponse
 
 from devstack.esm import EventSourceMapping
 from devstack.lambdas import LocalFunction
-from harness import Relay, message
+from harness import Relay, scripted
 
 # Retried at once; the breaker kept out of the way (it has tests of its own).
 QUICK = {"CACHE_TTL_SECONDS": "0.5", "DELIVERY_RETRY_SCHEDULE": "0", "ENDPOINT_FAILURE_THRESHOLD": "1000"}
@@ -25,31 +21,6 @@ def relay(relay: Relay) -> Relay:
     relay.delivery = LocalFunction(relay.delivery.spec, QUICK)
     relay.mapping = EventSourceMapping(relay.sqs, relay.delivery)
     return relay
-
-
-def scripted(receiver: HTTPServer, answers: dict[str, list[tuple[int, str]]]) -> str:
-    """A receiver answering each response (by its text) as scripted, then 204; returns its URL."""
-
-    def answer(request: Request) -> HttpResponse:
-        text = json.loads(request.get_data())["payload"]["text"]
-        status, body = answers.get(text, []).pop(0) if answers.get(text) else (204, "")
-        return HttpResponse(body, status=status)
-
-    receiver.expect_request("/hook", method="POST").respond_with_handler(answer)
-    return receiver.url_for("/hook")
-
-
-def converse(relay: Relay, token: str, conversation: str, *texts: str) -> list[str]:
-    """The bot says `texts` in the conversation; returns their webhook-ids."""
-    relay.post_message(token, message(conversation))
-    forwarded = relay.forwarded()[-1]
-    ids = []
-    for text in texts:
-        botpress_id = str(uuid.uuid4())
-        body = {"type": "text", "payload": {"text": text}, "conversationId": forwarded["conversationId"]}
-        assert relay.post_bot_response({**body, "botpressMessageId": botpress_id}).status == 200
-        ids.append(f"msg_{botpress_id}")
-    return ids
 
 
 def deliveries(relay: Relay, token: str, **query: Any) -> dict[str, Any]:
@@ -63,7 +34,7 @@ def test_every_attempt_is_shown_newest_first_with_its_status_and_the_answers_fir
 ) -> None:
     url = scripted(receiver, {"first": [(500, "database down"), (503, "x" * 3000)]})
     _, token = relay.add_client("acme", response_url=url)
-    first, second = converse(relay, token, "c-1", "first", "second")
+    first, second = relay.say(token, "c-1", "first", "second")
 
     relay.drain()
 
@@ -83,8 +54,8 @@ def test_every_attempt_is_shown_newest_first_with_its_status_and_the_answers_fir
 def test_filters_and_a_cursor_walk_every_matching_attempt_once_in_order(relay: Relay, receiver: HTTPServer) -> None:
     url = scripted(receiver, {"a": [(500, "")], "b": [(502, "")]})
     _, token = relay.add_client("acme", response_url=url)
-    (a,) = converse(relay, token, "c-1", "a")
-    (b,) = converse(relay, token, "c-2", "b")
+    (a,) = relay.say(token, "c-1", "a")
+    (b,) = relay.say(token, "c-2", "b")
     relay.drain()
     everything = deliveries(relay, token)["attempts"]
 
@@ -109,7 +80,7 @@ def test_a_client_sees_only_its_own_attempts(relay: Relay, receiver: HTTPServer)
     url = scripted(receiver, {})
     _, acme = relay.add_client("acme", response_url=url)
     _, globex = relay.add_client("globex", response_url=url)
-    converse(relay, acme, "c-1", "hello")
+    relay.say(acme, "c-1", "hello")
     relay.drain()
 
     assert len(deliveries(relay, acme)["attempts"]) == 1
@@ -141,7 +112,7 @@ def test_a_bad_query_is_refused_naming_the_parameter(relay: Relay, query: dict[s
 def test_a_cursor_of_another_query_is_refused(relay: Relay, receiver: HTTPServer) -> None:
     url = scripted(receiver, {"a": [(500, "")]})
     _, token = relay.add_client("acme", response_url=url)
-    converse(relay, token, "c-1", "a")
+    relay.say(token, "c-1", "a")
     relay.drain()
     cursor = deliveries(relay, token, limit=1)["cursor"]
 

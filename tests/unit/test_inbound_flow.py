@@ -45,6 +45,7 @@ SETTINGS = InboundSettings(
     bot_token_secret="bot-token",
     responses_table="responses",
     attempts_table="attempts",
+    delivery_state_table="delivery-state",
     watermark_key_secret="watermark-key",
     conversation_token_key_secret="conversation-token-key",
     stream_url="wss://stream.example/live",

@@ -63,6 +63,7 @@ class InboundSettings(_Settings):
     conversation_ttl_days: PositiveInt = 90
     responses_table: str
     attempts_table: str
+    delivery_state_table: str
     watermark_key_secret: str
     conversation_token_key_secret: str
     stream_url: Annotated[str, StringConstraints(pattern=r"^wss?://[^?#\s]+$")]

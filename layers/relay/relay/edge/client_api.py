@@ -33,6 +33,7 @@ from relay.settings import InboundSettings
 from relay.stores.attempts import AttemptLog
 from relay.stores.clients import ClientStore
 from relay.stores.conversations import ConversationStore
+from relay.stores.delivery_state import DeliveryState
 from relay.stores.responses_log import ResponsesLog
 from relay.watermarks import Watermarks
 
@@ -71,11 +72,16 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
         ),
         settings,
     )
+    clients = ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds)
     return ClientApi(
-        Access(ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds), conversation_tokens),
+        Access(clients, conversation_tokens),
         inbound,
         Tokens(conversation_tokens, settings.stream_url),
-        SelfService(AttemptLog(dynamodb, settings.attempts_table)),
+        SelfService(
+            clients,
+            AttemptLog(dynamodb, settings.attempts_table),
+            DeliveryState(dynamodb, settings.delivery_state_table),
+        ),
     )
 
 
@@ -116,6 +122,11 @@ def resolver(settings: InboundSettings, api: ClientApi) -> APIGatewayHttpResolve
         return tokens.refresh(grant).model_dump(mode="json", by_alias=True)
 
     # Self-service: a client's back end only (cors=False: a conversation token is refused anyway).
+
+    @app.get("/client", cors=False)
+    def get_client() -> dict[str, Any]:
+        caller = access.client(app.current_event.headers)
+        return self_service.status(caller).model_dump(mode="json", by_alias=True)
 
     @app.get("/deliveries", cors=False)
     def get_deliveries() -> dict[str, Any]:

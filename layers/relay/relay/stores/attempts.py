@@ -186,6 +186,11 @@ class AttemptLog:
         items = self._query(client_id, *_bounds(outcome, None, None), newest_first=True, limit=1)["Items"]
         return _attempt(items[0]) if items else None
 
+    def earliest(self, client_id: str, outcome: str, since: datetime | None) -> Attempt | None:
+        """The client's first delivered or failed attempt after `since` (of those kept), in one read."""
+        items = self._query(client_id, *_bounds(outcome, since, None), newest_first=False, limit=1)["Items"]
+        return _attempt(items[0]) if items else None
+
     def count(self, client_id: str, outcome: str, since: datetime) -> int:
         """How many of the client's attempts since `since` had this outcome: a count of just those records."""
         low, high = _bounds(outcome, since, None)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from relay.client_status import StoppedConversation
 from relay.stores.clients import TransactItem
 
 STATE_TTL_SECONDS = 15 * 24 * 3600
 """An attempt counter outlives any message it counts for: SQS keeps a message 14 days at most."""
+
+STOPS_INDEX = "byStoppedClient"
+"""A sparse index of the stop items alone, by client (only they carry `stoppedClient`): a client's stopped
+conversations are one query, and only a stop's put and delete write to it."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,33 @@ class DeliveryState:
                     **_stop_key(client_id, conversation_id),
                     "webhookId": {"S": webhook_id},
                     "deadLettered": {"BOOL": False},
+                    "stoppedClient": {"S": client_id},
+                    "stoppedAt": {"S": datetime.now(UTC).isoformat()},
                 },
                 "ConditionExpression": "attribute_not_exists(id)",
             }
         }
         # Stopped already (an earlier try got this far): nothing to add.
         self._transact([stop, counted])
+
+    def stops_of(self, client_id: str) -> list[StoppedConversation]:
+        """The client's stopped conversations (STOPS_INDEX)."""
+        stopped = []
+        for page in self._dynamodb.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=STOPS_INDEX,
+            KeyConditionExpression="stoppedClient = :client",
+            ExpressionAttributeValues={":client": {"S": client_id}},
+        ):
+            stopped += [
+                StoppedConversation(
+                    conversation_id=item["id"]["S"].removeprefix(f"stop#{client_id}#"),
+                    webhook_id=item["webhookId"]["S"],
+                    since=item["stoppedAt"]["S"] if "stoppedAt" in item else None,
+                )
+                for item in page["Items"]
+            ]
+        return stopped
 
     def stop_of(self, client_id: str, conversation_id: str) -> Stop | None:
         item = self._dynamodb.get_item(
