@@ -41,7 +41,8 @@ from relay_clients import dev
 # Seconds instead of minutes, so a failed delivery recovers while you watch; as many attempts as deployed.
 RETRY_SCHEDULE = "1,2,4,8,16,32"
 ENDPOINT_COOLDOWN_SECONDS = "2"
-"""Likewise: an open breaker probes a receiver that is back within seconds."""
+ENDPOINT_PARK_AFTER_SECONDS = "10"
+"""Likewise: an open breaker probes a receiver that is back within seconds, and a dead one is parked in 10."""
 CONCURRENCY = 4
 """Containers per function at most, to spare a laptop; further requests wait for one to be free."""
 POLLERS = 2
@@ -86,6 +87,7 @@ class LocalStack:
                 "BotWebhookUrl": str(bot_url),
                 "DeliveryRetrySchedule": RETRY_SCHEDULE,
                 "EndpointCooldownSeconds": ENDPOINT_COOLDOWN_SECONDS,
+                "EndpointParkAfterSeconds": ENDPOINT_PARK_AFTER_SECONDS,
             }
             # The chat page's origin, and a developer's own pages'.
             parameters["BrowserOrigins"] = ",".join((self.api_url, *settings.browser_origins))

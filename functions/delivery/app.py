@@ -19,6 +19,7 @@ from relay.settings import DeliverySettings
 from relay.stores.attempts import AttemptLog
 from relay.stores.clients import ClientStore
 from relay.stores.delivery_state import DeliveryState
+from relay.stores.responses_log import ResponsesLog
 
 settings = DeliverySettings.from_environment()
 
@@ -30,6 +31,8 @@ delivery = Delivery(
     ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds),
     DeliveryState(dynamodb, settings.delivery_state_table),
     WebhookSender(settings.webhook_timeout_seconds),
+    ResponsesLog(dynamodb, settings.responses_table),
+    queue.nudge,
     logger,
     metrics,
     attempts=AttemptLog(dynamodb, settings.attempts_table, settings.attempt_retention_days),

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from memory import MemoryLog
 from standardwebhooks import Webhook
 
 from relay import signing
@@ -33,15 +34,16 @@ from relay.deliveries import (
     QueuedResponse,
     Release,
     Result,
+    ResumeParked,
     Retry,
     StopConversation,
 )
-from relay.endpoints import EndpointState, ProbeClaim
+from relay.endpoints import PARKING, EndpointState, ProbeClaim
 from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS, Delivery
 from relay.models import Client, ClientResponse
 from relay.settings import DeliverySettings
 from relay.stores.clients import TransactItem
-from relay.stores.delivery_state import Stop
+from relay.stores.delivery_state import Park, Stop
 
 SCHEDULE = (5, 300, 1800)
 MAX_ATTEMPTS = 4
@@ -60,6 +62,9 @@ class Clock:
         self.now = now
 
     def __call__(self) -> float:
+        return self.now
+
+    def wall(self) -> float:  # as the responses log stamps what it records
         return self.now
 
 
@@ -110,9 +115,30 @@ class MemoryClients:
     def stop_uncounted(self, client_id: str) -> TransactItem:
         return {"client": client_id, "stops": -1}
 
-    def commit(self, item: TransactItem) -> None:
+    def park_endpoint(self, client_id: str, state: EndpointState, now: datetime, reason: str) -> bool:
+        record = self.records[client_id]
+        if record.endpoint_state not in (EndpointState.OPEN, EndpointState.PARKED) or record.endpoint_state is state:
+            return False
+        parked_at = record.endpoint_parked_at or now
+        self._update(client_id, endpoint_state=state, endpoint_parked_at=parked_at, endpoint_reason=reason)
+        return True
+
+    def parked_counted(self, client_id: str) -> TransactItem:
+        return {"client": client_id, "parked": 1, "while_parking": True}
+
+    def parked_uncounted(self, client_id: str) -> TransactItem:
+        return {"client": client_id, "parked": -1}
+
+    def commit(self, item: TransactItem) -> bool:
         record = self.records[item["client"]]
-        self._update(item["client"], stopped_conversations=record.stopped_conversations + item["stops"])
+        if item.get("while_parking") and record.endpoint_state not in PARKING:
+            return False
+        self._update(
+            item["client"],
+            stopped_conversations=record.stopped_conversations + item.get("stops", 0),
+            parked_conversations=record.parked_conversations + item.get("parked", 0),
+        )
+        return True
 
     def _update(self, client_id: str, **changes: Any) -> None:
         self.records[client_id] = self.records[client_id].model_copy(update=changes)
@@ -125,6 +151,7 @@ class MemoryState:
         self._clients = clients
         self.attempts: Counter[str] = Counter()
         self.stops: dict[tuple[str, str], Stop] = {}
+        self.parks: dict[tuple[str, str], Park] = {}
 
     def count_failed_attempt(self, webhook_id: str) -> int:
         self.attempts[webhook_id] += 1
@@ -148,6 +175,31 @@ class MemoryState:
         if self.stops.pop((client_id, conversation_id), None) is not None:
             self.attempts.pop(webhook_id, None)
             self._clients.commit(uncounted)
+
+    def park(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> bool:
+        key = (client_id, conversation_id)
+        if key in self.parks:
+            self.parks[key] = dataclasses.replace(self.parks[key], last=webhook_id)
+            return True
+        if not self._clients.commit(counted):
+            return False
+        self.parks[key] = Park(webhook_id, webhook_id)
+        return True
+
+    def park_of(self, client_id: str, conversation_id: str) -> Park | None:
+        return self.parks.get((client_id, conversation_id))
+
+    def advance_park(self, client_id: str, conversation_id: str, through: str) -> None:
+        key = (client_id, conversation_id)
+        self.parks[key] = dataclasses.replace(self.parks[key], through=through)
+
+    def unpark(self, client_id: str, conversation_id: str, last: str, uncounted: TransactItem) -> None:
+        if (park := self.parks.get((client_id, conversation_id))) is not None and park.last == last:
+            del self.parks[client_id, conversation_id]
+            self._clients.commit(uncounted)
+
+    def parked(self, client_id: str) -> list[str]:
+        return [conversation for client, conversation in self.parks if client == client_id]
 
 
 @dataclass
@@ -176,6 +228,8 @@ class Receiver:
     """Seconds the POSTs to a URL take, where not `takes`."""
     before: dict[str, Callable[[], None]] = field(default_factory=dict)
     """Called before answering the POST of a text: a receiver that waits for something."""
+    down: set[str] = field(default_factory=set)
+    """URLs whose receiver answers 500 to everything."""
 
     def answer(self, text: str, *answers: Answer | PostFailed) -> Receiver:
         self.script.setdefault(text, []).extend(answers)
@@ -191,7 +245,7 @@ class Receiver:
             wait()
         self.clock.now += self.takes_at.get(url, self.takes)
         answers = self.script.get(post.text)
-        answer = answers.pop(0) if answers else Answer(204, {})
+        answer = answers.pop(0) if answers else Answer(500 if url in self.down else 204, {})
         if isinstance(answer, PostFailed):
             raise answer
         return answer
@@ -252,6 +306,8 @@ class World:
     flow: Delivery
     applied: Applied
     metrics: Metrics
+    log: MemoryLog
+    nudged: list[tuple[str, str]]
     attempts: MemoryAttempts
     deadline: float = float("inf")
 
@@ -301,6 +357,7 @@ def settings(**overrides: Any) -> DeliverySettings:
             "delivery_max_attempts": MAX_ATTEMPTS,
             "delivery_retry_schedule": SCHEDULE,
             "delivery_stop_hold_seconds": HOLD_SECONDS,
+            "responses_table": "responses",
             # The breaker has tests of its own: elsewhere it stays out of the way of the schedule's.
             "endpoint_failure_threshold": 1000,
             **overrides,
@@ -315,18 +372,22 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
     receiver = Receiver(clock, takes)
     sender = WebhookSender(WEBHOOK_TIMEOUT_SECONDS, receiver, clock)
     metrics = Metrics()
+    log = MemoryLog(clock)
+    nudged: list[tuple[str, str]] = []
     attempts = MemoryAttempts()
     flow = Delivery(
         settings(**overrides),
         memory,
         state,
         sender,
+        log,
+        lambda client_id, conversations: nudged.extend((client_id, c) for c in conversations),
         logging.getLogger("delivery-test"),
         metrics,
         clock,
         attempts=attempts,
     )
-    return World(clock, memory, state, receiver, flow, Applied(), metrics, attempts)
+    return World(clock, memory, state, receiver, flow, Applied(), metrics, log, nudged, attempts)
 
 
 @pytest.fixture
@@ -563,7 +624,7 @@ def test_a_response_held_for_the_whole_retry_window_stops_its_conversation() -> 
 
 
 def test_a_held_response_comes_back_less_often_the_longer_its_endpoint_fails_within_bounds() -> None:
-    w = breaker_world(delivery_max_attempts=50, delivery_retry_schedule=(36000,))
+    w = breaker_world(delivery_max_attempts=50, delivery_retry_schedule=(36000,), endpoint_park_after_seconds=10**6)
     open_breaker(w)
     waits = []
     for minutes in (0, 10, 60, 600):
@@ -576,6 +637,125 @@ def test_a_held_response_comes_back_less_often_the_longer_its_endpoint_fails_wit
 
     assert waits == sorted(waits) and waits[0] == COOLDOWN
     assert waits[-1] == 10 * COOLDOWN, "bounded: a receiver that comes back is soon delivered to"
+
+
+# ── isolation: a dead endpoint's conversations are parked, and resumed in order when it is back ──
+
+PARK_AFTER = 600
+
+
+def record(w: World, *queued: QueuedResponse) -> None:
+    """The responses log records them, as its own consumer of the topic does."""
+    for n, item in enumerate(queued):
+        assert item.response is not None
+        position = len(w.log.entries.get(f"{item.response.client_id}:{item.response.conversation_id}", [])) + n + 1
+        w.log.record(position, item.response, item.body)
+
+
+def failed_probe(w: World) -> None:
+    (probe,) = w.run(said("probe", conversation="probe"))
+    assert isinstance(probe, Retry)
+
+
+def parked_world() -> World:
+    """acme's receiver is down, and has been for PARK_AFTER: parked, and every container knows; its probe failed."""
+    w = breaker_world(endpoint_park_after_seconds=PARK_AFTER, endpoint_disable_after_hours=24)
+    w.receiver.down.add(URL)
+    open_breaker(w)
+    w.clock.now += PARK_AFTER
+    failed_probe(w)
+    (held,) = w.run(said("held", conversation="t"))  # the container that holds it parks the endpoint
+    assert isinstance(held, Held)
+    assert w.client().endpoint_state is EndpointState.PARKED
+    assert w.run(said("soon", conversation="u")) == [Held(HOLD_SECONDS, "parking its endpoint")], (
+        "not before every container knows"
+    )
+    w.clock.now += HOLD_SECONDS
+    failed_probe(w)
+    return w
+
+
+def nudge_of(queued: QueuedResponse) -> QueuedResponse:
+    """What the flow puts in the conversation's group when its endpoint is back."""
+    assert queued.response is not None
+    resume = ResumeParked(client_id=queued.response.client_id, conversation_id=queued.response.conversation_id)
+    return QueuedResponse(str(uuid.uuid4()), queued.conversation, resume.to_json(), None, resume)
+
+
+def test_an_endpoint_open_too_long_is_parked_its_responses_leave_the_queue_unposted_and_others_go_on() -> None:
+    w = parked_world()
+    conversation = [said(f"p{n}", conversation="c") for n in range(3)]
+    record(w, *conversation)
+    posts_before = len(w.receiver.posts)
+
+    decisions = w.run(*conversation, said("other", client_id="globex"))
+
+    assert decisions == [Done(Result.PARKED, "its endpoint is parked")] * 3 + [DELIVERED]
+    assert len(w.receiver.posts) == posts_before + 1 and w.receiver.texts()[-1] == "other"
+    assert w.state.parks["acme", "c"] == Park(stuck_id(conversation[0]), stuck_id(conversation[2]))
+    assert w.client().parked_conversations == 1
+    assert w.metrics.counts["EndpointParked"] == 1
+
+
+def test_when_the_probe_succeeds_each_parked_conversation_is_delivered_from_the_log_in_order_with_its_ids() -> None:
+    w = parked_world()
+    first, second = (
+        [said(f"c{n}", conversation="c") for n in range(2)],
+        [said(f"d{n}", conversation="d") for n in range(2)],
+    )
+    record(w, *first)
+    record(w, *second)
+    w.run(*first, *second)  # parked
+    w.receiver.down.clear()  # the receiver is back
+    w.clock.now += COOLDOWN  # and a probe is due
+    live = said("c-live", conversation="c")
+    record(w, live)
+
+    assert w.run(live) == [DELIVERED], "the probe: its conversation's parked responses first"
+    assert w.client().endpoint_state is EndpointState.HEALTHY
+    assert ("acme", "d") in w.nudged, "the other parked conversation is nudged"
+    nudge = QueuedResponse(
+        str(uuid.uuid4()), second[0].conversation, "{}", None, ResumeParked(client_id="acme", conversation_id="d")
+    )
+    assert w.run(nudge) == [Done(Result.RESUMED)]
+
+    delivered = [post for post in w.receiver.posts if post.text[0] in "cd" and not post.text.startswith("fail")]
+    assert [post.text for post in delivered] == ["c0", "c1", "c-live", "d0", "d1"]
+    assert [post.headers["webhook-id"] for post in delivered[:2]] == [stuck_id(q) for q in first]
+    assert w.state.parks == {} and w.client().parked_conversations == 0
+
+
+def test_a_resume_that_fails_midway_goes_on_from_where_it_stopped() -> None:
+    w = parked_world()
+    conversation = [said(f"c{n}", conversation="c") for n in range(3)]
+    record(w, *conversation)
+    w.run(*conversation)
+    w.receiver.down.clear()
+    w.clients.close_endpoint("acme")  # switched on again
+    w.receiver.answer("c1", FAILED)
+    nudge = nudge_of(conversation[0])
+
+    (first_try,) = w.run(nudge)
+    (second_try,) = w.run(nudge)
+
+    assert isinstance(first_try, Held)
+    assert second_try == Done(Result.RESUMED)
+    assert [t for t in w.receiver.texts() if t.startswith("c")] == ["c0", "c1", "c1", "c2"], "c0 not sent again"
+
+
+def test_an_endpoint_failing_for_the_disable_time_is_disabled_and_no_longer_probed() -> None:
+    w = parked_world()
+    w.clock.now += 24 * 3600
+    queued = said("late")
+    record(w, queued)
+
+    w.run(queued)  # parked, and the endpoint disabled by the container that holds or parks it
+    w.clock.now += COOLDOWN * 20
+    (decision,) = w.run(said("later"))
+
+    assert w.client().endpoint_state is EndpointState.DISABLED
+    assert decision == Done(Result.PARKED, "its endpoint is disabled")
+    assert "later" not in w.receiver.texts(), "no probe"
 
 
 # ── the retry schedule ──

@@ -17,6 +17,7 @@ NAMES = {
     "ATTEMPTS_TABLE": "a",
     "DELIVERY_QUEUE_URL": "q",
     "DEAD_LETTER_QUEUE_URL": "d",
+    "RESPONSES_TABLE": "r",
 }
 
 

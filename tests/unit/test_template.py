@@ -118,6 +118,7 @@ def test_the_stop_hold_the_template_sets_is_the_settings_rule_for_the_functions_
         "attempts_table": "a",
         "delivery_queue_url": "q",
         "dead_letter_queue_url": "d",
+        "responses_table": "r",
     }
     deployed = DeliverySettings.model_validate(
         {**names, "delivery_stop_hold_seconds": variables["DELIVERY_STOP_HOLD_SECONDS"]}
@@ -157,6 +158,7 @@ def function_accepts(schedule: str) -> bool:
             attempts_table="a",
             delivery_queue_url="q",
             dead_letter_queue_url="d",
+            responses_table="r",
             delivery_retry_schedule=schedule,
         )
     except ValidationError:
@@ -258,6 +260,7 @@ def test_the_responses_log_is_written_by_its_function_and_only_queried_by_its_re
     assert {name: actions for name, actions in grants.items() if actions} == {
         "ResponsesLogFunction": ["dynamodb:PutItem"],
         "InboundFunction": ["dynamodb:Query"],
+        "DeliveryFunction": ["dynamodb:Query"],  # a parked conversation's responses, delivered when it is back
         "StreamFunction": ["dynamodb:Query"],
         "StreamSocketFunction": ["dynamodb:Query"],
     }

@@ -12,7 +12,16 @@ from enum import Enum
 from typing import ClassVar
 
 from relay.attempts import Trigger
-from relay.models import ClientResponse
+from relay.models import CamelModel, ClientResponse
+
+
+class ResumeParked(CamelModel):
+    """A nudge on the delivery queue, in a parked conversation's message group: its endpoint is back, so its parked
+    responses are delivered from the responses log, in order, before anything queued behind the nudge."""
+
+    client_id: str
+    conversation_id: str
+
 
 TRIGGER_ATTRIBUTE = "relayTrigger"
 """The message attribute of a response put on the delivery queue again by a recover (or an operator's replay):
@@ -31,6 +40,8 @@ class QueuedResponse:
     """As published, byte for byte: what is signed and POSTed, so consumers of the topic see the same."""
     response: ClientResponse | None
     """The body read as a client response; None when it is not one (it cannot be delivered, waiting won't help)."""
+    resume: ResumeParked | None = None
+    """Set for a nudge (its body is not a response): resume the parked conversation."""
     receive_count: int = 1
     """How many times SQS has handed the message out, this time included: 1 means it was never attempted."""
     trigger: Trigger = Trigger.SCHEDULE
@@ -46,6 +57,8 @@ class Result(Enum):
     DEAD_LETTERED = "DeadLettered"
     GONE = "ResponseUrlGone"
     HELD = "DeliveryHeld"
+    PARKED = "DeliveryParked"
+    RESUMED = "ParkedConversationResumed"
     NOT_ATTEMPTED = "NotAttempted"
 
 

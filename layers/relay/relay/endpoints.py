@@ -33,6 +33,15 @@ class EndpointState(StrEnum):
 
     HEALTHY = "healthy"
     OPEN = "open"
+    PARKED = "parked"
+    """Open for longer than `endpoint_park_after_seconds`: its responses leave the delivery queue without a POST,
+    and each conversation keeps, in a park record, where its delivery stopped; the responses log holds them."""
+    DISABLED = "disabled"
+    """Failing for `endpoint_disable_after_hours`: parked, and no longer probed until it is switched on again."""
+
+
+PARKING = (EndpointState.PARKED, EndpointState.DISABLED)
+"""The states in which an endpoint's responses are parked rather than held in the delivery queue."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,8 @@ class Change(StrEnum):
     OPENED = "EndpointOpened"
     PROBED = "EndpointProbed"
     CLOSED = "EndpointClosed"
+    PARKED = "EndpointParked"
+    DISABLED = "EndpointDisabled"
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,10 @@ class Client(CamelModel):
     """While the breaker is open: when its next probe may go."""
     endpoint_reason: str | None = None
     """Why the breaker opened: the last failure seen."""
+    endpoint_parked_at: datetime | None = None
+    """When the endpoint was parked or disabled: its responses are parked once every container can know it."""
+    parked_conversations: int = 0
+    """Conversations with parked responses, waiting in the responses log to be delivered in order."""
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret, and the previous one while its grace period after a rotation lasts."""

@@ -149,6 +149,13 @@ class DeliverySettings(_Settings):
     (shared by every client) for most of the timeout. By default half the webhook timeout."""
     endpoint_concurrency: PositiveInt = 4
     """The most POSTs one container has in flight to one endpoint at once."""
+    endpoint_park_after_seconds: PositiveInt = 900
+    """How long an endpoint's breaker stays open before its responses are parked: they leave the shared delivery
+    queue (in the responses log they wait anyway), so a dead receiver's backlog cannot grow there."""
+    endpoint_disable_after_hours: PositiveFloat = 120
+    """How long an endpoint fails before it is disabled (no more probes) until it is switched on again."""
+    responses_table: str
+    """The responses log: parked conversations are delivered from it when their endpoint is back."""
 
     @property
     def retry_window_seconds(self) -> int:

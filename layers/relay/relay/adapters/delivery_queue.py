@@ -10,7 +10,9 @@ visibility, the dead-letter queue, and what goes back untried.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQS
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from relay.adapters.publisher import message_group_id
 from relay.attempts import Trigger
 from relay.deliveries import (
     FAILURES,
@@ -30,6 +33,7 @@ from relay.deliveries import (
     Held,
     QueuedResponse,
     Release,
+    ResumeParked,
     Retry,
     StopConversation,
 )
@@ -64,6 +68,22 @@ class DeliveryQueue:
             answer = self._sqs.change_message_visibility_batch(QueueUrl=self._url, Entries=entries)
             if answer.get("Failed"):
                 raise RuntimeError(f"delivery queue refused visibility changes: {answer['Failed']}")
+
+    def nudge(self, client_id: str, conversation_ids: Sequence[str]) -> None:
+        """A ResumeParked in each conversation's message group: its parked responses go before what follows."""
+        for start in range(0, len(conversation_ids), BATCH_ENTRIES):
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": ResumeParked(client_id=client_id, conversation_id=conversation_id).to_json(),
+                    "MessageGroupId": message_group_id(client_id, conversation_id),
+                    "MessageDeduplicationId": str(uuid.uuid4()),  # each recovery resumes afresh
+                }
+                for i, conversation_id in enumerate(conversation_ids[start : start + BATCH_ENTRIES])
+            ]
+            answer = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
+            if answer.get("Failed"):
+                raise RuntimeError(f"delivery queue refused resume nudges: {answer['Failed']}")
 
     def delete(self, records: Sequence[SQSRecord]) -> None:
         """Delete finished messages now, not when the invocation returns."""
@@ -145,16 +165,20 @@ class QueuedBatch:
 
 
 def _queued(record: SQSRecord) -> QueuedResponse:
+    response: ClientResponse | None = None
+    resume: ResumeParked | None = None
     try:
-        response: ClientResponse | None = ClientResponse.model_validate_json(record.body)
+        response = ClientResponse.model_validate_json(record.body)
     except ValidationError:
-        response = None
+        with contextlib.suppress(ValidationError):  # neither: the flow dead-letters it
+            resume = ResumeParked.model_validate_json(record.body)
     trigger = record.message_attributes.get(TRIGGER_ATTRIBUTE)
     return QueuedResponse(
         message_id=record.message_id,
         conversation=record.attributes.message_group_id or record.message_id,
         body=record.body,
         response=response,
+        resume=resume,
         receive_count=int(record.attributes.approximate_receive_count or 1),
         trigger=Trigger.RECOVER
         if trigger is not None and trigger.string_value == Trigger.RECOVER

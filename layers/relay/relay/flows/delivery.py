@@ -19,12 +19,13 @@ adapter applies them, and hands the flow that as `apply`, so the flow knows when
 from __future__ import annotations
 
 import contextvars
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -41,14 +42,16 @@ from relay.deliveries import (
     QueuedResponse,
     Release,
     Result,
+    ResumeParked,
     Retry,
     StopConversation,
 )
-from relay.endpoints import Admission, Breakers, Change, Hold, Post, Probe, ProbeClaim, at
+from relay.endpoints import PARKING, Admission, Breakers, Change, EndpointState, Hold, Post, Probe, ProbeClaim, at
 from relay.models import Client, ClientResponse
 from relay.settings import DeliverySettings, retry_delay
 from relay.stores.clients import TransactItem
-from relay.stores.delivery_state import Stop
+from relay.stores.delivery_state import Park, Stop
+from relay.stores.responses_log import PAGE_MAX_RESPONSES, Recorded
 
 ATTEMPT_RESERVE_SECONDS = 2
 """An attempt is begun only with the webhook timeout and this much more left: time for the AWS calls after it."""
@@ -63,6 +66,9 @@ class Clients(Protocol):
     def open_endpoint(self, client_id: str, since: datetime, open_until: datetime, reason: str) -> None: ...
     def claim_probe(self, client_id: str, now: datetime, open_until: datetime) -> ProbeClaim: ...
     def close_endpoint(self, client_id: str) -> None: ...
+    def park_endpoint(self, client_id: str, state: EndpointState, now: datetime, reason: str) -> bool: ...
+    def parked_counted(self, client_id: str) -> TransactItem: ...
+    def parked_uncounted(self, client_id: str) -> TransactItem: ...
     def stop_counted(self, client_id: str) -> TransactItem: ...
     def stop_uncounted(self, client_id: str) -> TransactItem: ...
 
@@ -76,6 +82,17 @@ class State(Protocol):
     def stop_of(self, client_id: str, conversation_id: str) -> Stop | None: ...
     def mark_dead_lettered(self, client_id: str, conversation_id: str) -> None: ...
     def resume(self, client_id: str, conversation_id: str, webhook_id: str, uncounted: TransactItem) -> None: ...
+    def park(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> bool: ...
+    def park_of(self, client_id: str, conversation_id: str) -> Park | None: ...
+    def advance_park(self, client_id: str, conversation_id: str, through: str) -> None: ...
+    def unpark(self, client_id: str, conversation_id: str, last: str, uncounted: TransactItem) -> None: ...
+    def parked(self, client_id: str) -> list[str]: ...
+
+
+class Log(Protocol):
+    """What delivery needs of the responses log (relay.stores.responses_log.ResponsesLog)."""
+
+    def after(self, client_id: str, conversation_id: str, position: int, limit: int) -> list[Recorded]: ...
 
 
 class AttemptLog(Protocol):
@@ -101,13 +118,19 @@ class Delivery:
         clients: Clients,
         state: State,
         webhooks: WebhookSender,
+        log: Log,
+        nudge: Callable[[str, Sequence[str]], None],
         logger: Any,
         metrics: Any,
         clock: Callable[[], float] = time.time,
         *,
         attempts: AttemptLog,
     ) -> None:
+        """`nudge(client_id, conversation_ids)` puts a ResumeParked in each conversation's message group."""
         self._settings = settings
+        self._log = log
+        self._nudge = nudge
+        self._time_left = threading.local()
         self._metrics = metrics
         self._breakers = Breakers(
             settings.endpoint_failure_threshold,
@@ -173,15 +196,27 @@ class Delivery:
             turns = list(self._conversations.map(lambda task: task[0].run(conversation, task[1]), tasks))
         return {message_id: decision for turn in turns for message_id, decision in turn.items()}
 
+    def _has_time(self) -> bool:
+        """Whether this conversation's thread may begin one more POST in this invocation."""
+        remaining: int = self._time_left.remaining_ms()
+        return remaining >= (self._settings.webhook_timeout_seconds + ATTEMPT_RESERVE_SECONDS) * 1000
+
     # ── one conversation, in order ──
 
     def _conversation(self, queue: list[QueuedResponse], remaining_ms: Callable[[], int]) -> _Turn:
         decisions: dict[str, Decision] = {}
-        stop_checked = False
+        stop_checked = park_checked = False
+        self._time_left.remaining_ms = remaining_ms
         for index, queued in enumerate(queue):
-            if remaining_ms() < (self._settings.webhook_timeout_seconds + ATTEMPT_RESERVE_SECONDS) * 1000:
+            if not self._has_time():
                 decisions.update(_release(queue[index:], "not enough time left in this invocation"))
                 break
+            if queued.resume is not None:
+                decision = decisions[queued.message_id] = self._resume_nudged(queued.resume)
+                if isinstance(decision, FAILURES):
+                    decisions.update(_release(queue[index + 1 :], "an earlier response failed"))
+                    break
+                continue
             response = queued.response
             if response is None:
                 # Waiting will not fix it; it does not stop its conversation (its ids cannot be read).
@@ -196,6 +231,13 @@ class Delivery:
                 stop_checked = True
                 if (turn := self._dead_letter_if_stopped(client, response, queue[index:])) is not None:
                     return _Turn({**decisions, **turn.decisions}, turn.dead_lettered_stop)
+            if not park_checked and client is not None and client.parked_conversations > 0:
+                park_checked = True
+                # Parked earlier and its endpoint is back: the parked ones first, in order.
+                if client.endpoint_state not in PARKING and (blocked := self._resume(client, response.conversation_id)):
+                    decisions[queued.message_id] = blocked
+                    decisions.update(_release(queue[index + 1 :], "an earlier response failed"))
+                    break
             decision = decisions[queued.message_id] = self._deliver(client, response, queued)
             if isinstance(decision, FAILURES):
                 decisions.update(_release(queue[index + 1 :], "an earlier response failed"))
@@ -240,40 +282,65 @@ class Delivery:
         endpoint = client.client_id  # a client has one response URL
         with self._breakers.slot(endpoint):
             admission = self._breakers.admit(endpoint, client.endpoint_open_until, client.endpoint_since)
+            failing = None if isinstance(admission, Post) else self._failing_for(client)
+            self._park_if_failing_long(client, failing)
             if isinstance(admission, Probe):
-                admission = self._claim_probe(client, ids)
+                # A disabled endpoint is not probed: it waits to be switched on.
+                disabled = client.endpoint_state is EndpointState.DISABLED
+                admission = Hold(self._breakers.cooldown_seconds) if disabled else self._claim_probe(client, ids)
             if isinstance(admission, Hold):
-                return self._held(client, response, admission.seconds, ids)
+                if client.endpoint_state in PARKING:
+                    return self._park(client, response, ids)
+                return self._held(response, failing, admission.seconds, ids)
+            # The probe of a parked endpoint: this conversation's parked responses go first.
+            parked_probe = client.endpoint_state is EndpointState.PARKED and client.parked_conversations > 0
+            if parked_probe and (blocked := self._resume(client, response.conversation_id)):
+                return blocked
             trigger = Trigger.PROBE if isinstance(admission, Probe) else queued.trigger
-            started = self._clock()
-            now = datetime.fromtimestamp(started, UTC)
-            try:
-                outcome = self._webhooks.post(
-                    str(client.response_url), client.signing_secrets(now), response.webhook_id, queued.body
-                )
-            except ResponseUrlGone as gone:
-                self._record(response, self._attempt_number(queued, response), trigger, now, gone.outcome)
-                self._clients.switch_off_url(client.client_id)
-                self._logger.warning(
-                    "receiver answered 410 Gone: response URL switched off until an operator sets it again",
-                    extra={**ids, "response_url_host": client.response_url.host},
-                )
-                return Done(Result.GONE, str(gone))
-            except DeliveryFailed as failure:
-                self._breaker_outcome(client, False, self._clock() - started, str(failure))
-                attempt = self._state.count_failed_attempt(response.webhook_id)
-                self._record(response, attempt, trigger, now, failure.outcome)
-                return self._failed(response, failure, ids, attempt)
-        self._record(response, self._attempt_number(queued, response), trigger, now, outcome)
-        seconds = self._clock() - started
-        self._breaker_outcome(client, True, seconds, f"receiver took {seconds:.1f} s to answer")
+            started = at(self._clock())
+            outcome, failure = self._post(client, response.webhook_id, queued.body)
+        failed = isinstance(failure, DeliveryFailed)
+        attempt = (
+            self._state.count_failed_attempt(response.webhook_id)
+            if failed
+            else self._attempt_number(response.webhook_id, queued.receive_count > 1)
+        )
+        self._record(response, attempt, trigger, started, outcome)
+        if isinstance(failure, ResponseUrlGone):
+            self._clients.switch_off_url(client.client_id)
+            self._logger.warning(
+                "receiver answered 410 Gone: response URL switched off until an operator sets it again",
+                extra={**ids, "response_url_host": client.response_url.host},
+            )
+            return Done(Result.GONE, str(failure))
+        if failure is not None:
+            return self._failed(response, failure, ids, attempt)
         self._logger.info("delivered", extra=ids)
         return Done(Result.DELIVERED)
 
-    def _attempt_number(self, queued: QueuedResponse, response: ClientResponse) -> int:
-        """The attempt a POST that did not fail (or got 410) was: only a response received before may have
-        failed attempts counted, so only then is the counter read."""
-        return 1 + (self._state.failed_attempts(response.webhook_id) if queued.receive_count > 1 else 0)
+    def _post(
+        self, client: Client, webhook_id: str, body: str
+    ) -> tuple[Outcome, DeliveryFailed | ResponseUrlGone | None]:
+        """One POST, its outcome told to the breaker: what it did, and the failure (None when the receiver took
+        it)."""
+        started = self._clock()
+        try:
+            outcome = self._webhooks.post(
+                str(client.response_url), client.signing_secrets(at(started)), webhook_id, body
+            )
+        except ResponseUrlGone as gone:
+            return gone.outcome, gone
+        except DeliveryFailed as failure:
+            self._breaker_outcome(client, False, self._clock() - started, str(failure))
+            return failure.outcome, failure
+        seconds = self._clock() - started
+        self._breaker_outcome(client, True, seconds, f"receiver took {seconds:.1f} s to answer")
+        return outcome, None
+
+    def _attempt_number(self, webhook_id: str, received_before: bool) -> int:
+        """The attempt a POST that did not fail (or got 410) was: only a response received before (or parked) may
+        have failed attempts counted, so only then is its counter read."""
+        return 1 + (self._state.failed_attempts(webhook_id) if received_before else 0)
 
     def _record(self, response: ClientResponse, attempt: int, trigger: Trigger, at: datetime, outcome: Outcome) -> None:
         """Keep the attempt for the attempt log, written when the invocation ends."""
@@ -288,6 +355,75 @@ class Delivery:
         )
         with self._records_lock:
             self._records.append((response.client_id, record))
+
+    # ── parking: a dead endpoint's responses leave the queue; the responses log holds them in order ──
+
+    def _park(self, client: Client, response: ClientResponse, ids: dict[str, str]) -> Decision:
+        now = self._clock()
+        parked_at = client.endpoint_parked_at.timestamp() if client.endpoint_parked_at else now
+        # Not before every container's cached client record shows the park: none may POST past it. (To the
+        # millisecond, as the record keeps the time.)
+        if (wait := round(parked_at + self._settings.delivery_stop_hold_seconds - now, 3)) > 0:
+            return Held(math.ceil(wait), "parking its endpoint")
+        parked = self._state.park(
+            client.client_id,
+            response.conversation_id,
+            response.webhook_id,
+            self._clients.parked_counted(client.client_id),
+        )
+        if not parked:  # switched on since this container read the record
+            self._clients.forget(client.client_id)
+            return Release("its endpoint was switched on meanwhile")
+        self._logger.info("parked: in the responses log until its endpoint is back", extra=ids)
+        return Done(Result.PARKED, f"its endpoint is {client.endpoint_state}")
+
+    def _resume(self, client: Client, conversation_id: str) -> Decision | None:
+        """Deliver the conversation's parked responses from the responses log, in order; None once all are and the
+        conversation goes on from the queue, else why the response that called for it waits."""
+        park = self._state.park_of(client.client_id, conversation_id)
+        if park is None:
+            return None
+        ids = {"client_id": client.client_id, "conversation_id": conversation_id}
+        after, position = park.through or None, 0
+        started = park.through is not None
+        while page := self._log.after(client.client_id, conversation_id, position, PAGE_MAX_RESPONSES):
+            for entry in page:
+                position = entry.position
+                parked = ClientResponse.model_validate_json(entry.body)
+                webhook_id = parked.webhook_id
+                if not started:
+                    started = webhook_id == park.first
+                elif after is not None:
+                    after = None if webhook_id == after else after
+                    continue
+                if not started:
+                    continue
+                if not self._has_time():
+                    return Release("not enough time left in this invocation")
+                when = at(self._clock())
+                outcome, failure = self._post(client, webhook_id, entry.body)
+                self._record(parked, self._attempt_number(webhook_id, True), Trigger.SCHEDULE, when, outcome)
+                if failure is not None:
+                    self._logger.warning("resuming a parked conversation failed", extra={**ids, "reason": str(failure)})
+                    return Held(self._breakers.cooldown_seconds, f"resuming its parked responses: {failure}")
+                self._state.advance_park(client.client_id, conversation_id, webhook_id)
+                if webhook_id == park.last:
+                    self._state.unpark(
+                        client.client_id, conversation_id, park.last, self._clients.parked_uncounted(client.client_id)
+                    )
+                    self._clients.forget(client.client_id)
+                    self._logger.info("parked conversation delivered: it goes on from the queue", extra=ids)
+                    return None
+        # The responses log records a response moments after delivery's queue gets it.
+        return Held(1, "waiting for the responses log to record its parked responses")
+
+    def _resume_nudged(self, nudge: ResumeParked) -> Decision:
+        client = self._clients.get(nudge.client_id)
+        if client is None or client.endpoint_state in PARKING:
+            return Done(Result.SKIPPED, "its endpoint is parked again: the next recovery resumes it")
+        if (blocked := self._resume(client, nudge.conversation_id)) is not None:
+            return blocked
+        return Done(Result.RESUMED)
 
     def _claim_probe(self, client: Client, ids: dict[str, str]) -> Admission:
         """The breaker's cool-down is over: one container, the one whose claim lands, POSTs one response (the
@@ -306,14 +442,37 @@ class Delivery:
         self._metrics.add_metric(name=Change.PROBED, unit=MetricUnit.Count, value=1)
         return Probe()
 
-    def _held(self, client: Client, response: ClientResponse, seconds: int, ids: dict[str, str]) -> Decision:
+    def _failing_for(self, client: Client) -> float | None:
+        """How long the endpoint has been failing, as this container saw it or the client record says."""
         since = self._breakers.failing_since(client.client_id) or (
             client.endpoint_since.timestamp() if client.endpoint_since else None
         )
-        if since is not None and self._clock() - since >= self._settings.retry_window_seconds:
+        return self._clock() - since if since is not None else None
+
+    def _park_if_failing_long(self, client: Client, failing: float | None) -> None:
+        if failing is None:
+            return
+        if failing >= self._settings.endpoint_disable_after_hours * 3600:
+            if client.endpoint_state is not EndpointState.DISABLED:
+                self._endpoint_parked(client, EndpointState.DISABLED, f"failing for {failing / 3600:.1f} hours")
+        elif failing >= self._settings.endpoint_park_after_seconds and client.endpoint_state not in PARKING:
+            self._endpoint_parked(client, EndpointState.PARKED, f"failing for {failing / 60:.0f} minutes")
+
+    def _held(self, response: ClientResponse, failing: float | None, seconds: int, ids: dict[str, str]) -> Decision:
+        if failing is not None and failing >= self._settings.retry_window_seconds:
             # The schedule's time is spent: the conversation stops as if its attempts were used.
             return self._stop(response, "its endpoint failed for the whole retry window", ids, 0)
         return Held(seconds, "its endpoint's breaker is open")
+
+    def _endpoint_parked(self, client: Client, state: EndpointState, reason: str) -> None:
+        if not self._clients.park_endpoint(client.client_id, state, at(self._clock()), reason):
+            return  # parked already, or recovered
+        change = Change.PARKED if state is EndpointState.PARKED else Change.DISABLED
+        self._logger.warning(
+            f"endpoint {state}: its responses leave the queue for the responses log until it is back",
+            extra={"client_id": client.client_id, "reason": reason},
+        )
+        self._metrics.add_metric(name=change, unit=MetricUnit.Count, value=1)
 
     def _breaker_outcome(self, client: Client, succeeded: bool, seconds: float, reason: str) -> None:
         change = self._breakers.outcome(client.client_id, succeeded, seconds)
@@ -329,6 +488,10 @@ class Delivery:
         else:
             self._clients.close_endpoint(client.client_id)
             self._logger.info("endpoint answered promptly: breaker closed", extra=extra)
+            if client.parked_conversations > 0 or client.endpoint_state in PARKING:
+                parked = self._state.parked(client.client_id)
+                self._nudge(client.client_id, parked)
+                self._logger.info("parked conversations resumed", extra={**extra, "conversations": len(parked)})
         self._metrics.add_metric(name=change, unit=MetricUnit.Count, value=1)
 
     def _failed(self, response: ClientResponse, failure: DeliveryFailed, ids: dict[str, str], attempt: int) -> Decision:

@@ -65,6 +65,9 @@ class Rotation(BaseModel):
     grace: timedelta = timedelta(hours=24)
 
 
+_ENDPOINT_FIELDS = "endpointSince, endpointOpenUntil, endpointReason, endpointParkedAt"
+_HEALTHY = {":healthy": {"S": EndpointState.HEALTHY}}
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -174,11 +177,14 @@ class ClientStore:
         self._update(client_id, expression, values)
 
     def set_url(self, client_id: str, url: str | None) -> None:
-        """Set (and switch on) or remove the response URL."""
+        """Set or remove the response URL, and switch the endpoint on (after a 410, a breaker, a park or a disable).
+        Its parked conversations are then resumed by whoever called this (relay.flows.parking.resume_parked)."""
+        fields = f"responseUrlOff, {_ENDPOINT_FIELDS}"
         if url is None:
-            self._update(client_id, "REMOVE responseUrl, responseUrlOff", {})
+            self._update(client_id, f"SET endpointState = :healthy REMOVE responseUrl, {fields}", _HEALTHY)
         else:
-            self._update(client_id, "SET responseUrl = :url REMOVE responseUrlOff", {":url": {"S": url}})
+            values = {":url": {"S": url}, **_HEALTHY}
+            self._update(client_id, f"SET responseUrl = :url, endpointState = :healthy REMOVE {fields}", values)
 
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
         """Enable or disable the client; returns whether it was enabled before."""
@@ -239,12 +245,44 @@ class ClientStore:
         return ProbeClaim(ours=True)
 
     def close_endpoint(self, client_id: str) -> None:
-        """A prompt success: the endpoint is healthy again."""
-        self._update(
-            client_id,
-            "SET endpointState = :healthy REMOVE endpointSince, endpointOpenUntil, endpointReason",
-            {":healthy": {"S": EndpointState.HEALTHY}},
+        """A prompt success, or switched on again: the endpoint is healthy."""
+        self._update(client_id, f"SET endpointState = :healthy REMOVE {_ENDPOINT_FIELDS}", _HEALTHY)
+
+    def park_endpoint(self, client_id: str, state: EndpointState, now: datetime, reason: str) -> bool:
+        """Park (or disable) the endpoint, unless it is so already or has recovered; True when this call did."""
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"clientId": {"S": client_id}},
+                UpdateExpression="SET endpointState = :state, endpointParkedAt = if_not_exists(endpointParkedAt, :now),"
+                " endpointReason = :reason",
+                ConditionExpression="endpointState IN (:open, :parked) AND endpointState <> :state",
+                ExpressionAttributeValues={
+                    ":state": {"S": state},
+                    ":now": {"S": now.isoformat()},
+                    ":reason": {"S": reason},
+                    ":open": {"S": EndpointState.OPEN},
+                    ":parked": {"S": EndpointState.PARKED},
+                },
+            )
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        finally:
+            self.forget(client_id)
+        return True
+
+    def parked_counted(self, client_id: str) -> TransactItem:
+        """The transaction item that counts one more conversation with parked responses; it fails the transaction
+        once the endpoint has been switched on (a container whose cached record still says parked)."""
+        item = self._count(client_id, "parkedConversations", 1)
+        item["Update"]["ConditionExpression"] = "endpointState IN (:parked, :disabled)"
+        item["Update"]["ExpressionAttributeValues"].update(
+            {":parked": {"S": EndpointState.PARKED}, ":disabled": {"S": EndpointState.DISABLED}}
         )
+        return item
+
+    def parked_uncounted(self, client_id: str) -> TransactItem:
+        return self._count(client_id, "parkedConversations", -1)
 
     # The count of a client's stopped conversations tells every container to look its stops up. It changes with
     # the stop itself, in the delivery state store's transaction: this store supplies its part of it.
@@ -261,11 +299,14 @@ class ClientStore:
         return item
 
     def _stop_count(self, client_id: str, change: int) -> TransactItem:
+        return self._count(client_id, "stoppedConversations", change)
+
+    def _count(self, client_id: str, attribute: str, change: int) -> TransactItem:
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": {"clientId": {"S": client_id}},
-                "UpdateExpression": "ADD stoppedConversations :change",
+                "UpdateExpression": f"ADD {attribute} :change",
                 "ExpressionAttributeValues": {":change": {"N": str(change)}},
             }
         }

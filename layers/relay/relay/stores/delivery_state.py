@@ -10,12 +10,21 @@ from typing import Any
 from relay.client_status import StoppedConversation
 from relay.stores.clients import TransactItem
 
+CLIENT_INDEX = "ByClient"
+"""The table's sparse index of the items that name a client (parked and stopped conversations), by client: only
+their puts and deletes write to it."""
+
 STATE_TTL_SECONDS = 15 * 24 * 3600
 """An attempt counter outlives any message it counts for: SQS keeps a message 14 days at most."""
 
-STOPS_INDEX = "byStoppedClient"
-"""A sparse index of the stop items alone, by client (only they carry `stoppedClient`): a client's stopped
-conversations are one query, and only a stop's put and delete write to it."""
+
+@dataclass(frozen=True)
+class Park:
+    """A parked conversation: its first and latest parked responses, and the one a resume has delivered through."""
+
+    first: str
+    last: str
+    through: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,8 @@ class DeliveryState:
                     **_stop_key(client_id, conversation_id),
                     "webhookId": {"S": webhook_id},
                     "deadLettered": {"BOOL": False},
-                    "stoppedClient": {"S": client_id},
+                    "clientId": {"S": client_id},
+                    "conversationId": {"S": conversation_id},
                     "stoppedAt": {"S": datetime.now(UTC).isoformat()},
                 },
                 "ConditionExpression": "attribute_not_exists(id)",
@@ -77,23 +87,16 @@ class DeliveryState:
         self._transact([stop, counted])
 
     def stops_of(self, client_id: str) -> list[StoppedConversation]:
-        """The client's stopped conversations (STOPS_INDEX)."""
-        stopped = []
-        for page in self._dynamodb.get_paginator("query").paginate(
-            TableName=self._table,
-            IndexName=STOPS_INDEX,
-            KeyConditionExpression="stoppedClient = :client",
-            ExpressionAttributeValues={":client": {"S": client_id}},
-        ):
-            stopped += [
-                StoppedConversation(
-                    conversation_id=item["id"]["S"].removeprefix(f"stop#{client_id}#"),
-                    webhook_id=item["webhookId"]["S"],
-                    since=item["stoppedAt"]["S"] if "stoppedAt" in item else None,
-                )
-                for item in page["Items"]
-            ]
-        return stopped
+        """The client's stopped conversations (CLIENT_INDEX; a stop written before it named its client is not
+        listed)."""
+        return [
+            StoppedConversation(
+                conversation_id=item["conversationId"]["S"],
+                webhook_id=item["webhookId"]["S"],
+                since=item["stoppedAt"]["S"],
+            )
+            for item in self._by_client(client_id, "stop#")
+        ]
 
     def stop_of(self, client_id: str, conversation_id: str) -> Stop | None:
         item = self._dynamodb.get_item(
@@ -129,6 +132,98 @@ class DeliveryState:
             ]
         )
 
+    # Parked conversations (relay.endpoints.EndpointState.PARKED): a record per conversation, listed per client
+    # through the sparse index on clientId, and counted on the client record in the same transaction.
+
+    def park(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> bool:
+        """Park a response: the conversation's first (with `counted`, which must hold for it: the endpoint is still
+        parked) or its latest. False when neither applies: the endpoint has been switched on meanwhile."""
+        key = _park_key(client_id, conversation_id)
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET #last = :id",
+                ConditionExpression="attribute_exists(id)",
+                ExpressionAttributeNames={"#last": "last"},
+                ExpressionAttributeValues={":id": {"S": webhook_id}},
+            )
+            return True
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            pass
+        first = {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    **key,
+                    "clientId": {"S": client_id},
+                    "conversationId": {"S": conversation_id},
+                    "first": {"S": webhook_id},
+                    "last": {"S": webhook_id},
+                },
+                "ConditionExpression": "attribute_not_exists(id)",
+            }
+        }
+        try:
+            self._dynamodb.transact_write_items(TransactItems=[first, counted])
+        except self._dynamodb.exceptions.TransactionCanceledException:
+            return False
+        return True
+
+    def park_of(self, client_id: str, conversation_id: str) -> Park | None:
+        item = self._dynamodb.get_item(
+            TableName=self._table, Key=_park_key(client_id, conversation_id), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return None
+        through = item.get("through", {}).get("S")
+        return Park(item["first"]["S"], item["last"]["S"], through)
+
+    def advance_park(self, client_id: str, conversation_id: str, through: str) -> None:
+        """Delivered through this response: a resume that stopped here goes on after it."""
+        self._dynamodb.update_item(
+            TableName=self._table,
+            Key=_park_key(client_id, conversation_id),
+            UpdateExpression="SET through = :id",
+            ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeValues={":id": {"S": through}},
+        )
+
+    def unpark(self, client_id: str, conversation_id: str, last: str, uncounted: TransactItem) -> None:
+        """Every parked response is delivered: the conversation goes on from the queue. Only while `last` is still
+        its latest parked response (a container that still believed the endpoint parked may have added one)."""
+        self._transact(
+            [
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": _park_key(client_id, conversation_id),
+                        "ConditionExpression": "#last = :last",
+                        "ExpressionAttributeNames": {"#last": "last"},
+                        "ExpressionAttributeValues": {":last": {"S": last}},
+                    }
+                },
+                uncounted,
+            ]
+        )
+
+    def parked(self, client_id: str) -> list[str]:
+        """The client's parked conversations (the index is eventually consistent: one parked this instant may be
+        missing; it is resumed with its next response)."""
+        return [item["conversationId"]["S"] for item in self._by_client(client_id, "park#")]
+
+    def _by_client(self, client_id: str, kind: str) -> list[dict[str, Any]]:
+        """The client's items of one kind (`park#`, `stop#`) through CLIENT_INDEX."""
+        items = []
+        for page in self._dynamodb.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=CLIENT_INDEX,
+            KeyConditionExpression="clientId = :client AND begins_with(id, :kind)",
+            ExpressionAttributeValues={":client": {"S": client_id}, ":kind": {"S": kind}},
+        ):
+            items += page["Items"]
+        return items
+
     def _transact(self, items: list[TransactItem]) -> None:
         """Write `items` together; a transaction cancelled by one of their conditions has nothing left to do."""
         try:
@@ -141,6 +236,10 @@ class DeliveryState:
 
 def _attempts_key(webhook_id: str) -> dict[str, Any]:
     return {"id": {"S": f"attempts#{webhook_id}"}}
+
+
+def _park_key(client_id: str, conversation_id: str) -> dict[str, Any]:
+    return {"id": {"S": f"park#{client_id}#{conversation_id}"}}
 
 
 def _stop_key(client_id: str, conversation_id: str) -> dict[str, Any]:
