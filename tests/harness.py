@@ -179,6 +179,7 @@ class Relay:
             secret_values={"BotTokenSecret": BOT_TOKEN},
             session=session,
         )
+        self.session = session
         self.sqs = session.client("sqs")
         self.clients = ClientStore(session.client("dynamodb"), self.stack.ref("ClientsTable"))
         self.log = ResponsesLog(session.client("dynamodb"), self.stack.ref("ResponsesTable"))

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from relay.attempts import AttemptsPage, DeliveriesQuery
+from relay.attempts import Attempt, AttemptsPage, DeliveriesQuery
 from relay.client_status import ClientStatus
 from relay.edge.api import STATUS
 from relay.edge.bodies import MAX_JSON_DEPTH
@@ -55,6 +55,8 @@ class Operation:
     body_example: dict[str, Any] | None = None
     body_or: dict[str, Any] | None = None
     """Another body taken besides `body`'s model, as a JSON schema."""
+    body_required: bool = True
+    """False: no body at all is taken too, as the model's defaults."""
     answer_or: type[BaseModel] | None = None
     """Another answer besides `answer`'s model (depending on the query); tried first, as generated clients try
     the variants of `anyOf` in order and `answer`'s model takes extra fields: so it must have required fields
@@ -259,6 +261,65 @@ OPERATIONS += [
         {"attempts": [ATTEMPT_EXAMPLE], "cursor": "eyJkZWxpdmVyZWQiOm51bGwsImZhaWxlZCI6ImZhaWxlZCMyMDI2In0"},
         query=DeliveriesQuery,
     ),
+    Operation(
+        "post",
+        "/client/test",
+        "Send a signed test delivery to the response URL now",
+        "A response of type `test` (conversation and user `relay-test`), signed as every delivery is, POSTed to "
+        "the client's response URL now, whatever its endpoint's state; the breaker does not count it and a 410 "
+        "does not switch the URL off. The answer is its attempt record, also in GET /deliveries (trigger `test`). "
+        "No body. A client without a response URL gets 409. Client token only.",
+        self_service.REFUSALS,
+        Attempt,
+        {
+            **ATTEMPT_EXAMPLE,
+            "webhookId": "msg_test-6f1c1f0e-8d3b-4c55-9a49-2b1f0c7e5a10",
+            "conversationId": "relay-test",
+            "type": "test",
+            "attempt": 1,
+            "trigger": "test",
+            "status": 418,
+            "body": "I'm a teapot",
+        },
+    ),
+    Operation(
+        "put",
+        "/client/response-url",
+        "Set or clear the response URL, switching the endpoint on",
+        "Deliveries go to the new URL (null: none; the responses stay on SNS and in GET …/responses). It switches "
+        "the endpoint on after a 410, a breaker, a park or a disable: parked conversations are delivered from the "
+        "responses log first, each in order. Delivery functions read it within the client cache time (60 s). "
+        "Answers what GET /client answers. Client token only.",
+        self_service.REFUSALS,
+        ClientStatus,
+        {
+            "clientId": "acme",
+            "name": "ACME back end",
+            "responseUrl": "https://acme.example/relay",
+            "endpoint": {"state": "healthy", "since": None, "reason": None, "openUntil": None},
+            "lastSuccess": None,
+            "lastFailure": ATTEMPT_EXAMPLE,
+            "last24Hours": {"delivered": 0, "failed": 14},
+            "stoppedConversations": [],
+        },
+        self_service.ResponseUrlChange,
+        {"responseUrl": "https://acme.example/relay"},
+    ),
+    Operation(
+        "post",
+        "/client/signing-secret",
+        "Rotate the client's signing secret (shown once)",
+        "A new `whsec_` secret for the client's deliveries. The previous one stays valid for `graceSeconds` (24 "
+        "hours without a body, as `relay-clients rotate`): deliveries carry a signature with each meanwhile, so the "
+        "receiver can switch over. Delivery functions read it within the client cache time (60 s). Store the "
+        "secret: it is not shown again. Client token only.",
+        self_service.REFUSALS,
+        self_service.NewSigningSecret,
+        {"signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "previousValidUntil": "2026-12-03T20:04:05Z"},
+        self_service.SecretRotation,
+        {"graceSeconds": 3600},
+        body_required=False,
+    ),
 ]
 
 STATIC: dict[str, dict[str, Any]] = {
@@ -399,7 +460,7 @@ def _operation(op: Operation, schema: dict[tuple[Any, JsonSchemaMode], Any]) -> 
         if op.body_or:
             body = {"anyOf": [body, op.body_or]}
         described["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "description": f"A JSON object in UTF-8, at most {MAX_BODY_BYTES // 1024} KiB (the functions' "
             f"MAX_BODY_BYTES) and {MAX_JSON_DEPTH} levels deep.",
             "content": {JSON: {"schema": body, "example": op.body_example}},

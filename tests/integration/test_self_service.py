@@ -3,15 +3,19 @@ log and the stops' index; every call checked against the function's IAM policy."
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
+from standardwebhooks import Webhook
 
 from devstack.esm import EventSourceMapping
 from devstack.lambdas import LocalFunction
-from harness import MAX_ATTEMPTS, Relay, scripted
+from harness import MAX_ATTEMPTS, Receiver, Relay, scripted
+from relay.endpoints import EndpointState
+from relay.stores.delivery_state import DeliveryState
 
 # Retried at once, a stop held 1 s; the breaker kept out of the way (it has tests of its own).
 QUICK = {
@@ -87,11 +91,146 @@ def test_a_url_switched_off_by_a_410_is_off(relay: Relay, receiver: HTTPServer) 
     assert endpoint["state"] == "off" and endpoint["reason"] == "the receiver answered 410 Gone"
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/client")])
-def test_a_conversation_token_is_refused(relay: Relay, method: str, path: str) -> None:
-    _, token = relay.add_client("acme")
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/client", None),
+        ("POST", "/client/test", None),
+        ("PUT", "/client/response-url", {"responseUrl": "https://evil.example/hook"}),
+        ("POST", "/client/signing-secret", {}),
+    ],
+)
+def test_a_conversation_token_is_refused(relay: Relay, method: str, path: str, body: Any) -> None:
+    client_, token = relay.add_client("acme", response_url="https://acme.example/hook")
     grant = relay.mint_token(token, "c-1", {"userId": "alice"}).json()["token"]
 
-    answer = relay.call(method, path, grant)
+    answer = relay.call(method, path, grant, body)
 
     assert answer.status == 403 and "client token" in answer.json()["message"]
+    assert relay.clients.get("acme") == client_, "nothing changed"
+
+
+# ── POST /client/test ──
+
+
+def test_a_test_delivery_to_a_teapot_reports_its_418_and_is_in_the_attempt_log(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    receiver.expect_request("/hook", method="POST").respond_with_data("I'm a teapot", status=418)
+    client_, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+
+    answer = relay.call("POST", "/client/test", token)
+
+    assert answer.status == 200, answer.text
+    tested = answer.json()
+    assert (tested["status"], tested["failure"], tested["body"], tested["trigger"]) == (
+        418,
+        "http",
+        "I'm a teapot",
+        "test",
+    )
+    ((request, _),) = receiver.log
+    delivered = Webhook(client_.webhook_secret).verify(request.get_data(), dict(request.headers))
+    assert delivered["type"] == "test" and request.headers["webhook-id"] == tested["webhookId"]
+    assert relay.call("GET", "/deliveries", token).json()["attempts"] == [tested]
+
+
+def test_a_test_without_a_response_url_is_a_409_saying_how_to_set_one(relay: Relay) -> None:
+    _, token = relay.add_client("acme")
+
+    answer = relay.call("POST", "/client/test", token)
+
+    assert answer.status == 409 and "PUT /client/response-url" in answer.json()["message"]
+
+
+# ── PUT /client/response-url ──
+
+
+def test_a_new_url_after_a_410_switches_the_endpoint_on_and_deliveries_go_there(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    gone = scripted(receiver, {"first": [(410, "")]}, path="/old")
+    new = scripted(receiver, {}, path="/new")
+    _, token = relay.add_client("acme", response_url=gone)
+    relay.say(token, "c-1", "first")
+    relay.drain()
+    assert client(relay, token)["endpoint"]["state"] == "off"
+
+    answer = relay.call("PUT", "/client/response-url", token, {"responseUrl": new})
+    time.sleep(0.5)  # the delivery function's cached client record (QUICK's cache time)
+    relay.say(token, "c-1", "second")
+    relay.drain()
+
+    assert answer.status == 200, answer.text
+    assert answer.json()["responseUrl"] == new and answer.json()["endpoint"]["state"] == "healthy"
+    assert [request.path for request, _ in receiver.log] == ["/old", "/new"]
+
+
+def test_switching_a_parked_endpoint_on_delivers_its_parked_conversation_in_order(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    acme, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    hook = Receiver(receiver, {"acme": acme.webhook_secret})
+    ids = relay.say(token, "c-1", "a", "b", "c")
+    relay.record()
+    # Parked as the delivery function parks (tests/unit/test_delivery_flow.py): the responses left the queue,
+    # the log holds them, the conversation's park record names the first and the latest.
+    relay.sqs.purge_queue(QueueUrl=relay.stack.ref("DeliveryQueue"))
+    now = datetime.now(UTC)
+    relay.clients.open_endpoint("acme", now, now, "receiver answered HTTP 500")
+    assert relay.clients.park_endpoint("acme", EndpointState.PARKED, now, "failing for 15 minutes")
+    state = DeliveryState(relay.session.client("dynamodb"), relay.stack.ref("DeliveryStateTable"))
+    for webhook_id in ids:
+        assert state.park("acme", "c-1", webhook_id, relay.clients.parked_counted("acme"))
+    assert client(relay, token)["endpoint"]["state"] == "parked"
+
+    answer = relay.call("PUT", "/client/response-url", token, {"responseUrl": hook.url})
+    relay.drain()
+
+    assert answer.status == 200 and answer.json()["endpoint"]["state"] == "healthy"
+    assert hook.delivered("c-1") == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"responseUrl": "ftp://acme.example/hook"}, "responseUrl"), ({}, "responseUrl"), ({"url": None}, "url")],
+)
+def test_a_bad_url_is_refused_naming_the_field(relay: Relay, body: dict[str, Any], field: str) -> None:
+    _, token = relay.add_client("acme", response_url="https://acme.example/hook")
+
+    answer = relay.call("PUT", "/client/response-url", token, body)
+
+    assert answer.status == 422 and field in {error["field"] for error in answer.json()["errors"]}
+    assert relay.clients.get("acme").response_url is not None  # type: ignore[union-attr]
+
+
+# ── POST /client/signing-secret ──
+
+
+def test_a_new_secret_signs_deliveries_beside_the_previous_one_during_its_grace(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    old, token = relay.add_client("acme", response_url=scripted(receiver, {}))
+
+    answer = relay.call("POST", "/client/signing-secret", token, {"graceSeconds": 600})
+    time.sleep(0.5)  # the delivery function's cached client record (QUICK's cache time)
+    relay.say(token, "c-1", "signed twice")
+    relay.drain()
+
+    assert answer.status == 200, answer.text
+    new = answer.json()
+    assert set(new) == {"signingSecret", "previousValidUntil"} and new["signingSecret"].startswith("whsec_")
+    ((request, _),) = receiver.log
+    for secret in (old.webhook_secret, new["signingSecret"]):
+        Webhook(secret).verify(request.get_data(), dict(request.headers))
+
+
+def test_without_a_body_the_grace_is_rotates_and_a_bad_one_is_refused(relay: Relay) -> None:
+    _, token = relay.add_client("acme")
+
+    default = relay.call("POST", "/client/signing-secret", token)
+    refused = relay.call("POST", "/client/signing-secret", token, {"graceSeconds": -1})
+
+    until = datetime.fromisoformat(default.json()["previousValidUntil"])
+    assert default.status == 200 and 23.9 < (until - datetime.now(UTC)).total_seconds() / 3600 <= 24
+    assert refused.status == 422 and refused.json()["errors"][0]["field"] == "graceSeconds"

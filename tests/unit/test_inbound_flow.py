@@ -46,6 +46,7 @@ SETTINGS = InboundSettings(
     responses_table="responses",
     attempts_table="attempts",
     delivery_state_table="delivery-state",
+    delivery_queue_url="delivery-queue",
     watermark_key_secret="watermark-key",
     conversation_token_key_secret="conversation-token-key",
     stream_url="wss://stream.example/live",

@@ -1,20 +1,28 @@
-"""Client self-service with in-memory stores and a clock of the test's own: GET /client's view of the endpoint and
-its attempts, GET /deliveries' checks. The real stores (moto) are tests/integration/test_self_service.py."""
+"""Client self-service with in-memory stores, a receiver standing in for the HTTP POST and a clock of the test's
+own: GET /client's view of the endpoint and its attempts, GET /deliveries' checks, a test delivery, a new response
+URL, a new signing secret. The real stores (moto, HTTP) are tests/integration/test_self_service.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from memory import EPOCH, MemoryAttemptLog, attempt
+from standardwebhooks import Webhook
 
-from relay.attempts import DeliveriesQuery
+from relay import signing
+from relay.adapters.outbound import Answer, PostFailed
+from relay.adapters.webhook import WebhookSender
+from relay.attempts import DeliveriesQuery, Failure, Trigger
 from relay.caller import Caller
 from relay.client_status import ClientProfile, StoppedConversation
 from relay.endpoints import EndpointState
-from relay.errors import InvalidRequest, Unauthorized
-from relay.flows.self_service import SelfService
+from relay.errors import InvalidRequest, NoResponseUrl, Unauthorized
+from relay.flows.self_service import ResponseUrlChange, SecretRotation, SelfService
+from relay.models import signing_secrets
+from relay.stores.clients import Rotation
 
 ACME = Caller("acme")
 NOW = EPOCH
@@ -28,28 +36,83 @@ class MemoryClients:
                 {"client_id": "acme", "name": "ACME", "response_url": "https://acme.example/hook", **fields}
             )
         }
+        self.secret = signing.new_secret()
+        self.previous: tuple[str, datetime] | None = None
 
     def profile(self, client_id: str) -> ClientProfile | None:
         return self.profiles.get(client_id)
 
+    def signing(self, client_id: str, now: datetime) -> tuple[ClientProfile, list[str]] | None:
+        profile = self.profiles.get(client_id)
+        previous, until = self.previous or (None, None)
+        return (profile, signing_secrets(self.secret, previous, until, now)) if profile else None
+
+    def set_url(self, client_id: str, url: str | None) -> None:
+        name = self.profiles[client_id].name
+        self.profiles[client_id] = ClientProfile(
+            client_id=client_id, name=name, response_url=url, switched_on_at=datetime.fromtimestamp(NOW, UTC)
+        )
+
+    def rotate(self, client_id: str, rotation: Rotation, now: datetime) -> None:
+        assert rotation.webhook_secret is not None and rotation.token_hash is None
+        self.previous = (self.secret, now + rotation.grace) if rotation.grace else None
+        self.secret = rotation.webhook_secret
+
+
+class Receiver:
+    """The response URL as the sender's `exchange`: each POST kept, answered as told (204 by default)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, str, dict[str, str]]] = []
+        self.answers: list[Answer | PostFailed] = []
+
+    def __call__(self, url: str, body: str, headers: dict[str, str], timeout_seconds: float) -> Answer:
+        self.posts.append((url, body, headers))
+        answer = self.answers.pop(0) if self.answers else Answer(204, {})
+        if isinstance(answer, PostFailed):
+            raise answer
+        return answer
+
 
 class MemoryStops:
-    def __init__(self, *stopped: StoppedConversation) -> None:
+    """The delivery state: the client's stopped and parked conversations."""
+
+    def __init__(self, *stopped: StoppedConversation, parked: Sequence[str] = ()) -> None:
         self.stopped = list(stopped)
+        self.parked_conversations = list(parked)
         self.reads = 0
 
     def stops_of(self, client_id: str) -> list[StoppedConversation]:
         self.reads += 1
         return self.stopped
 
+    def parked(self, client_id: str) -> list[str]:
+        return self.parked_conversations
+
+
+class World:
+    def __init__(self, *attempts: Any, stops: MemoryStops | None = None, **fields: Any) -> None:
+        self.log = MemoryAttemptLog()
+        self.log.write([("acme", a) for a in attempts])
+        self.stops = stops or MemoryStops()
+        self.clients = MemoryClients(**fields)
+        self.receiver = Receiver()
+        self.nudged: list[tuple[str, list[str]]] = []
+        self.flow = SelfService(
+            self.clients,
+            self.log,
+            self.stops,
+            WebhookSender(10, self.receiver),  # real time: the reference library checks a signature's timestamp
+            lambda client_id, conversations: self.nudged.append((client_id, list(conversations))),
+            clock=lambda: NOW,
+        )
+
 
 def service(
     *attempts: Any, stops: MemoryStops | None = None, **fields: Any
 ) -> tuple[SelfService, MemoryAttemptLog, MemoryStops]:
-    log = MemoryAttemptLog()
-    log.write([("acme", a) for a in attempts])
-    stops = stops or MemoryStops()
-    return SelfService(MemoryClients(**fields), log, stops, clock=lambda: NOW), log, stops
+    w = World(*attempts, stops=stops, **fields)
+    return w.flow, w.log, w.stops
 
 
 def at(seconds_ago: float) -> datetime:
@@ -156,3 +219,131 @@ def test_deliveries_are_the_callers_own_newest_first() -> None:
     page = flow.deliveries(ACME, DeliveriesQuery(since=at(3 * HOUR)))
 
     assert [a.webhook_id for a in page.attempts] == ["new", "old"]
+
+
+# ── POST /client/test ──
+
+
+def test_a_test_delivery_is_signed_posted_now_recorded_and_answered() -> None:
+    w = World()
+    w.receiver.answers.append(Answer(200, {}, b"ok, got it"))
+
+    answered = w.flow.test(ACME)
+
+    ((url, body, headers),) = w.receiver.posts
+    delivered = Webhook(w.clients.secret).verify(body, headers)
+    assert url == "https://acme.example/hook" and delivered["type"] == "test" and delivered["clientId"] == "acme"
+    assert headers["webhook-id"] == answered.webhook_id
+    assert (answered.trigger, answered.status, answered.failure, answered.body) == (
+        Trigger.TEST,
+        200,
+        None,
+        "ok, got it",
+    )
+    assert w.log.records == [("acme", answered)]
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "failure"),
+    [
+        (Answer(418, {}, b"I'm a teapot"), 418, Failure.HTTP),
+        (Answer(410, {}), 410, Failure.HTTP),
+        (PostFailed("no answer in time", kind=Failure.TIMEOUT), None, Failure.TIMEOUT),
+    ],
+)
+def test_a_failed_test_delivery_is_answered_with_what_failed(
+    answer: Answer | PostFailed, status: int | None, failure: Failure
+) -> None:
+    w = World()
+    w.receiver.answers.append(answer)
+
+    answered = w.flow.test(ACME)
+
+    assert (answered.status, answered.failure, answered.delivered) == (status, failure, False)
+    assert w.clients.profiles["acme"].response_url_off is False, "a test's 410 does not switch the URL off"
+
+
+def test_a_test_delivery_during_a_rotations_grace_carries_both_signatures() -> None:
+    w = World()
+    old = w.clients.secret
+    w.flow.rotate_secret(ACME, SecretRotation(grace_seconds=3600))
+
+    w.flow.test(ACME)
+
+    ((_, body, headers),) = w.receiver.posts
+    for secret in (old, w.clients.secret):
+        Webhook(secret).verify(body, headers)
+
+
+def test_a_test_without_a_response_url_is_refused_saying_how_to_set_one() -> None:
+    w = World(response_url=None)
+
+    with pytest.raises(NoResponseUrl, match="PUT /client/response-url"):
+        w.flow.test(ACME)
+
+    assert w.receiver.posts == [] and w.log.records == []
+
+
+# ── PUT /client/response-url ──
+
+
+def test_a_new_url_switches_the_endpoint_on_and_resumes_its_parked_conversations() -> None:
+    w = World(
+        stops=MemoryStops(parked=["c-1", "c-2"]),
+        endpoint_state=EndpointState.PARKED,
+        parked_conversations=2,
+        endpoint_parked_at=at(HOUR),
+    )
+
+    status = w.flow.set_response_url(ACME, ResponseUrlChange(response_url="https://new.example/hook"))
+
+    assert status.response_url == "https://new.example/hook" and status.endpoint.state == "healthy"
+    assert w.nudged == [("acme", ["c-1", "c-2"])]
+
+
+def test_a_url_after_a_410_is_switched_on_and_nothing_is_nudged_without_parked_conversations() -> None:
+    w = World(response_url_off=True)
+
+    status = w.flow.set_response_url(ACME, ResponseUrlChange(response_url="https://acme.example/hook"))
+
+    assert status.endpoint.state == "healthy" and w.nudged == []
+
+
+def test_clearing_the_url_leaves_no_webhook() -> None:
+    w = World(stops=MemoryStops(parked=["c-1"]), endpoint_state=EndpointState.DISABLED, parked_conversations=1)
+
+    status = w.flow.set_response_url(ACME, ResponseUrlChange(response_url=None))
+
+    assert status.response_url is None and status.endpoint.state == "off" and w.nudged == []
+
+
+# ── POST /client/signing-secret ──
+
+
+def test_a_new_secret_is_answered_once_with_the_end_of_the_previous_ones_grace() -> None:
+    w = World()
+    old = w.clients.secret
+
+    new = w.flow.rotate_secret(ACME, SecretRotation(grace_seconds=7200))
+
+    assert new.signing_secret.startswith("whsec_") and new.signing_secret == w.clients.secret != old
+    assert new.previous_valid_until == at(-7200)
+    assert w.clients.previous == (old, at(-7200))
+
+
+def test_the_default_grace_is_rotates_and_zero_ends_the_previous_secret_now() -> None:
+    w = World()
+
+    assert w.flow.rotate_secret(ACME, SecretRotation()).previous_valid_until == at(0) + timedelta(hours=24)
+    assert w.flow.rotate_secret(ACME, SecretRotation(grace_seconds=0)).previous_valid_until == at(0)
+    assert w.clients.previous is None
+
+
+def test_failures_before_the_url_was_switched_on_no_longer_count() -> None:
+    w = World(attempt(NOW - HOUR, status=500, failure="http"))
+    assert w.flow.status(ACME).endpoint.state == "failing"
+
+    status = w.flow.set_response_url(ACME, ResponseUrlChange(response_url="https://acme.example/hook"))
+
+    assert status.endpoint.state == "healthy"
+    assert status.last_failure is not None, "still in the attempt log"

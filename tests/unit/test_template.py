@@ -143,6 +143,7 @@ INBOUND = {
     "responses_table": "r",
     "attempts_table": "a",
     "delivery_state_table": "d",
+    "delivery_queue_url": "q",
     "watermark_key_secret": "w",
     "conversation_token_key_secret": "t",
     "stream_url": "wss://stream.example/live",

@@ -4,7 +4,7 @@ attempt, relay.stores.attempts) and GET /deliveries shows it to the client."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -17,6 +17,9 @@ BODY_EXCERPT_BYTES = 1024
 
 PAGE_MAX_ATTEMPTS = 100
 """The most attempts one GET /deliveries answer carries (`limit`'s maximum and default)."""
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+"""Before any attempt: the lower bound of a window without one."""
 
 
 class Trigger(StrEnum):

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, ConfigDict, HttpUrl
 
-from relay.attempts import Attempt
-from relay.endpoints import EndpointState
+from relay.attempts import EARLIEST, Attempt
+from relay.endpoints import PARKING, EndpointState
 from relay.models import CamelModel
 
 type EndpointHealth = Literal["healthy", "failing", "open", "parked", "disabled", "off"]
@@ -37,6 +37,10 @@ class ClientProfile(CamelModel):
     endpoint_since: datetime | None = None
     endpoint_open_until: datetime | None = None
     endpoint_reason: str | None = None
+    endpoint_parked_at: datetime | None = None
+    parked_conversations: int = 0
+    switched_on_at: datetime | None = None
+    """When the client (or an operator) last set the URL: failures before it no longer count against it."""
 
 
 class EndpointStatus(CamelModel):
@@ -47,7 +51,8 @@ class EndpointStatus(CamelModel):
 
     state: EndpointHealth
     since: AwareDatetime | None = None
-    """When it began failing, was parked, disabled or switched off; null while healthy."""
+    """When it began failing or was opened; when it was parked or disabled; when it was switched off; null while
+    healthy."""
     reason: str | None = None
     """Why: the last failure seen."""
     open_until: AwareDatetime | None = None
@@ -86,24 +91,35 @@ class ClientStatus(CamelModel):
     stopped_conversations: list[StoppedConversation]
 
 
+def failing_after(
+    profile: ClientProfile, last_success: Attempt | None, last_failure: Attempt | None
+) -> datetime | None:
+    """None when the endpoint is not failing; else the time after which its failures count: its last success, or
+    when it was switched on, whichever is later (or the earliest time, without either)."""
+    counted = [at for at in (last_success.at if last_success else None, profile.switched_on_at) if at is not None]
+    since = max(counted, default=EARLIEST)
+    return since if last_failure is not None and last_failure.at > since else None
+
+
 def endpoint_status(
     profile: ClientProfile, last_success: Attempt | None, last_failure: Attempt | None, failing_since: datetime | None
 ) -> EndpointStatus:
-    """The endpoint's state from the record and the attempt log. `failing_since` is the first failure after the
-    last success (or the first kept, without one), read only when the last attempt failed."""
+    """The endpoint's state from the record and the attempt log. `failing_since` is the first failure counted
+    (failing_after), read only when the endpoint is failing."""
     if profile.response_url is None:
         return EndpointStatus(state="off", reason="no response URL: set one with PUT /client/response-url")
     if profile.response_url_off:
         gone = last_failure if last_failure is not None and last_failure.status == 410 else None
         return EndpointStatus(state="off", since=gone.at if gone else None, reason="the receiver answered 410 Gone")
     if profile.endpoint_state is not EndpointState.HEALTHY:
+        parked = profile.endpoint_state in PARKING
         return EndpointStatus(
             state=profile.endpoint_state.value,  # the record's states are EndpointHealth's
-            since=profile.endpoint_since,
+            since=profile.endpoint_parked_at if parked and profile.endpoint_parked_at else profile.endpoint_since,
             reason=profile.endpoint_reason,
             open_until=profile.endpoint_open_until if profile.endpoint_state is EndpointState.OPEN else None,
         )
-    if last_failure is not None and (last_success is None or last_failure.at > last_success.at):
+    if last_failure is not None and failing_after(profile, last_success, last_failure) is not None:
         return EndpointStatus(state="failing", since=failing_since or last_failure.at, reason=_said(last_failure))
     return EndpointStatus(state="healthy")
 

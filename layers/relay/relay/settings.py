@@ -64,6 +64,9 @@ class InboundSettings(_Settings):
     responses_table: str
     attempts_table: str
     delivery_state_table: str
+    delivery_queue_url: str
+    webhook_timeout_seconds: PositiveFloat = 10.0
+    """How long POST /client/test waits for the response URL, as a delivery does."""
     watermark_key_secret: str
     conversation_token_key_secret: str
     stream_url: Annotated[str, StringConstraints(pattern=r"^wss?://[^?#\s]+$")]

@@ -50,7 +50,8 @@ class NotDone(Exception):
 class DeliveryQueue:
     """The queue's operations the function makes itself."""
 
-    def __init__(self, sqs: Any, queue_url: str, dead_letter_queue_url: str) -> None:
+    def __init__(self, sqs: Any, queue_url: str, dead_letter_queue_url: str = "") -> None:
+        """Without `dead_letter_queue_url`, for what only puts on the queue (the client API's nudges)."""
         self._sqs = sqs
         self._url = queue_url
         self._dead_letters = dead_letter_queue_url

@@ -17,16 +17,18 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from relay.adapters.bot import BotClient
+from relay.adapters.delivery_queue import DeliveryQueue
+from relay.adapters.webhook import WebhookSender
 from relay.attempts import DeliveriesQuery
 from relay.conversation_tokens import ConversationTokens
 from relay.edge.access import Access
-from relay.edge.api import browser_cors, create_resolver, read_body, read_query
+from relay.edge.api import browser_cors, create_resolver, read_body, read_optional_body, read_query
 from relay.edge.browser import module_response
-from relay.edge.runtime import Secrets
+from relay.edge.runtime import ClientOnFirstUse, Secrets
 from relay.flows.inbound import POLL_REFUSALS, REFUSALS, Inbound
 from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader
 from relay.flows.self_service import REFUSALS as SELF_SERVICE_REFUSALS
-from relay.flows.self_service import SelfService
+from relay.flows.self_service import ResponseUrlChange, SecretRotation, SelfService
 from relay.flows.tokens import TOKEN_REFUSALS, TokenRequest, Tokens
 from relay.models import InboundMessage
 from relay.settings import InboundSettings
@@ -81,6 +83,9 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
             clients,
             AttemptLog(dynamodb, settings.attempts_table),
             DeliveryState(dynamodb, settings.delivery_state_table),
+            WebhookSender(settings.webhook_timeout_seconds),
+            # Only a switch-on that resumes parked conversations puts on the queue: its client made then.
+            DeliveryQueue(ClientOnFirstUse("sqs"), settings.delivery_queue_url).nudge,
         ),
     )
 
@@ -127,6 +132,25 @@ def resolver(settings: InboundSettings, api: ClientApi) -> APIGatewayHttpResolve
     def get_client() -> dict[str, Any]:
         caller = access.client(app.current_event.headers)
         return self_service.status(caller).model_dump(mode="json", by_alias=True)
+
+    @app.post("/client/test", cors=False)
+    def post_client_test() -> dict[str, object]:
+        caller = access.client(app.current_event.headers)
+        return self_service.test(caller).wire()
+
+    @app.put("/client/response-url", cors=False)
+    def put_response_url() -> dict[str, Any]:
+        event = app.current_event
+        caller = access.client(event.headers)
+        status = self_service.set_response_url(caller, read_body(ResponseUrlChange, event, max_bytes))
+        return status.model_dump(mode="json", by_alias=True)
+
+    @app.post("/client/signing-secret", cors=False)
+    def post_signing_secret() -> dict[str, Any]:
+        event = app.current_event
+        caller = access.client(event.headers)
+        new = self_service.rotate_secret(caller, read_optional_body(SecretRotation, event, max_bytes))
+        return new.model_dump(mode="json", by_alias=True)
 
     @app.get("/deliveries", cors=False)
     def get_deliveries() -> dict[str, Any]:

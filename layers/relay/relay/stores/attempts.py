@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from relay.attempts import Attempt, AttemptsPage, DeliveriesQuery
+from relay.attempts import EARLIEST, Attempt, AttemptsPage, DeliveriesQuery
 from relay.errors import InvalidRequest
 from relay.observability import logger
 
@@ -33,7 +33,6 @@ MAX_PAGES_PER_ANSWER = 10
 
 OUTCOMES = ("delivered", "failed")
 
-_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
@@ -49,7 +48,7 @@ def _sort_key(attempt: Attempt) -> str:
 
 def _bounds(outcome: str, since: datetime | None, until: datetime | None) -> tuple[str, str]:
     # '$' sorts right after '#': the upper bound takes every record stamped `until`, whatever follows its stamp.
-    return f"{outcome}#{_stamp(since or _EARLIEST)}", f"{outcome}#{_stamp(until or _LATEST)}$"
+    return f"{outcome}#{_stamp(since or EARLIEST)}", f"{outcome}#{_stamp(until or _LATEST)}$"
 
 
 @dataclass

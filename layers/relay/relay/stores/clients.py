@@ -180,11 +180,14 @@ class ClientStore:
         """Set or remove the response URL, and switch the endpoint on (after a 410, a breaker, a park or a disable).
         Its parked conversations are then resumed by whoever called this (relay.flows.parking.resume_parked)."""
         fields = f"responseUrlOff, {_ENDPOINT_FIELDS}"
+        # When it was switched on: GET /client counts no failure before it against the endpoint.
+        healthy = "endpointState = :healthy, switchedOnAt = :now"
+        now = {":now": {"S": datetime.now(UTC).isoformat()}, **_HEALTHY}
         if url is None:
-            self._update(client_id, f"SET endpointState = :healthy REMOVE responseUrl, {fields}", _HEALTHY)
+            self._update(client_id, f"SET {healthy} REMOVE responseUrl, {fields}", now)
         else:
-            values = {":url": {"S": url}, **_HEALTHY}
-            self._update(client_id, f"SET responseUrl = :url, endpointState = :healthy REMOVE {fields}", values)
+            values = {":url": {"S": url}, **now}
+            self._update(client_id, f"SET responseUrl = :url, {healthy} REMOVE {fields}", values)
 
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
         """Enable or disable the client; returns whether it was enabled before."""
