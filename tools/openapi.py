@@ -35,6 +35,7 @@ from relay.models import (
     RepliesReceipt,
     ResponsesPage,
 )
+from relay.operations import EVENTS
 from relay.settings import InboundSettings
 
 MAX_BODY_BYTES = InboundSettings.model_fields["max_body_bytes"].default
@@ -387,6 +388,27 @@ WEBHOOK = {
 """What the relay POSTs to each client's response URL (the delivery function)."""
 
 
+def operational_events() -> dict[str, Any]:
+    """Each operational event, as the operations topic carries it to a subscriber (relay.operations)."""
+    return {
+        event.model_fields["type"].default: {
+            "post": {
+                "summary": f"Operational event {event.model_fields['type'].default} (operations topic)",
+                "description": _summary(event) + " One JSON message on the SNS topic OperationsTopicArn, with the "
+                "message attributes `clientId` and `type` for a subscription's filter policy; fields that do not "
+                "apply are left out.",
+                "operationId": event.__name__[0].lower() + event.__name__[1:],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {"$ref": REF.format(model=event.__name__)}}},
+                },
+                "responses": {"2XX": {"description": "Taken (SNS retries a subscription's endpoint by its policy)."}},
+            }
+        }
+        for event in EVENTS
+    }
+
+
 def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
     used: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         *((op.body, "validation") for op in operations if op.body),
@@ -394,6 +416,7 @@ def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
         *((op.answer_or, "serialization") for op in operations if op.answer_or),
         (ClientResponse, "serialization"),
         (ErrorBody, "serialization"),
+        *((event, "serialization") for event in EVENTS),
     ]
     refs, defs = models_json_schema(used, by_alias=True, ref_template=REF)
     for model in defs["$defs"].values():
@@ -422,7 +445,7 @@ def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
             },
         ],
         "paths": paths,
-        "webhooks": {"clientResponse": WEBHOOK},
+        "webhooks": {"clientResponse": WEBHOOK, **operational_events()},
         "components": {
             "schemas": defs["$defs"],
             "securitySchemes": {

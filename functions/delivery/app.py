@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.delivery_queue import DeliveryQueue
+from relay.adapters.operations import OperationsPublisher
 from relay.adapters.webhook import WebhookSender
 from relay.deliveries import Result
 from relay.edge.runtime import ClientOnFirstUse, conversation_ordered_processor
@@ -36,6 +37,8 @@ delivery = Delivery(
     logger,
     metrics,
     attempts=AttemptLog(dynamodb, settings.attempts_table, settings.attempt_retention_days),
+    # Made at first use: an endpoint's change or a stop is rare, and needs no client at every cold start.
+    events=OperationsPublisher(ClientOnFirstUse("sns"), settings.operations_topic_arn),
 )
 processor = conversation_ordered_processor()
 

@@ -3,6 +3,7 @@ log and the stops' index; every call checked against the function's IAM policy."
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -234,3 +235,38 @@ def test_without_a_body_the_grace_is_rotates_and_a_bad_one_is_refused(relay: Rel
     until = datetime.fromisoformat(default.json()["previousValidUntil"])
     assert default.status == 200 and 23.9 < (until - datetime.now(UTC)).total_seconds() / 3600 <= 24
     assert refused.status == 422 and refused.json()["errors"][0]["field"] == "graceSeconds"
+
+
+# ── operational events ──
+
+
+def test_operators_subscribed_to_the_operations_topic_are_told_of_a_stopped_conversation(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    inbox = relay.sqs.create_queue(QueueName="operator-inbox")["QueueUrl"]
+    arn = relay.sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    relay.session.client("sns").subscribe(
+        TopicArn=relay.stack.ref("OperationsTopic"),
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"type": ["conversation.stopped"]})},
+    )
+    url = scripted(receiver, {"x": [(500, "")] * MAX_ATTEMPTS})
+    _, token = relay.add_client("acme", response_url=url)
+    (stuck,) = relay.say(token, "order-42", "x")
+
+    relay.drain()
+
+    (message,) = relay.sqs.receive_message(QueueUrl=inbox, MessageAttributeNames=["All"])["Messages"]
+    event = json.loads(message["Body"])
+    assert {name: value["StringValue"] for name, value in message["MessageAttributes"].items()} == {
+        "clientId": "acme",
+        "type": "conversation.stopped",
+    }
+    assert (event["type"], event["clientId"], event["conversationId"], event["webhookId"]) == (
+        "conversation.stopped",
+        "acme",
+        "order-42",
+        stuck,
+    )
+    assert event["host"] == "127.0.0.1" and event["reason"] == "receiver answered HTTP 500" and "at" in event

@@ -41,6 +41,14 @@ from relay.deliveries import (
 from relay.endpoints import PARKING, EndpointState, ProbeClaim
 from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS, Delivery
 from relay.models import Client, ClientResponse
+from relay.operations import (
+    ConversationStopped,
+    EndpointDisabled,
+    EndpointFailing,
+    EndpointParked,
+    EndpointRecovered,
+    OperationalEvent,
+)
 from relay.settings import DeliverySettings
 from relay.stores.clients import TransactItem
 from relay.stores.delivery_state import Park, Stop
@@ -268,6 +276,19 @@ class MemoryAttempts:
         return [attempt for write in self.writes for _, attempt in write]
 
 
+class MemoryEvents:
+    """The operations topic: each event published."""
+
+    def __init__(self) -> None:
+        self.published: list[OperationalEvent] = []
+
+    def publish(self, event: OperationalEvent) -> None:
+        self.published.append(event)
+
+    def of(self, kind: type[OperationalEvent]) -> list[Any]:
+        return [event for event in self.published if isinstance(event, kind)]
+
+
 class Applied:
     """The queue adapter's `apply`: what it was given, a conversation at a time; `refuse` makes it fail as a
     refusing dead-letter queue."""
@@ -309,6 +330,7 @@ class World:
     log: MemoryLog
     nudged: list[tuple[str, str]]
     attempts: MemoryAttempts
+    events: MemoryEvents
     deadline: float = float("inf")
 
     def run(self, *queued: QueuedResponse) -> list[Decision]:
@@ -351,6 +373,7 @@ def settings(**overrides: Any) -> DeliverySettings:
             "clients_table": "clients",
             "delivery_state_table": "state",
             "attempts_table": "attempts",
+            "operations_topic_arn": "operations",
             "delivery_queue_url": "queue",
             "dead_letter_queue_url": "dead-letters",
             "webhook_timeout_seconds": WEBHOOK_TIMEOUT_SECONDS,
@@ -375,6 +398,7 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
     log = MemoryLog(clock)
     nudged: list[tuple[str, str]] = []
     attempts = MemoryAttempts()
+    events = MemoryEvents()
     flow = Delivery(
         settings(**overrides),
         memory,
@@ -386,8 +410,9 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
         metrics,
         clock,
         attempts=attempts,
+        events=events,
     )
-    return World(clock, memory, state, receiver, flow, Applied(), metrics, log, nudged, attempts)
+    return World(clock, memory, state, receiver, flow, Applied(), metrics, log, nudged, attempts, events)
 
 
 @pytest.fixture
@@ -1105,3 +1130,47 @@ def test_the_invocations_attempts_are_written_even_when_it_fails(w: World) -> No
         w.run(said("fine", conversation="y"), again(stuck))
 
     assert [(a.conversation_id, a.delivered) for a in w.attempts.records] == [("y", True)]
+
+
+# ── operational events ──
+
+
+def test_operators_are_told_when_the_breaker_opens_and_when_it_closes() -> None:
+    w = breaker_world()
+    started = w.clock.now
+    open_breaker(w)
+    w.clock.now += COOLDOWN
+    w.run(said("probe", conversation="p"))
+
+    (failing,) = w.events.of(EndpointFailing)
+    (recovered,) = w.events.of(EndpointRecovered)
+    assert (failing.client_id, failing.host, failing.reason) == ("acme", "acme.example", "receiver answered HTTP 500")
+    assert failing.since.timestamp() == pytest.approx(started, abs=0.01)
+    assert recovered.since == failing.since and recovered.at.timestamp() == pytest.approx(w.clock.now, abs=0.01)
+    assert '"type":"endpoint.failing"' in failing.body() and "/hook" not in failing.body(), "the host, not the URL"
+
+
+def test_operators_are_told_of_a_stopped_conversation_once(w: World) -> None:
+    stuck = said("stuck", conversation="order-42")
+    fail_until_stopped(w, stuck)
+    w.clock.now += HOLD_SECONDS
+    w.run(stuck, said("after", conversation="order-42"))
+
+    (stopped,) = w.events.published
+    assert isinstance(stopped, ConversationStopped)
+    assert (stopped.conversation_id, stopped.webhook_id, stopped.reason) == (
+        "order-42",
+        stuck_id(stuck),
+        "receiver answered HTTP 500",
+    )
+
+
+def test_operators_are_told_when_an_endpoint_is_parked_and_when_disabled() -> None:
+    w = parked_world()
+    w.clock.now += 24 * 3600
+    w.run(said("late"))
+
+    (parked,) = w.events.of(EndpointParked)
+    (disabled,) = w.events.of(EndpointDisabled)
+    assert parked.reason == f"failing for {PARK_AFTER // 60} minutes" and parked.host == "acme.example"
+    assert disabled.reason is not None and disabled.reason.startswith("failing for 24")

@@ -18,6 +18,7 @@ NAMES = {
     "DELIVERY_QUEUE_URL": "q",
     "DEAD_LETTER_QUEUE_URL": "d",
     "RESPONSES_TABLE": "r",
+    "OPERATIONS_TOPIC_ARN": "o",
 }
 
 

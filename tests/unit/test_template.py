@@ -119,6 +119,7 @@ def test_the_stop_hold_the_template_sets_is_the_settings_rule_for_the_functions_
         "delivery_queue_url": "q",
         "dead_letter_queue_url": "d",
         "responses_table": "r",
+        "operations_topic_arn": "o",
     }
     deployed = DeliverySettings.model_validate(
         {**names, "delivery_stop_hold_seconds": variables["DELIVERY_STOP_HOLD_SECONDS"]}
@@ -160,6 +161,7 @@ def function_accepts(schedule: str) -> bool:
             delivery_queue_url="q",
             dead_letter_queue_url="d",
             responses_table="r",
+            operations_topic_arn="o",
             delivery_retry_schedule=schedule,
         )
     except ValidationError:

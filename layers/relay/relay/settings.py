@@ -128,6 +128,7 @@ class DeliverySettings(_Settings):
     delivery_state_table: str
     attempts_table: str
     attempt_retention_days: PositiveInt = 30
+    operations_topic_arn: str
     """How long the attempt log keeps each attempt's record."""
     delivery_queue_url: str
     dead_letter_queue_url: str

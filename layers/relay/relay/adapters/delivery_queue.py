@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQS
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from relay.adapters.publisher import message_group_id
+from relay.adapters.redelivery import BATCH_ENTRIES, Redelivery
 from relay.attempts import Trigger
 from relay.deliveries import (
     FAILURES,
@@ -39,9 +38,6 @@ from relay.deliveries import (
 )
 from relay.models import ClientResponse
 
-BATCH_ENTRIES = 10
-"""SQS's most entries per batch call."""
-
 
 class NotDone(Exception):
     """Reported to the batch processor for a message that stays in the queue."""
@@ -50,8 +46,7 @@ class NotDone(Exception):
 class DeliveryQueue:
     """The queue's operations the function makes itself."""
 
-    def __init__(self, sqs: Any, queue_url: str, dead_letter_queue_url: str = "") -> None:
-        """Without `dead_letter_queue_url`, for what only puts on the queue (the client API's nudges)."""
+    def __init__(self, sqs: Any, queue_url: str, dead_letter_queue_url: str) -> None:
         self._sqs = sqs
         self._url = queue_url
         self._dead_letters = dead_letter_queue_url
@@ -72,19 +67,7 @@ class DeliveryQueue:
 
     def nudge(self, client_id: str, conversation_ids: Sequence[str]) -> None:
         """A ResumeParked in each conversation's message group: its parked responses go before what follows."""
-        for start in range(0, len(conversation_ids), BATCH_ENTRIES):
-            entries = [
-                {
-                    "Id": str(i),
-                    "MessageBody": ResumeParked(client_id=client_id, conversation_id=conversation_id).to_json(),
-                    "MessageGroupId": message_group_id(client_id, conversation_id),
-                    "MessageDeduplicationId": str(uuid.uuid4()),  # each recovery resumes afresh
-                }
-                for i, conversation_id in enumerate(conversation_ids[start : start + BATCH_ENTRIES])
-            ]
-            answer = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
-            if answer.get("Failed"):
-                raise RuntimeError(f"delivery queue refused resume nudges: {answer['Failed']}")
+        Redelivery(self._sqs, self._url).nudge(client_id, conversation_ids)
 
     def delete(self, records: Sequence[SQSRecord]) -> None:
         """Delete finished messages now, not when the invocation returns."""
@@ -173,7 +156,8 @@ def _queued(record: SQSRecord) -> QueuedResponse:
     except ValidationError:
         with contextlib.suppress(ValidationError):  # neither: the flow dead-letters it
             resume = ResumeParked.model_validate_json(record.body)
-    trigger = record.message_attributes.get(TRIGGER_ATTRIBUTE)
+    attribute = record.message_attributes[TRIGGER_ATTRIBUTE]  # its get() would give the raw dict
+    trigger = attribute.string_value if attribute is not None else None
     return QueuedResponse(
         message_id=record.message_id,
         conversation=record.attributes.message_group_id or record.message_id,
@@ -181,7 +165,5 @@ def _queued(record: SQSRecord) -> QueuedResponse:
         response=response,
         resume=resume,
         receive_count=int(record.attributes.approximate_receive_count or 1),
-        trigger=Trigger.RECOVER
-        if trigger is not None and trigger.string_value == Trigger.RECOVER
-        else Trigger.SCHEDULE,
+        trigger=Trigger.RECOVER if trigger == Trigger.RECOVER else Trigger.SCHEDULE,
     )

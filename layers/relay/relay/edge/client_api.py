@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from relay.adapters.bot import BotClient
-from relay.adapters.delivery_queue import DeliveryQueue
+from relay.adapters.redelivery import Redelivery
 from relay.adapters.webhook import WebhookSender
 from relay.attempts import DeliveriesQuery
 from relay.conversation_tokens import ConversationTokens
@@ -85,7 +85,7 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
             DeliveryState(dynamodb, settings.delivery_state_table),
             WebhookSender(settings.webhook_timeout_seconds),
             # Only a switch-on that resumes parked conversations puts on the queue: its client made then.
-            DeliveryQueue(ClientOnFirstUse("sqs"), settings.delivery_queue_url).nudge,
+            Redelivery(ClientOnFirstUse("sqs"), settings.delivery_queue_url).nudge,
         ),
     )
 

@@ -48,6 +48,15 @@ from relay.deliveries import (
 )
 from relay.endpoints import PARKING, Admission, Breakers, Change, EndpointState, Hold, Post, Probe, ProbeClaim, at
 from relay.models import Client, ClientResponse
+from relay.operations import (
+    ConversationStopped,
+    EndpointDisabled,
+    EndpointFailing,
+    EndpointParked,
+    EndpointRecovered,
+    OperationalEvent,
+    host_of,
+)
 from relay.settings import DeliverySettings, retry_delay
 from relay.stores.clients import TransactItem
 from relay.stores.delivery_state import Park, Stop
@@ -101,6 +110,12 @@ class AttemptLog(Protocol):
     def write(self, records: Sequence[tuple[str, Attempt]]) -> None: ...
 
 
+class Events(Protocol):
+    """Where operational events go (relay.adapters.operations.OperationsPublisher)."""
+
+    def publish(self, event: OperationalEvent) -> None: ...
+
+
 @dataclass(frozen=True)
 class _Turn:
     """One conversation's part of a batch: a decision per response, and the stop whose response it dead-letters."""
@@ -125,6 +140,7 @@ class Delivery:
         clock: Callable[[], float] = time.time,
         *,
         attempts: AttemptLog,
+        events: Events,
     ) -> None:
         """`nudge(client_id, conversation_ids)` puts a ResumeParked in each conversation's message group."""
         self._settings = settings
@@ -146,6 +162,7 @@ class Delivery:
         self._clock = clock
         self._conversations = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="delivery")
         self._attempts = attempts
+        self._events = events
         self._records: list[tuple[str, Attempt]] = []
         self._records_lock = threading.Lock()
 
@@ -473,6 +490,11 @@ class Delivery:
             extra={"client_id": client.client_id, "reason": reason},
         )
         self._metrics.add_metric(name=change, unit=MetricUnit.Count, value=1)
+        now = at(self._clock())
+        told = EndpointParked if state is EndpointState.PARKED else EndpointDisabled
+        self._events.publish(
+            told(client_id=client.client_id, at=now, host=host_of(client.response_url), since=now, reason=reason)
+        )
 
     def _breaker_outcome(self, client: Client, succeeded: bool, seconds: float, reason: str) -> None:
         change = self._breakers.outcome(client.client_id, succeeded, seconds)
@@ -485,9 +507,26 @@ class Delivery:
                 client.client_id, at(since), at(self._breakers.open_until(client.client_id)), reason
             )
             self._logger.warning("endpoint failing: breaker opened, its responses are held without a POST", extra=extra)
+            self._events.publish(
+                EndpointFailing(
+                    client_id=client.client_id,
+                    at=at(self._clock()),
+                    host=host_of(client.response_url),
+                    since=at(since),
+                    reason=reason,
+                )
+            )
         else:
             self._clients.close_endpoint(client.client_id)
             self._logger.info("endpoint answered promptly: breaker closed", extra=extra)
+            self._events.publish(
+                EndpointRecovered(
+                    client_id=client.client_id,
+                    at=at(self._clock()),
+                    host=host_of(client.response_url),
+                    since=client.endpoint_since,
+                )
+            )
             if client.parked_conversations > 0 or client.endpoint_state in PARKING:
                 parked = self._state.parked(client.client_id)
                 self._nudge(client.client_id, parked)
@@ -507,6 +546,7 @@ class Delivery:
         return Retry(delay, str(failure))
 
     def _stop(self, response: ClientResponse, reason: str, ids: dict[str, str], attempt: int) -> Decision:
+        client = self._clients.get(response.client_id)  # cached: before the stop makes it read afresh
         self._state.stop(
             response.client_id,
             response.conversation_id,
@@ -517,6 +557,16 @@ class Delivery:
         self._logger.warning(
             "last attempt failed: the conversation stops here and goes to the dead-letter queue",
             extra={**ids, "attempt": attempt, "reason": reason},
+        )
+        self._events.publish(
+            ConversationStopped(
+                client_id=response.client_id,
+                at=at(self._clock()),
+                host=host_of(client.response_url if client else None),
+                reason=reason,
+                conversation_id=response.conversation_id,
+                webhook_id=response.webhook_id,
+            )
         )
         return StopConversation(self._settings.delivery_stop_hold_seconds, reason)
 
