@@ -327,7 +327,7 @@ WORK = {
 }
 
 # The relay's own AWS calls, warm (tests/integration/test_aws_calls.py counts them).
-WRITES_PER_MESSAGE = 2  # the idempotency record, put then updated
+WRITES_PER_MESSAGE = 3  # the client's rate limit bucket; the idempotency record, put then updated
 WRITES_PER_RESPONSE = 2  # the responses log's put and the delivery's attempt record (each under 1 KB: one unit)
 COLD_READS_PER_MESSAGE = 1  # the client, when not cached
 COLD_READS_PER_RESPONSE = 2  # the conversation (bot response) and the client (delivery), when not cached
@@ -443,8 +443,8 @@ def costs_region(template: dict[str, Any]) -> str:
         ),
         (
             "DynamoDB writes (on-demand)",
-            f"{writes}: the idempotency record, put then updated; per response its put in the responses log and its"
-            " delivery's attempt record (an invocation's records in one batch write)",
+            f"{writes}: the client's rate limit bucket; the idempotency record, put then updated; per response its"
+            " put in the responses log and its delivery's attempt record (an invocation's records in one batch write)",
             f"{writes} M write units",
             "$0.625 per million",
             writes * PRICE_WRITE_UNIT,

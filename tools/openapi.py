@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from relay import errors
 from relay.attempts import Attempt, AttemptsPage, DeliveriesQuery
 from relay.client_status import ClientStatus
 from relay.edge.api import STATUS
@@ -328,7 +329,7 @@ STATIC: dict[str, dict[str, Any]] = {
         "get": {
             "summary": "The browser module",
             "description": "relay-chat.js, the ES module a web page uses to send with a conversation token and "
-            "receive over the stream (README: Browsers and apps). Any origin may import it.",
+            "receive over the stream (docs/browsers.md). Any origin may import it.",
             "operationId": "getRelayChatJs",
             "security": [],
             "responses": {
@@ -348,18 +349,34 @@ GATEWAY_ANSWERS = {
 }
 """What API Gateway itself answers on every route, with a `message` like the relay's own."""
 
-HEADERS: dict[HTTPStatus, dict[str, Any]] = {
-    HTTPStatus.UNAUTHORIZED: {
+SECONDS = {"type": "string", "pattern": "^[0-9]+$"}
+
+HEADERS: dict[type[RelayError], dict[str, Any]] = {
+    errors.Unauthorized: {
         "WWW-Authenticate": {"required": True, "schema": {"type": "string"}, "description": "The scheme: Bearer."}
     },
-    HTTPStatus.CONFLICT: {
+    errors.MessageInProgress: {
         "Retry-After": {
             "required": True,
-            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            "schema": SECONDS,
             "description": "Seconds to wait before retrying with the same messageId.",
         }
     },
+    # Not required: API Gateway's own 429 carries none of them.
+    errors.RateLimited: {
+        "Retry-After": {
+            "schema": SECONDS,
+            "description": "Seconds until the request would be admitted (the client over its rate).",
+        },
+        "RateLimit-Limit": {
+            "schema": SECONDS,
+            "description": "The client's burst: the most requests it can make at once (twice its rate per second).",
+        },
+        "RateLimit-Remaining": {"schema": SECONDS, "description": "Requests the client can make now: 0."},
+        "RateLimit-Reset": {"schema": SECONDS, "description": "Seconds until the client's whole burst is back."},
+    },
 }
+"""The headers each refusal is answered with, as relay.edge.api.answer sets them."""
 
 
 WEBHOOK = {
@@ -496,7 +513,10 @@ def _operation(op: Operation, schema: dict[tuple[Any, JsonSchemaMode], Any]) -> 
             "description": " Or: ".join(_summary(model) for model in (op.answer, op.answer_or) if model),
             "content": {JSON: {"schema": answer, "example": op.answer_example}},
         },
-        **{str(int(status)): _refusal(status, why, schema[ErrorBody, "serialization"]) for status, why in _refused(op)},
+        **{
+            str(int(status)): _refusal(why, headers, schema[ErrorBody, "serialization"])
+            for status, why, headers in _refused(op)
+        },
     }
     return described
 
@@ -518,23 +538,24 @@ def _query_parameters(query: type[BaseModel] | None) -> list[dict[str, Any]]:
     ]
 
 
-def _refused(op: Operation) -> list[tuple[HTTPStatus, str]]:
-    """Each status the operation can refuse with and why: its refusals (and their subclasses), invalid bodies
-    (422, each field named) and what API Gateway answers itself."""
+def _refused(op: Operation) -> list[tuple[HTTPStatus, str, dict[str, Any]]]:
+    """Each status the operation can refuse with, why, and its headers: its refusals (and their subclasses),
+    invalid bodies (422, each field named) and what API Gateway answers itself."""
     why: dict[HTTPStatus, list[str]] = {}
+    headers: dict[HTTPStatus, dict[str, Any]] = {}
     for kind, status in STATUS.items():
         if any(issubclass(kind, refusal) for refusal in op.refusals):
             why.setdefault(status, []).append(_summary(kind))
+            headers.setdefault(status, {}).update(HEADERS.get(kind, {}))
     if op.body:
         why.setdefault(HTTPStatus.UNPROCESSABLE_ENTITY, []).append("A field is missing or invalid: each is named.")
     for status, reason in GATEWAY_ANSWERS.items():
         why.setdefault(status, []).append(reason)
-    return sorted((status, " ".join(reasons)) for status, reasons in why.items())
+    return sorted((status, " ".join(reasons), headers.get(status, {})) for status, reasons in why.items())
 
 
-def _refusal(status: HTTPStatus, why: str, error_body: Any) -> dict[str, Any]:
-    headers = {"headers": HEADERS[status]} if status in HEADERS else {}
-    return {"description": why, **headers, "content": {JSON: {"schema": error_body}}}
+def _refusal(why: str, headers: dict[str, Any], error_body: Any) -> dict[str, Any]:
+    return {"description": why, **({"headers": headers} if headers else {}), "content": {JSON: {"schema": error_body}}}
 
 
 def _summary(kind: type) -> str:

@@ -34,6 +34,7 @@ delivery = Delivery(
     WebhookSender(settings.webhook_timeout_seconds),
     ResponsesLog(dynamodb, settings.responses_table),
     queue.nudge,
+    queue.probe_later,
     logger,
     metrics,
     attempts=AttemptLog(dynamodb, settings.attempts_table, settings.attempt_retention_days),

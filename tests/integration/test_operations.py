@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
-from relay.adapters.operations import EverySoOften, OperationsPublisher
-from relay.operations import EVENTS, ClientRateLimited, ConversationStopped, EndpointDisabled
+from relay.adapters.operations import OperationsPublisher
+from relay.operations import EVENTS, ClientRateLimited, ConversationStopped, EndpointDisabled, EverySoOften
 
 NOW = datetime(2026, 12, 2, 20, 0, tzinfo=UTC)
 

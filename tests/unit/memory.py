@@ -19,6 +19,8 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from relay.attempts import Attempt, AttemptsPage, DeliveriesQuery
 from relay.errors import RelayError, Unauthorized
 from relay.models import ClientResponse, Conversation, InboundMessage, scoped
+from relay.operations import OperationalEvent
+from relay.rate_limits import MICROSECONDS, RateLimit, Verdict
 from relay.stores.clients import Credentials, hash_token
 from relay.stores.responses_log import Recorded
 
@@ -100,10 +102,14 @@ class MemoryConversations:
 
 
 class MemoryClients:
-    """Clients by token: `acme.token` is acme's."""
+    """Clients by token: `acme.token` is acme's; `rates` holds those with a rate of their own."""
 
     def __init__(self, *client_ids: str) -> None:
         self._by_token = {f"{client_id}.token": client_id for client_id in client_ids}
+        self.rates: dict[str, int] = {}
+
+    def rate_of(self, client_id: str) -> int | None:
+        return self.rates.get(client_id)
 
     def authenticate(self, token: str) -> Credentials:
         if token not in self._by_token:
@@ -114,6 +120,37 @@ class MemoryClients:
         if client_id not in self._by_token.values():
             raise Unauthorized("invalid conversation token: its client no longer exists")
         return Credentials(client_id=client_id, token_hash=hash_token(f"{client_id}.token"))
+
+
+class MemoryBuckets:
+    """The rate limits table on the clock's wall time, each client's theoretical arrival time (relay.rate_limits),
+    seen by one container: it knows a client is over without a write once it has seen it over."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.tats: dict[str, int] = {}
+        self.seen: dict[str, int] = {}
+        self.writes = 0
+
+    def over(self, client_id: str, limit: RateLimit) -> Verdict | None:
+        seen, now = self.seen.get(client_id), self._now()
+        return None if seen is None or limit.admits(seen, now) else limit.refused(seen, now)
+
+    def take(self, client_id: str, limit: RateLimit) -> Verdict:
+        tat, now = self.tats.get(client_id), self._now()
+        self.writes += 1
+        if tat is not None and not limit.admits(tat, now):
+            self.seen[client_id] = tat
+            return limit.refused(tat, now)
+        self.tats[client_id] = self.seen[client_id] = max(tat or now, now) + limit.interval
+        return limit.admitted(self.tats[client_id], now)
+
+    def spend(self, client_id: str, limit: RateLimit) -> None:
+        """Another container takes the client's whole burst."""
+        self.tats[client_id] = self._now() + limit.burst * limit.interval
+
+    def _now(self) -> int:
+        return int(self._clock.wall() * MICROSECONDS)
 
 
 class MemoryRepeats(BasePersistenceLayer):
@@ -254,3 +291,13 @@ def attempt(at: float, *, status: int | None = 204, failure: str | None = None, 
             **fields,
         }
     )
+
+
+class MemoryEvents:
+    """The operations topic: each operational event published."""
+
+    def __init__(self) -> None:
+        self.published: list[OperationalEvent] = []
+
+    def publish(self, event: OperationalEvent) -> None:
+        self.published.append(event)

@@ -31,12 +31,14 @@ from relay.deliveries import (
     Decision,
     Done,
     Held,
+    ProbeEndpoint,
     QueuedResponse,
     Release,
     Result,
     ResumeParked,
     Retry,
     StopConversation,
+    probe_body,
 )
 from relay.endpoints import PARKING, EndpointState, ProbeClaim
 from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS, Delivery
@@ -295,14 +297,17 @@ class Applied:
 
     def __init__(self) -> None:
         self.conversations: list[Mapping[str, Decision]] = []
+        self.released: list[str] = []
+        """The messages whose conversation asked the queue to delete what is done at once."""
         self.refuse = False
         self._lock = threading.Lock()
 
-    def __call__(self, decisions: Mapping[str, Decision]) -> None:
+    def __call__(self, decisions: Mapping[str, Decision], release: bool) -> None:
         if self.refuse and any(isinstance(decision, DeadLetter) for decision in decisions.values()):
             raise RuntimeError("dead-letter queue refused messages")
         with self._lock:
             self.conversations.append(decisions)
+            self.released.extend(decisions if release else ())
         self.on_apply(decisions)
 
     on_apply: Callable[[Mapping[str, Decision]], None] = staticmethod(lambda decisions: None)
@@ -336,6 +341,7 @@ class World:
     def run(self, *queued: QueuedResponse) -> list[Decision]:
         """One invocation with this batch: the decision for each of its responses, in the batch's order."""
         self.applied.conversations.clear()
+        self.applied.released.clear()
         decisions = self.flow.run(queued, self.remaining_ms, self.applied)
         applied = [message_id for conversation in self.applied.conversations for message_id in conversation]
         assert sorted(applied) == sorted(decisions), "the queue is given every decision, once, before the flow ends"
@@ -406,6 +412,7 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
         sender,
         log,
         lambda client_id, conversations: nudged.extend((client_id, c) for c in conversations),
+        lambda client_id: nudged.append((client_id, "probe")),
         logging.getLogger("delivery-test"),
         metrics,
         clock,
@@ -510,6 +517,7 @@ def test_a_conversation_is_released_as_soon_as_its_part_of_the_batch_is_done_not
     w.receiver.before["slow"] = lambda: assert_(fast_released.wait(10), "fast waited for the slow POST")
 
     assert w.run(fast, slow) == [DELIVERED, DELIVERED]
+    assert w.applied.released == [fast.message_id], "the last to finish leaves the deletes to Lambda"
 
 
 def test_one_container_has_at_most_the_endpoints_cap_of_posts_in_flight_to_it() -> None:
@@ -678,8 +686,14 @@ def record(w: World, *queued: QueuedResponse) -> None:
 
 
 def failed_probe(w: World) -> None:
+    """A response is the probe, and the receiver is still down: it is tried again."""
     (probe,) = w.run(said("probe", conversation="probe"))
     assert isinstance(probe, Retry)
+
+
+def probe_of(client_id: str = "acme") -> QueuedResponse:
+    probe = ProbeEndpoint(client_id=client_id)
+    return QueuedResponse(str(uuid.uuid4()), "probes", probe.to_json(), None, probe=probe)
 
 
 def parked_world() -> World:
@@ -696,7 +710,8 @@ def parked_world() -> World:
         "not before every container knows"
     )
     w.clock.now += HOLD_SECONDS
-    failed_probe(w)
+    assert ("acme", "probe") in w.nudged, "its probe is queued: it comes back though acme sends nothing"
+    assert isinstance(w.run(probe_of())[0], Held), "the receiver is still down"
     return w
 
 
@@ -766,6 +781,34 @@ def test_a_resume_that_fails_midway_goes_on_from_where_it_stopped() -> None:
     assert isinstance(first_try, Held)
     assert second_try == Done(Result.RESUMED)
     assert [t for t in w.receiver.texts() if t.startswith("c")] == ["c0", "c1", "c1", "c2"], "c0 not sent again"
+
+
+def test_a_parked_endpoints_probe_comes_back_while_it_fails_and_once_it_answers_resumes_every_parked_conversation() -> (
+    None
+):
+    w = parked_world()
+    conversation = [said(f"c{n}", conversation="c") for n in range(2)]
+    record(w, *conversation)
+    w.run(*conversation)
+    w.clock.now += COOLDOWN
+
+    (failed,) = w.run(probe_of())
+    w.receiver.down.clear()
+    w.clock.now += COOLDOWN
+    (answered,) = w.run(probe_of())
+
+    assert isinstance(failed, Held), "back in the queue for the next"
+    assert answered == Done(Result.PROBED)
+    probes = [post for post in w.receiver.posts if post.body == probe_body("acme")]
+    assert len(probes) == 3, "parked_world's, and these two"
+    headers = probes[-1].headers
+    webhook_id, timestamp = headers["webhook-id"], int(headers["webhook-timestamp"])
+    assert webhook_id.startswith("probe_")
+    assert headers["webhook-signature"] == signing.sign(
+        w.client().webhook_secret, webhook_id, timestamp, probe_body("acme")
+    )
+    assert w.client().endpoint_state is EndpointState.HEALTHY
+    assert ("acme", "c") in w.nudged, "its parked conversations are resumed"
 
 
 def test_an_endpoint_failing_for_the_disable_time_is_disabled_and_no_longer_probed() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import memory
 import pytest
 from memory import EPOCH, MemoryAttemptLog, attempt
 from standardwebhooks import Webhook
@@ -19,9 +20,11 @@ from relay.attempts import DeliveriesQuery, Failure, Trigger
 from relay.caller import Caller
 from relay.client_status import ClientProfile, StoppedConversation
 from relay.endpoints import EndpointState
-from relay.errors import InvalidRequest, NoResponseUrl, Unauthorized
+from relay.errors import InvalidRequest, NoResponseUrl, RateLimited, Unauthorized
 from relay.flows.self_service import ResponseUrlChange, SecretRotation, SelfService
+from relay.flows.throttling import Throttle
 from relay.models import signing_secrets
+from relay.rate_limits import DEFAULT_RATE, RateLimit
 from relay.stores.clients import Rotation
 
 ACME = Caller("acme")
@@ -98,12 +101,14 @@ class World:
         self.clients = MemoryClients(**fields)
         self.receiver = Receiver()
         self.nudged: list[tuple[str, list[str]]] = []
+        self.buckets = memory.MemoryBuckets(memory.Clock())
         self.flow = SelfService(
             self.clients,
             self.log,
             self.stops,
             WebhookSender(10, self.receiver),  # real time: the reference library checks a signature's timestamp
             lambda client_id, conversations: self.nudged.append((client_id, list(conversations))),
+            throttle=Throttle(self.buckets, memory.MemoryClients("acme"), DEFAULT_RATE, events=memory.MemoryEvents()),
             clock=lambda: NOW,
         )
 
@@ -347,3 +352,22 @@ def test_failures_before_the_url_was_switched_on_no_longer_count() -> None:
 
     assert status.endpoint.state == "healthy"
     assert status.last_failure is not None, "still in the attempt log"
+
+
+def test_every_self_service_route_counts_against_the_clients_rate() -> None:
+    w = World()
+    calls = [
+        lambda: w.flow.status(ACME),
+        lambda: w.flow.deliveries(ACME, DeliveriesQuery()),
+        lambda: w.flow.test(ACME),
+        lambda: w.flow.set_response_url(ACME, ResponseUrlChange(response_url="https://acme.example/hook")),
+        lambda: w.flow.rotate_secret(ACME, SecretRotation()),
+    ]
+    for call in calls:
+        call()
+
+    assert w.buckets.writes == len(calls)
+    w.buckets.spend("acme", RateLimit(DEFAULT_RATE))
+    for call in calls:
+        with pytest.raises(RateLimited):
+            call()

@@ -145,9 +145,11 @@ INBOUND = {
     "attempts_table": "a",
     "delivery_state_table": "d",
     "delivery_queue_url": "q",
+    "operations_topic_arn": "o",
     "watermark_key_secret": "w",
     "conversation_token_key_secret": "t",
     "stream_url": "wss://stream.example/live",
+    "rate_limits_table": "l",
 }
 RETRY_SCHEDULE = re.compile(TEMPLATE["Parameters"]["DeliveryRetrySchedule"]["AllowedPattern"])
 

@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from relay.endpoints import EndpointState
+from relay.rate_limits import Rate
 
 ID_MAX_LENGTH = 512
 """Ids fit in keys and message attributes."""
@@ -258,6 +259,8 @@ class Client(CamelModel):
     """When the endpoint was parked or disabled: its responses are parked once every container can know it."""
     parked_conversations: int = 0
     """Conversations with parked responses, waiting in the responses log to be delivered in order."""
+    rate_limit: Rate | None = None
+    """The client's own rate on the client API (requests per second); none: the stack's ClientRateLimit."""
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret, and the previous one while its grace period after a rotation lasts."""

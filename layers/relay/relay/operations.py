@@ -4,6 +4,9 @@ subscription's filter policy. relay.adapters.operations publishes them."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import AwareDatetime, HttpUrl
@@ -84,6 +87,27 @@ EVENTS: tuple[type[OperationalEvent], ...] = (
     ClientRateLimited,
 )
 """Every event, as openapi.yaml documents them under `webhooks`."""
+
+
+class EverySoOften:
+    """What lets one event of a kind through per client and interval in this container (client.rate_limited: once
+    every RATE_LIMITED_EVERY_SECONDS): a flood refused in many requests is told once, not once a request. Each
+    container tells it at most that often."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def due(self, client_id: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(client_id)
+            if last is not None and now - last < self._seconds:
+                return False
+            self._last[client_id] = now
+            return True
 
 
 def host_of(url: HttpUrl | None) -> str | None:

@@ -4,9 +4,6 @@ a notice is never worth failing a delivery or a request for."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,23 +31,3 @@ class OperationsPublisher:
             logger.error("operational event not published", extra={"event": event.type, "error": str(error)})
             return
         logger.info("operational event published", extra={"event": event.type, "client_id": event.client_id})
-
-
-class EverySoOften:
-    """What lets one event of a kind through per client and interval in this container (client.rate_limited): a
-    flood refused in many requests is told once, not once a request. Containers each tell it at most that often."""
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._seconds = seconds
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def due(self, client_id: str) -> bool:
-        now = self._clock()
-        with self._lock:
-            last = self._last.get(client_id)
-            if last is not None and now - last < self._seconds:
-                return False
-            self._last[client_id] = now
-            return True

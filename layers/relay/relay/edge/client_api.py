@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from relay.adapters.bot import BotClient
+from relay.adapters.operations import OperationsPublisher
 from relay.adapters.redelivery import Redelivery
 from relay.adapters.webhook import WebhookSender
 from relay.attempts import DeliveriesQuery
@@ -29,6 +30,7 @@ from relay.flows.inbound import POLL_REFUSALS, REFUSALS, Inbound
 from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader
 from relay.flows.self_service import REFUSALS as SELF_SERVICE_REFUSALS
 from relay.flows.self_service import ResponseUrlChange, SecretRotation, SelfService
+from relay.flows.throttling import Throttle
 from relay.flows.tokens import TOKEN_REFUSALS, TokenRequest, Tokens
 from relay.models import InboundMessage
 from relay.settings import InboundSettings
@@ -36,6 +38,7 @@ from relay.stores.attempts import AttemptLog
 from relay.stores.clients import ClientStore
 from relay.stores.conversations import ConversationStore
 from relay.stores.delivery_state import DeliveryState
+from relay.stores.rate_limits import RateLimits
 from relay.stores.responses_log import ResponsesLog
 from relay.watermarks import Watermarks
 
@@ -51,7 +54,8 @@ class ClientApi:
 
 
 def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> ClientApi:
-    """The flows from the function's settings, sharing the conversations and the conversation tokens' key."""
+    """The flows from the function's settings, sharing the conversations, the conversation tokens' key and the
+    clients' rates."""
     conversations = ConversationStore(
         dynamodb,
         settings.conversations_table,
@@ -59,6 +63,14 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
         cache_ttl_seconds=settings.cache_ttl_seconds,
     )
     conversation_tokens = ConversationTokens(secrets.of(settings.conversation_token_key_secret))
+    clients = ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds)
+    throttle = Throttle(
+        RateLimits(dynamodb, settings.rate_limits_table),
+        clients,
+        settings.client_rate_limit,
+        # Made at first use: only a client over its rate is told of, at most once a minute.
+        events=OperationsPublisher(ClientOnFirstUse("sns"), settings.operations_topic_arn),
+    )
     inbound = Inbound(
         conversations,
         BotClient(
@@ -73,12 +85,12 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
             Watermarks(secrets.of(settings.watermark_key_secret)),
         ),
         settings,
+        throttle=throttle,
     )
-    clients = ClientStore(dynamodb, settings.clients_table, settings.cache_ttl_seconds)
     return ClientApi(
         Access(clients, conversation_tokens),
         inbound,
-        Tokens(conversation_tokens, settings.stream_url),
+        Tokens(conversation_tokens, settings.stream_url, throttle=throttle),
         SelfService(
             clients,
             AttemptLog(dynamodb, settings.attempts_table),
@@ -86,6 +98,7 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
             WebhookSender(settings.webhook_timeout_seconds),
             # Only a switch-on that resumes parked conversations puts on the queue: its client made then.
             Redelivery(ClientOnFirstUse("sqs"), settings.delivery_queue_url).nudge,
+            throttle=throttle,
         ),
     )
 

@@ -22,6 +22,7 @@ import contextvars
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,12 +40,14 @@ from relay.deliveries import (
     Decision,
     Done,
     Held,
+    ProbeEndpoint,
     QueuedResponse,
     Release,
     Result,
     ResumeParked,
     Retry,
     StopConversation,
+    probe_body,
 )
 from relay.endpoints import PARKING, Admission, Breakers, Change, EndpointState, Hold, Post, Probe, ProbeClaim, at
 from relay.models import Client, ClientResponse
@@ -135,6 +138,7 @@ class Delivery:
         webhooks: WebhookSender,
         log: Log,
         nudge: Callable[[str, Sequence[str]], None],
+        probe_later: Callable[[str], None],
         logger: Any,
         metrics: Any,
         clock: Callable[[], float] = time.time,
@@ -142,10 +146,12 @@ class Delivery:
         attempts: AttemptLog,
         events: Events,
     ) -> None:
-        """`nudge(client_id, conversation_ids)` puts a ResumeParked in each conversation's message group."""
+        """`nudge(client_id, conversation_ids)` puts a ResumeParked in each conversation's message group, and
+        `probe_later(client_id)` a parked endpoint's ProbeEndpoint in the queue."""
         self._settings = settings
         self._log = log
         self._nudge = nudge
+        self._probe_later = probe_later
         self._time_left = threading.local()
         self._metrics = metrics
         self._breakers = Breakers(
@@ -170,7 +176,7 @@ class Delivery:
         self,
         responses: Sequence[QueuedResponse],
         remaining_ms: Callable[[], int],
-        apply: Callable[[Mapping[str, Decision]], None],
+        apply: Callable[[Mapping[str, Decision], bool], None],
     ) -> dict[str, Decision]:
         """Deliver a batch; then record its attempts in the attempt log, in one write."""
         try:
@@ -185,18 +191,25 @@ class Delivery:
         self,
         responses: Sequence[QueuedResponse],
         remaining_ms: Callable[[], int],
-        apply: Callable[[Mapping[str, Decision]], None],
+        apply: Callable[[Mapping[str, Decision], bool], None],
     ) -> dict[str, Decision]:
-        """Deliver a batch: its conversations in parallel, each in order. `apply` carries out each conversation's
-        decisions as soon as its part of the batch is done, so its next response is not held back by a slower
-        conversation of the same batch (another client's receiver, say)."""
+        """Deliver a batch: its conversations in parallel, each in order. `apply(decisions, release)` carries out
+        each conversation's decisions as soon as its part of the batch is done; `release` asks it to delete the
+        finished ones at once, so that conversation's next response is not held back by a slower one of the same
+        batch (another client's receiver, say). The last conversation to finish leaves that to Lambda, which
+        deletes the batch's successes as the invocation returns: a batch of one conversation costs no call."""
         groups: dict[str, list[QueuedResponse]] = {}
         for queued in responses:
             groups.setdefault(queued.conversation, []).append(queued)
+        running = [len(groups)]
+        lock = threading.Lock()
 
         def conversation(queue: list[QueuedResponse]) -> dict[str, Decision]:
             turn = self._conversation(queue, remaining_ms)
-            apply(turn.decisions)
+            with lock:
+                running[0] -= 1
+                others_running = running[0] > 0
+            apply(turn.decisions, others_running)
             # Only once its response is in the dead-letter queue: should sending it fail, the stop's next receive
             # dead-letters it again instead of taking it for a redrive.
             if turn.dead_lettered_stop:
@@ -228,8 +241,10 @@ class Delivery:
             if not self._has_time():
                 decisions.update(_release(queue[index:], "not enough time left in this invocation"))
                 break
-            if queued.resume is not None:
-                decision = decisions[queued.message_id] = self._resume_nudged(queued.resume)
+            if queued.resume is not None or queued.probe is not None:
+                decision = decisions[queued.message_id] = (
+                    self._resume_nudged(queued.resume) if queued.resume else self._probe_parked(queued.probe)
+                )
                 if isinstance(decision, FAILURES):
                     decisions.update(_release(queue[index + 1 :], "an earlier response failed"))
                     break
@@ -330,6 +345,8 @@ class Delivery:
                 extra={**ids, "response_url_host": client.response_url.host},
             )
             return Done(Result.GONE, str(failure))
+        if failure is not None and client.endpoint_state is EndpointState.PARKED:
+            return self._park(client, response, ids)  # a failed probe: its response leaves the queue like the rest
         if failure is not None:
             return self._failed(response, failure, ids, attempt)
         self._logger.info("delivered", extra=ids)
@@ -361,17 +378,39 @@ class Delivery:
 
     def _record(self, response: ClientResponse, attempt: int, trigger: Trigger, at: datetime, outcome: Outcome) -> None:
         """Keep the attempt for the attempt log, written when the invocation ends."""
+        self._keep(
+            response.client_id,
+            response.webhook_id,
+            response.conversation_id,
+            response.type,
+            attempt,
+            trigger,
+            at,
+            outcome,
+        )
+
+    def _keep(
+        self,
+        client_id: str,
+        webhook_id: str,
+        conversation_id: str,
+        type_: str,
+        attempt: int,
+        trigger: Trigger,
+        at: datetime,
+        outcome: Outcome,
+    ) -> None:
         record = Attempt.of(
             outcome,
-            webhook_id=response.webhook_id,
-            conversation_id=response.conversation_id,
-            type=response.type,
+            webhook_id=webhook_id,
+            conversation_id=conversation_id,
+            type=type_,
             attempt=attempt,
             trigger=trigger,
             at=at,
         )
         with self._records_lock:
-            self._records.append((response.client_id, record))
+            self._records.append((client_id, record))
 
     # ── parking: a dead endpoint's responses leave the queue; the responses log holds them in order ──
 
@@ -434,6 +473,31 @@ class Delivery:
         # The responses log records a response moments after delivery's queue gets it.
         return Held(1, "waiting for the responses log to record its parked responses")
 
+    def _probe_parked(self, probe: ProbeEndpoint | None) -> Decision:
+        """A parked endpoint's probe: a signed `test` delivery, once the cool-down allows; while it fails, back in
+        the queue (its only message there) until the next one."""
+        assert probe is not None
+        client = self._clients.get(probe.client_id)
+        if client is None or client.response_url is None or client.endpoint_state is not EndpointState.PARKED:
+            return Done(Result.SKIPPED, "its endpoint is not parked (any more)")
+        endpoint = client.client_id
+        with self._breakers.slot(endpoint):
+            admission = self._breakers.admit(endpoint, client.endpoint_open_until, client.endpoint_since)
+            failing = self._failing_for(client)
+            self._park_if_failing_long(client, failing)
+            if not isinstance(admission, Hold):  # always claimed: its success must close the breaker everywhere
+                admission = self._claim_probe(client, {"client_id": endpoint})
+            if isinstance(admission, Hold):
+                return Held(admission.seconds, "its endpoint's breaker is open")
+            if not self._breakers.probing(endpoint):
+                return Done(Result.SKIPPED, "its endpoint was switched on meanwhile")
+            webhook_id, started = f"probe_{uuid.uuid4().hex}", at(self._clock())
+            outcome, failure = self._post(client, webhook_id, probe_body(endpoint))
+        self._keep(endpoint, webhook_id, "", "test", 1, Trigger.PROBE, started, outcome)
+        if failure is not None:
+            return Held(self._breakers.cooldown_seconds, f"probe failed: {failure}")
+        return Done(Result.PROBED)
+
     def _resume_nudged(self, nudge: ResumeParked) -> Decision:
         client = self._clients.get(nudge.client_id)
         if client is None or client.endpoint_state in PARKING:
@@ -485,6 +549,8 @@ class Delivery:
         if not self._clients.park_endpoint(client.client_id, state, at(self._clock()), reason):
             return  # parked already, or recovered
         change = Change.PARKED if state is EndpointState.PARKED else Change.DISABLED
+        if state is EndpointState.PARKED:
+            self._probe_later(client.client_id)
         self._logger.warning(
             f"endpoint {state}: its responses leave the queue for the responses log until it is back",
             extra={"client_id": client.client_id, "reason": reason},

@@ -31,12 +31,13 @@ from relay.client_status import (
     failing_after,
 )
 from relay.endpoints import PARKING
-from relay.errors import Forbidden, InvalidRequest, NoResponseUrl, RelayError, TooLarge, Unauthorized
+from relay.errors import Forbidden, InvalidRequest, NoResponseUrl, RateLimited, RelayError, TooLarge, Unauthorized
+from relay.flows.throttling import Throttle
 from relay.models import CamelModel, ClientResponse
 from relay.observability import logger, metrics
 from relay.stores.clients import Rotation
 
-REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, TooLarge, NoResponseUrl)
+REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, TooLarge, NoResponseUrl, RateLimited)
 """What the self-service routes can refuse a request with."""
 
 TEST_CONVERSATION = "relay-test"
@@ -108,27 +109,34 @@ class SelfService:
         webhooks: WebhookSender,
         nudge: Callable[[str, Sequence[str]], None],
         *,
+        throttle: Throttle,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`nudge(client_id, conversation_ids)` resumes parked conversations (relay.adapters.delivery_queue)."""
+        """`nudge(client_id, conversation_ids)` resumes parked conversations (relay.adapters.redelivery); each
+        request counts against the client's rate (`throttle`)."""
         self._clients = clients
         self._attempts = attempts
         self._state = state
         self._webhooks = webhooks
         self._nudge = nudge
+        self._throttle = throttle
         self._clock = clock
 
     def deliveries(self, caller: Caller, query: DeliveriesQuery) -> AttemptsPage:
         """The caller's attempts matching `query`, newest first, and the cursor to the page after."""
         if query.since is not None and query.until is not None and query.until < query.since:
             raise InvalidRequest("query parameter until: must not be before since", field="until")
+        self._throttle.take(caller.client_id)
         page = self._attempts.page(caller.client_id, query)
         logger.info("attempts read", extra={"attempts": len(page.attempts), "more": page.cursor is not None})
         return page
 
     def status(self, caller: Caller) -> ClientStatus:
         """The caller's record and endpoint, as GET /client shows them."""
-        client_id = caller.client_id
+        self._throttle.take(caller.client_id)
+        return self._status(caller.client_id)
+
+    def _status(self, client_id: str) -> ClientStatus:
         profile = self._profile(client_id)
         success = self._attempts.latest(client_id, "delivered")
         failure = self._attempts.latest(client_id, "failed")
@@ -154,6 +162,7 @@ class SelfService:
     def test(self, caller: Caller) -> Attempt:
         """POST a signed response of type `test` to the caller's response URL now, whatever its endpoint's state
         (it is not counted by the breaker); its attempt is recorded, and answered."""
+        self._throttle.take(caller.client_id)
         now = self._now()
         found = self._clients.signing(caller.client_id, now)
         if found is None:
@@ -191,6 +200,7 @@ class SelfService:
     def set_response_url(self, caller: Caller, change: ResponseUrlChange) -> ClientStatus:
         """Set or clear the caller's response URL, switching its endpoint on (after a 410, a breaker, a park or a
         disable); its parked conversations are resumed, each in order from the responses log."""
+        self._throttle.take(caller.client_id)
         before = self._profile(caller.client_id)
         url = str(change.response_url) if change.response_url else None
         self._clients.set_url(caller.client_id, url)
@@ -203,10 +213,11 @@ class SelfService:
             "response URL set by the client",
             extra={"response_url_host": change.response_url.host if change.response_url else None, "resumed": resumed},
         )
-        return self.status(caller)
+        return self._status(caller.client_id)
 
     def rotate_secret(self, caller: Caller, rotation: SecretRotation) -> NewSigningSecret:
         """A new signing secret for the caller; the previous one stays valid `grace_seconds` (both sign meanwhile)."""
+        self._throttle.take(caller.client_id)
         self._profile(caller.client_id)
         now = self._now()
         grace = timedelta(seconds=rotation.grace_seconds)

@@ -21,13 +21,14 @@ from relay.client_status import ClientProfile
 from relay.endpoints import EndpointState, ProbeClaim
 from relay.errors import Unauthorized
 from relay.models import CLIENT_ID_PATTERN, CamelModel, Client, signing_secrets
+from relay.rate_limits import Rate
 
 type TransactItem = dict[str, Any]
 """One item of a DynamoDB TransactWriteItems call."""
 
-AUTH_ATTRIBUTES = ("clientId", "tokenHash", "previousTokenHash", "previousTokenExpiresAt", "enabled")
-"""All that authenticating a client reads from its record: never its signing secret. The client API's IAM
-policy allows reading only these (template.yaml, checked by a test)."""
+AUTH_ATTRIBUTES = ("clientId", "tokenHash", "previousTokenHash", "previousTokenExpiresAt", "enabled", "rateLimit")
+"""All that authenticating a client reads from its record, its own rate with it: never its signing secret. The
+client API's IAM policy allows reading only these (template.yaml, checked by a test)."""
 
 PROFILE_ATTRIBUTES = tuple(to_camel(name) for name in ClientProfile.model_fields)
 """What self-service reads of a client's record (GET /client): never its token hashes or signing secrets."""
@@ -47,6 +48,7 @@ class Credentials(CamelModel):
     previous_token_hash: str | None = None
     previous_token_expires_at: datetime | None = None
     enabled: bool = True
+    rate_limit: Rate | None = None
 
     def accepts(self, token: str, now: datetime) -> bool:
         """The current token, or the previous one while its grace period after a rotation lasts; constant time."""
@@ -188,6 +190,13 @@ class ClientStore:
         else:
             values = {":url": {"S": url}, **now}
             self._update(client_id, f"SET responseUrl = :url, {healthy} REMOVE {fields}", values)
+
+    def set_rate(self, client_id: str, rate: int | None) -> None:
+        """Give the client a rate of its own on the client API, or (None) the stack's again."""
+        if rate is None:
+            self._update(client_id, "REMOVE rateLimit", {})
+        else:
+            self._update(client_id, "SET rateLimit = :rate", {":rate": {"N": str(rate)}})
 
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
         """Enable or disable the client; returns whether it was enabled before."""
@@ -334,6 +343,11 @@ class ClientStore:
         if not credentials.enabled:
             raise Unauthorized(f"client '{client_id}' is disabled")
         return credentials
+
+    def rate_of(self, client_id: str) -> int | None:
+        """The client's own rate on the client API (None: the stack's), read with its credentials and cached."""
+        credentials = self._credentials_of(client_id)
+        return credentials.rate_limit if credentials else None
 
     def _credentials_of(self, client_id: str) -> Credentials | None:
         with self._lock:
