@@ -2,10 +2,11 @@
 
 Targets: inbound ≤ 3 (amortized) besides the forward to the bot: the idempotency record, put then updated, and
 the client's rate limit bucket, one conditional write (an exact rate shared by every container costs a write per
-request; relay.stores.rate_limits); bot response ≤ 2, delivery 0 beyond the event source; the responses log 2 per
-response (its write, the stream's nudge); a poll 1 read, empty or not, and the write of its count against the
-client's rate; a 20 s long poll tens of reads; the stream one post per frame and per conversation's batch of nudges
-3 more (its connections, the log, the cursor). Run with -s to see the figures.
+request; relay.stores.rate_limits); bot response ≤ 2; delivery per invocation (a batch of up to 10) one write of
+its attempt records and one delete of its finished messages per conversation but the last, nothing per delivery;
+the responses log 2 per response (its write, the stream's nudge); a poll 1 read, empty or not, and the write of its
+count against the client's rate; a 20 s long poll tens of reads; the stream one post per frame and per
+conversation's batch of nudges 3 more (its connections, the log, the cursor). Run with -s to see the figures.
 """
 
 from __future__ import annotations
@@ -70,10 +71,14 @@ def test_warm_calls_per_message(counted: tuple[Relay, CallCounter], receiver: HT
     relay.reply(forwarded, MESSAGES)
     bot_response = counter.take()
 
+    invocations = []
+    invoke = relay.delivery.invoke
+    relay.delivery.invoke = lambda event: invocations.append(event) or invoke(event)  # type: ignore[method-assign]
     relay.drain()
     delivery = counter.take()
 
     print(f"\ncold, first message end to end: {sum(cold.values())} calls {dict(cold)}")
+    print(f"delivery: {len(invocations)} invocations for {MESSAGES} responses")
     for name, calls in [("inbound", inbound), ("bot response", bot_response), ("delivery", delivery)]:
         print(f"warm {name}: {sum(calls.values()) / MESSAGES:.2f} calls per message {dict(calls)}")
 
@@ -82,8 +87,11 @@ def test_warm_calls_per_message(counted: tuple[Relay, CallCounter], receiver: HT
     assert inbound["secretsmanager:GetSecretValue"] == 0 and inbound["dynamodb:GetItem"] == 0
     assert sum(bot_response.values()) / MESSAGES <= 2
     assert bot_response["sns:Publish"] == MESSAGES
-    assert sum(delivery.values()) == 0
+    # One conversation: per invocation its attempts, in one write; Lambda deletes its messages.
+    assert delivery == {"dynamodb:BatchWriteItem": len(invocations)}
     assert len(receiver.log) == MESSAGES + 1
+    recorded = relay.call("GET", "/deliveries", token).json()["attempts"]
+    assert len(recorded) == MESSAGES + 1, "one record per attempt"
 
 
 def test_calls_per_recorded_response_and_per_poll(counted: tuple[Relay, CallCounter]) -> None:

@@ -14,6 +14,7 @@ from memory import (
     MemoryBuckets,
     MemoryClients,
     MemoryConversations,
+    MemoryEvents,
     MemoryLog,
     MemoryRepeats,
     client_response,
@@ -47,6 +48,10 @@ SETTINGS = InboundSettings(
     bot_webhook_url="https://bot.example/webhook",  # type: ignore[arg-type]
     bot_token_secret="bot-token",
     responses_table="responses",
+    attempts_table="attempts",
+    delivery_state_table="delivery-state",
+    delivery_queue_url="delivery-queue",
+    operations_topic_arn="operations",
     watermark_key_secret="watermark-key",
     conversation_token_key_secret="conversation-token-key",
     stream_url="wss://stream.example/live",
@@ -75,7 +80,9 @@ class World:
             self.repeats,
             reader,
             SETTINGS,
-            throttle=Throttle(MemoryBuckets(self.clock), MemoryClients("acme"), SETTINGS.client_rate_limit),
+            throttle=Throttle(
+                MemoryBuckets(self.clock), MemoryClients("acme"), SETTINGS.client_rate_limit, events=MemoryEvents()
+            ),
             clock=self.clock.monotonic,
         )
         self.inbound.starting(Context(self.clock, remaining_seconds))  # type: ignore[arg-type]

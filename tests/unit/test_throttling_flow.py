@@ -13,6 +13,7 @@ from memory import (
     MemoryBuckets,
     MemoryClients,
     MemoryConversations,
+    MemoryEvents,
     MemoryLog,
     MemoryRepeats,
 )
@@ -37,6 +38,10 @@ SETTINGS = InboundSettings(
     bot_webhook_url="https://bot.example/webhook",  # type: ignore[arg-type]
     bot_token_secret="bot-token",
     responses_table="responses",
+    attempts_table="attempts",
+    delivery_state_table="delivery-state",
+    delivery_queue_url="delivery-queue",
+    operations_topic_arn="operations",
     watermark_key_secret="watermark-key",
     conversation_token_key_secret="conversation-token-key",
     stream_url="wss://stream.example/live",
@@ -62,7 +67,10 @@ class Api:
             sleep=self.clock.sleep,
             now=self.clock.wall,
         )
-        throttle = Throttle(self.buckets, self.clients, SETTINGS.client_rate_limit)
+        self.events = MemoryEvents()
+        throttle = Throttle(
+            self.buckets, self.clients, SETTINGS.client_rate_limit, events=self.events, clock=self.clock.wall
+        )
         self.inbound = Inbound(
             conversations,  # type: ignore[arg-type]
             self.bot,  # type: ignore[arg-type]
@@ -116,6 +124,25 @@ def test_a_client_over_its_rate_is_refused_and_nothing_it_sent_then_is_forwarded
     api.clock.sleep(1.0)
     assert api.send("m-3").status == "forwarded"  # not a repeat: the refusal left its messageId free
     assert api.sent() == ["m-1", "m-2", "m-3"]
+
+
+def test_operators_are_told_of_a_client_over_its_rate_at_most_once_a_minute(api: Api) -> None:
+    api.clients.rates["acme"] = 1  # bursts of 2
+    api.send("m-1"), api.send("m-2")
+
+    for n in range(5):
+        refused(api.send, f"over-{n}")
+    api.clock.sleep(59)  # the bucket full again: two go through, the third is over
+    api.send("m-3"), api.send("m-4")
+    refused(api.send, "still-over")
+    api.clock.sleep(1)
+    api.send("m-5")
+    refused(api.send, "a-minute-on")
+
+    told = api.events.published
+    assert [event.type for event in told] == ["client.rate_limited"] * 2
+    assert told[0].client_id == "acme" and told[0].reason == "over its rate of 1 requests per second (bursts of 2)"
+    assert told[1].at.timestamp() - told[0].at.timestamp() == pytest.approx(60)
 
 
 def test_a_message_found_over_the_rate_only_at_its_count_is_not_forwarded_and_its_messageid_stays_free(

@@ -121,7 +121,9 @@ def test_a_route_for_one_kind_of_token_refuses_the_other_once_it_is_valid(
 
 def test_refresh_renews_the_grant_for_its_ttl_from_now(tokens: ConversationTokens, clock: Clock) -> None:
     access = Access(Clients(), tokens)
-    throttle = Throttle(memory.MemoryBuckets(memory.Clock()), memory.MemoryClients("acme"), DEFAULT_RATE)
+    throttle = Throttle(
+        memory.MemoryBuckets(memory.Clock()), memory.MemoryClients("acme"), DEFAULT_RATE, events=memory.MemoryEvents()
+    )
     flow = Tokens(tokens, "wss://stream.example/live", throttle=throttle, clock=clock)
     first = flow.mint(Caller("acme"), "order/42", TokenRequest(user_id="alice", ttl_seconds=120))
     clock.now = NOW + 100

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
 
+from relay.attempts import Trigger
 from relay.models import CamelModel, ClientResponse
 
 
@@ -37,6 +38,11 @@ def probe_body(client_id: str) -> str:
     return json.dumps({"type": "test", "payload": {"text": "test"}, "conversationId": "", "clientId": client_id})
 
 
+TRIGGER_ATTRIBUTE = "relayTrigger"
+"""The message attribute of a response put on the delivery queue again by a recover (or an operator's replay):
+its attempts are recorded with that trigger. Responses from the topic carry none: their trigger is the schedule."""
+
+
 @dataclass(frozen=True)
 class QueuedResponse:
     """One message of a batch from the delivery queue, as the flow sees it."""
@@ -53,6 +59,11 @@ class QueuedResponse:
     """Set for a nudge (its body is not a response): resume the parked conversation."""
     probe: ProbeEndpoint | None = None
     """Set for a parked endpoint's probe."""
+
+    receive_count: int = 1
+    """How many times SQS has handed the message out, this time included: 1 means it was never attempted."""
+    trigger: Trigger = Trigger.SCHEDULE
+    """What queued it: the topic (the schedule), or a recover (TRIGGER_ATTRIBUTE)."""
 
 
 class Result(Enum):

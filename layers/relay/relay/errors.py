@@ -42,6 +42,10 @@ class TooLarge(RelayError):
     """The request or the response it would publish is over a size limit."""
 
 
+class NoResponseUrl(RelayError):
+    """The client has no response URL to deliver to: set one first."""
+
+
 class UnknownConversation(RelayError):
     """The conversation was never sent through this relay (or not by this client)."""
 

@@ -264,9 +264,12 @@ class Client(CamelModel):
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret, and the previous one while its grace period after a rotation lasts."""
-        previous = self.previous_webhook_secret
-        expires = self.previous_secret_expires_at
-        return [self.webhook_secret, *([previous] if previous and expires and now < expires else [])]
+        return signing_secrets(self.webhook_secret, self.previous_webhook_secret, self.previous_secret_expires_at, now)
+
+
+def signing_secrets(current: str, previous: str | None, expires: datetime | None, now: datetime) -> list[str]:
+    """The secrets a delivery is signed with: the current one, and the previous one until `expires`."""
+    return [current, *([previous] if previous and expires and now < expires else [])]
 
 
 class StreamNudge(CamelModel):

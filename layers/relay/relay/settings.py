@@ -64,6 +64,12 @@ class InboundSettings(_Settings):
     idempotency_ttl_seconds: PositiveInt = 24 * 3600
     conversation_ttl_days: PositiveInt = 90
     responses_table: str
+    attempts_table: str
+    delivery_state_table: str
+    delivery_queue_url: str
+    webhook_timeout_seconds: PositiveFloat = 10.0
+    """How long POST /client/test waits for the response URL, as a delivery does."""
+    operations_topic_arn: str
     watermark_key_secret: str
     conversation_token_key_secret: str
     stream_url: Annotated[str, StringConstraints(pattern=r"^wss?://[^?#\s]+$")]
@@ -126,6 +132,10 @@ class StreamSettings(_Settings):
 class DeliverySettings(_Settings):
     clients_table: str
     delivery_state_table: str
+    attempts_table: str
+    attempt_retention_days: PositiveInt = 30
+    operations_topic_arn: str
+    """How long the attempt log keeps each attempt's record."""
     delivery_queue_url: str
     dead_letter_queue_url: str
     webhook_timeout_seconds: PositiveFloat = 10.0

@@ -22,9 +22,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQS
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from relay.adapters.publisher import endpoint_group_id, message_group_id
+from relay.adapters.publisher import endpoint_group_id
+from relay.adapters.redelivery import BATCH_ENTRIES, Redelivery
+from relay.attempts import Trigger
 from relay.deliveries import (
     FAILURES,
+    TRIGGER_ATTRIBUTE,
     DeadLetter,
     Decision,
     Done,
@@ -37,9 +40,6 @@ from relay.deliveries import (
     StopConversation,
 )
 from relay.models import ClientResponse
-
-BATCH_ENTRIES = 10
-"""SQS's most entries per batch call."""
 
 
 class NotDone(Exception):
@@ -70,19 +70,7 @@ class DeliveryQueue:
 
     def nudge(self, client_id: str, conversation_ids: Sequence[str]) -> None:
         """A ResumeParked in each conversation's message group: its parked responses go before what follows."""
-        for start in range(0, len(conversation_ids), BATCH_ENTRIES):
-            entries = [
-                {
-                    "Id": str(i),
-                    "MessageBody": ResumeParked(client_id=client_id, conversation_id=conversation_id).to_json(),
-                    "MessageGroupId": message_group_id(client_id, conversation_id),
-                    "MessageDeduplicationId": str(uuid.uuid4()),  # each recovery resumes afresh
-                }
-                for i, conversation_id in enumerate(conversation_ids[start : start + BATCH_ENTRIES])
-            ]
-            answer = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
-            if answer.get("Failed"):
-                raise RuntimeError(f"delivery queue refused resume nudges: {answer['Failed']}")
+        Redelivery(self._sqs, self._url).nudge(client_id, conversation_ids)
 
     def probe_later(self, client_id: str) -> None:
         """The parked endpoint's probe: in its own message group, so one at a time."""
@@ -185,6 +173,8 @@ def _queued(record: SQSRecord) -> QueuedResponse:
         if resume is None:
             with contextlib.suppress(ValidationError):  # none of them: the flow dead-letters it
                 probe = ProbeEndpoint.model_validate_json(record.body)
+    attribute = record.message_attributes[TRIGGER_ATTRIBUTE]  # its get() would give the raw dict
+    trigger = attribute.string_value if attribute is not None else None
     return QueuedResponse(
         message_id=record.message_id,
         conversation=record.attributes.message_group_id or record.message_id,
@@ -192,4 +182,6 @@ def _queued(record: SQSRecord) -> QueuedResponse:
         response=response,
         resume=resume,
         probe=probe,
+        receive_count=int(record.attributes.approximate_receive_count or 1),
+        trigger=Trigger.RECOVER if trigger == Trigger.RECOVER else Trigger.SCHEDULE,
     )

@@ -27,6 +27,7 @@ STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.InvalidRequest: HTTPStatus.BAD_REQUEST,
     errors.TooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     errors.UnknownConversation: HTTPStatus.NOT_FOUND,
+    errors.NoResponseUrl: HTTPStatus.CONFLICT,
     errors.MessageInProgress: HTTPStatus.CONFLICT,
     errors.MessageIdReused: HTTPStatus.UNPROCESSABLE_ENTITY,
     errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
@@ -175,6 +176,13 @@ def read_json(event: APIGatewayProxyEventV2, max_bytes: int) -> Any:
 def read_body[Body: BaseModel](model: type[Body], event: APIGatewayProxyEventV2, max_bytes: int) -> Body:
     """The request body as `model`: 400 or 413 when it is no JSON to read, 422 naming each field that is wrong."""
     return model.model_validate(read_json(event, max_bytes))
+
+
+def read_optional_body[Body: BaseModel](model: type[Body], event: APIGatewayProxyEventV2, max_bytes: int) -> Body:
+    """As read_body, but no body at all (or white space) is the model's defaults."""
+    if not request_body(event).strip():
+        return model()
+    return read_body(model, event, max_bytes)
 
 
 def read_query[Query: BaseModel](model: type[Query], event: APIGatewayProxyEventV2) -> Query:
