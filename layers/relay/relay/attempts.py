@@ -3,12 +3,13 @@ attempt, relay.stores.attempts) and GET /deliveries shows it to the client."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from relay.models import ID_MAX_LENGTH, CamelModel, Id
 
@@ -139,6 +140,16 @@ class AttemptsPage(CamelModel):
     """Pass it back as `cursor` for the next page, with the same filters; null: there is nothing older."""
 
 
+def _rfc3339(value: object) -> object:
+    """A time as RFC 3339 writes it: pydantic alone also reads a number as seconds since 1970."""
+    if isinstance(value, str) and not re.match(r"\d{4}-\d\d-\d\d[Tt ]", value):
+        raise ValueError("not an RFC 3339 date and time, such as 2026-12-07T08:00:00Z")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
 class DeliveriesQuery(CamelModel):
     """The query parameters of GET /deliveries (read by relay.edge.api.read_query)."""
 
@@ -153,8 +164,8 @@ class DeliveriesQuery(CamelModel):
     status: Annotated[
         Literal["failed", "delivered"] | None, Field(description="Only failed, or only delivered, attempts.")
     ] = None
-    since: Annotated[AwareDatetime | None, Field(description="Only attempts at or after this time (RFC 3339).")] = None
-    until: Annotated[AwareDatetime | None, Field(description="Only attempts at or before this time (RFC 3339).")] = None
+    since: Annotated[Rfc3339 | None, Field(description="Only attempts at or after this time (RFC 3339).")] = None
+    until: Annotated[Rfc3339 | None, Field(description="Only attempts at or before this time (RFC 3339).")] = None
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX_ATTEMPTS, description="Attempts per answer at most.")] = (
         PAGE_MAX_ATTEMPTS
     )

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import ConfigDict, Field, HttpUrl
+from pydantic import BeforeValidator, ConfigDict, Field, HttpUrl, WithJsonSchema
 
 from relay import signing
 from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, WebhookSender
@@ -47,13 +47,32 @@ GRACE_MAX_SECONDS = 30 * 86400
 """The longest a rotated signing secret stays valid beside the new one."""
 
 
+URL_MAX_LENGTH = 2000
+URL_SCHEMA = {"type": "string", "format": "uri", "minLength": 1, "maxLength": URL_MAX_LENGTH}
+"""A response URL as openapi.yaml describes it. Checked as sent: pydantic's own limit, 2,083 characters, counts the
+URL as it normalizes it (with a '/' added to one without a path), so a URL sent at that limit was refused."""
+
+
+def _within_url_limit(value: object) -> object:
+    if isinstance(value, str) and len(value) > URL_MAX_LENGTH:
+        raise ValueError(f"URL should have at most {URL_MAX_LENGTH} characters")
+    return value
+
+
 class ResponseUrlChange(CamelModel):
     """The body of PUT /client/response-url."""
 
     model_config = ConfigDict(extra="forbid")
 
-    response_url: HttpUrl | None
+    response_url: Annotated[HttpUrl, BeforeValidator(_within_url_limit), WithJsonSchema(URL_SCHEMA)] | None
     """Where responses are POSTed from now on (http or https); null: no webhook, SNS and polling only."""
+
+
+def _not_a_boolean(value: object) -> object:
+    """JSON's true and false are not numbers, though pydantic reads them as 1 and 0."""
+    if isinstance(value, bool):
+        raise ValueError("Input should be a valid integer")
+    return value
 
 
 class SecretRotation(CamelModel):
@@ -61,7 +80,7 @@ class SecretRotation(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grace_seconds: Annotated[int, Field(ge=0, le=GRACE_MAX_SECONDS)] = 24 * 3600
+    grace_seconds: Annotated[int, Field(ge=0, le=GRACE_MAX_SECONDS), BeforeValidator(_not_a_boolean)] = 24 * 3600
     """How long the previous secret stays valid: deliveries carry both signatures meanwhile. 0: it stops now."""
 
 
@@ -124,9 +143,9 @@ class SelfService:
 
     def deliveries(self, caller: Caller, query: DeliveriesQuery) -> AttemptsPage:
         """The caller's attempts matching `query`, newest first, and the cursor to the page after."""
-        if query.since is not None and query.until is not None and query.until < query.since:
-            raise InvalidRequest("query parameter until: must not be before since", field="until")
         self._throttle.take(caller.client_id)
+        if query.since is not None and query.until is not None and query.until < query.since:
+            return AttemptsPage(attempts=[], cursor=None)  # an empty window: openapi.yaml cannot say it is wrong
         page = self._attempts.page(caller.client_id, query)
         logger.info("attempts read", extra={"attempts": len(page.attempts), "more": page.cursor is not None})
         return page
