@@ -99,6 +99,8 @@ def test_a_url_switched_off_by_a_410_is_off(relay: Relay, receiver: HTTPServer) 
         ("POST", "/client/test", None),
         ("PUT", "/client/response-url", {"responseUrl": "https://evil.example/hook"}),
         ("POST", "/client/signing-secret", {}),
+        ("POST", "/client/recover", {"since": "2026-01-01T00:00:00Z"}),
+        ("GET", "/deliveries", None),
     ],
 )
 def test_a_conversation_token_is_refused(relay: Relay, method: str, path: str, body: Any) -> None:
@@ -270,3 +272,53 @@ def test_operators_subscribed_to_the_operations_topic_are_told_of_a_stopped_conv
         stuck,
     )
     assert event["host"] == "127.0.0.1" and event["reason"] == "receiver answered HTTP 500" and "at" in event
+
+
+# ── POST /client/recover ──
+
+
+def test_recover_after_a_purge_delivers_the_stopped_conversation_again_in_order_with_the_same_ids(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    acme, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    hook = Receiver(receiver, {"acme": acme.webhook_secret}).fail("c-1", MAX_ATTEMPTS)
+    since = datetime.now(UTC).isoformat()
+    ids = relay.say(token, "c-1", "x", "y", "z")
+    relay.drain()
+    relay.record()
+    relay.sqs.purge_queue(QueueUrl=relay.stack.ref("DeliveryDeadLetterQueue"))  # what a redrive would have brought
+    assert hook.delivered("c-1") == [] and client(relay, token)["stoppedConversations"] != []
+
+    answer = relay.call("POST", "/client/recover", token, {"since": since})
+    relay.drain()
+
+    assert answer.status == 202, answer.text
+    assert answer.json() == {"responses": 3, "conversations": 1}
+    assert hook.delivered("c-1") == ["x", "y", "z"]
+    assert [a.webhook_id for a in hook.attempts if a.status == 204] == ids, "the same webhook-ids"
+    recovered = relay.call("GET", "/deliveries", token, status="delivered").json()["attempts"]
+    assert {(a["trigger"], a["attempt"]) for a in recovered} == {("recover", 1)}
+    assert client(relay, token)["stoppedConversations"] == [], "the conversation goes on"
+    assert relay.queue_depth(relay.stack.ref("ResponsesLogQueue")) == 0, "nothing published again"
+
+
+def test_recover_of_a_window_with_nothing_undelivered_queues_nothing(relay: Relay, receiver: HTTPServer) -> None:
+    _, token = relay.add_client("acme", response_url=scripted(receiver, {}))
+    relay.say(token, "c-1", "fine")
+    relay.drain()
+
+    answer = relay.call("POST", "/client/recover", token, {"since": "2026-01-01T00:00:00Z"})
+
+    assert (answer.status, answer.json()) == (202, {"responses": 0, "conversations": 0})
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({}, "since"), ({"since": "yesterday"}, "since"), ({"since": "2026-01-01T00:00:00"}, "since")],
+)
+def test_a_bad_recover_window_is_refused_naming_the_field(relay: Relay, body: dict[str, Any], field: str) -> None:
+    _, token = relay.add_client("acme")
+
+    answer = relay.call("POST", "/client/recover", token, body)
+
+    assert answer.status == 422 and answer.json()["errors"][0]["field"] == field

@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, HttpUrl
 
 from relay import signing
 from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, WebhookSender
-from relay.attempts import Attempt, AttemptsPage, DeliveriesQuery, Outcome, Trigger
+from relay.attempts import TEST_CONVERSATION, Attempt, AttemptsPage, DeliveriesQuery, Outcome, Trigger
 from relay.caller import Caller
 from relay.client_status import (
     COUNT_HOURS,
@@ -39,9 +39,6 @@ from relay.stores.clients import Rotation
 
 REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, TooLarge, NoResponseUrl, RateLimited)
 """What the self-service routes can refuse a request with."""
-
-TEST_CONVERSATION = "relay-test"
-"""The conversation and user of a test delivery (POST /client/test): no conversation of the client's own."""
 
 GRACE_MAX_SECONDS = 30 * 86400
 """The longest a rotated signing secret stays valid beside the new one."""
