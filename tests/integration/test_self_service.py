@@ -17,6 +17,7 @@ from devstack.lambdas import LocalFunction
 from harness import MAX_ATTEMPTS, Receiver, Relay, scripted
 from relay.endpoints import EndpointState
 from relay.stores.delivery_state import DeliveryState
+from relay_clients import cli
 
 # Retried at once, a stop held 1 s; the breaker kept out of the way (it has tests of its own).
 QUICK = {
@@ -322,3 +323,85 @@ def test_a_bad_recover_window_is_refused_naming_the_field(relay: Relay, body: di
     answer = relay.call("POST", "/client/recover", token, body)
 
     assert answer.status == 422 and answer.json()["errors"][0]["field"] == field
+
+
+# ── relay-clients health, attempts, test, recover: the same answers, for an operator ──
+
+
+def operator(relay: Relay, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    where = [
+        "--table",
+        relay.stack.ref("ClientsTable"),
+        "--attempts-table",
+        relay.stack.ref("AttemptsTable"),
+        "--delivery-state-table",
+        relay.stack.ref("DeliveryStateTable"),
+    ]
+    command, client_id, *rest = argv
+    capsys.readouterr()
+    status = cli.main([command, client_id, *where, *rest])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_an_operator_sees_what_the_client_sees(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = scripted(receiver, {"a": [(503, "busy")]})
+    _, token = relay.add_client("acme", response_url=url)
+    relay.say(token, "c-1", "a")
+    relay.drain()
+
+    health = operator(relay, capsys, "health", "acme")
+    failed = operator(relay, capsys, "attempts", "acme", "--status", "failed")
+    paged = operator(relay, capsys, "attempts", "acme", "--limit", "1")
+
+    assert health[0] == 0 and json.loads(health[1]) == client(relay, token)
+    assert failed[0] == 0 and json.loads(failed[1]) == relay.call("GET", "/deliveries", token, status="failed").json()
+    assert json.loads(paged[1]) == relay.call("GET", "/deliveries", token, limit=1).json()
+
+
+def test_an_operator_tests_a_clients_url_and_recovers_its_window(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    receiver.expect_request("/teapot", method="POST").respond_with_data("I'm a teapot", status=418)
+    _, token = relay.add_client("acme", response_url=receiver.url_for("/teapot"))
+
+    status, out, _ = operator(relay, capsys, "test", "acme")
+    recovered = operator(
+        relay,
+        capsys,
+        "recover",
+        "acme",
+        "--since",
+        "2026-01-01T00:00:00Z",
+        "--responses-table",
+        relay.stack.ref("ResponsesTable"),
+        "--queue",
+        relay.stack.ref("DeliveryQueue"),
+    )
+
+    assert status == 1, "not delivered"
+    tested = json.loads(out)
+    assert (tested["status"], tested["body"], tested["trigger"]) == (418, "I'm a teapot", "test")
+    assert relay.call("GET", "/deliveries", token).json()["attempts"] == [tested]
+    assert recovered[0] == 0 and json.loads(recovered[1]) == {"responses": 0, "conversations": 0}
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (("attempts", "acme", "--since", "yesterday"), "--since"),
+        (("attempts", "acme", "--limit", "0"), "--limit"),
+        (("recover", "acme", "--since", "2026-01-01T00:00:00"), "--since"),
+        (("health", "nobody"), "no client 'nobody'"),
+    ],
+)
+def test_an_operators_mistake_is_named(
+    relay: Relay, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], named: str
+) -> None:
+    relay.add_client("acme")
+
+    status, _, err = operator(relay, capsys, *argv)
+
+    assert status in (1, 2) and named in err

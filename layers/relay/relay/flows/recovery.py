@@ -95,9 +95,11 @@ class Recovery:
         log: Log,
         jobs: Callable[[Sequence[RecoverJob]], None],
         *,
-        throttle: Throttle,
+        throttle: Throttle | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`jobs` hands the jobs to the delivery queue; each request counts against the client's rate (`throttle`;
+        None for an operator's, relay-clients)."""
         self._attempts = attempts
         self._state = state
         self._log = log
@@ -107,7 +109,8 @@ class Recovery:
 
     def recover(self, caller: Caller, request: RecoverRequest) -> RecoverAnswer:
         client_id = caller.client_id
-        self._throttle.take(client_id)
+        if self._throttle is not None:
+            self._throttle.take(client_id)
         since, until = request.since, request.until or datetime.fromtimestamp(self._clock(), UTC)
         if until < since:
             raise InvalidRequest("until: must not be before since", field="until")

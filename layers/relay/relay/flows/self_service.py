@@ -106,11 +106,11 @@ class SelfService:
         webhooks: WebhookSender,
         nudge: Callable[[str, Sequence[str]], None],
         *,
-        throttle: Throttle,
+        throttle: Throttle | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`nudge(client_id, conversation_ids)` resumes parked conversations (relay.adapters.redelivery); each
-        request counts against the client's rate (`throttle`)."""
+        request counts against the client's rate (`throttle`; None for an operator's, relay-clients)."""
         self._clients = clients
         self._attempts = attempts
         self._state = state
@@ -123,14 +123,14 @@ class SelfService:
         """The caller's attempts matching `query`, newest first, and the cursor to the page after."""
         if query.since is not None and query.until is not None and query.until < query.since:
             raise InvalidRequest("query parameter until: must not be before since", field="until")
-        self._throttle.take(caller.client_id)
+        self._count(caller)
         page = self._attempts.page(caller.client_id, query)
         logger.info("attempts read", extra={"attempts": len(page.attempts), "more": page.cursor is not None})
         return page
 
     def status(self, caller: Caller) -> ClientStatus:
         """The caller's record and endpoint, as GET /client shows them."""
-        self._throttle.take(caller.client_id)
+        self._count(caller)
         return self._status(caller.client_id)
 
     def _status(self, client_id: str) -> ClientStatus:
@@ -159,7 +159,7 @@ class SelfService:
     def test(self, caller: Caller) -> Attempt:
         """POST a signed response of type `test` to the caller's response URL now, whatever its endpoint's state
         (it is not counted by the breaker); its attempt is recorded, and answered."""
-        self._throttle.take(caller.client_id)
+        self._count(caller)
         now = self._now()
         found = self._clients.signing(caller.client_id, now)
         if found is None:
@@ -197,7 +197,7 @@ class SelfService:
     def set_response_url(self, caller: Caller, change: ResponseUrlChange) -> ClientStatus:
         """Set or clear the caller's response URL, switching its endpoint on (after a 410, a breaker, a park or a
         disable); its parked conversations are resumed, each in order from the responses log."""
-        self._throttle.take(caller.client_id)
+        self._count(caller)
         before = self._profile(caller.client_id)
         url = str(change.response_url) if change.response_url else None
         self._clients.set_url(caller.client_id, url)
@@ -214,7 +214,7 @@ class SelfService:
 
     def rotate_secret(self, caller: Caller, rotation: SecretRotation) -> NewSigningSecret:
         """A new signing secret for the caller; the previous one stays valid `grace_seconds` (both sign meanwhile)."""
-        self._throttle.take(caller.client_id)
+        self._count(caller)
         self._profile(caller.client_id)
         now = self._now()
         grace = timedelta(seconds=rotation.grace_seconds)
@@ -223,6 +223,10 @@ class SelfService:
         metrics.add_metric(name="SigningSecretRotated", unit=MetricUnit.Count, value=1)
         logger.info("signing secret rotated by the client", extra={"grace_seconds": rotation.grace_seconds})
         return NewSigningSecret(signing_secret=secret, previous_valid_until=now + grace)
+
+    def _count(self, caller: Caller) -> None:
+        if self._throttle is not None:
+            self._throttle.take(caller.client_id)
 
     def _profile(self, client_id: str) -> ClientProfile:
         profile = self._clients.profile(client_id)
