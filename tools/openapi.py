@@ -23,7 +23,7 @@ from relay.client_status import ClientStatus
 from relay.edge.api import STATUS
 from relay.edge.bodies import MAX_JSON_DEPTH
 from relay.errors import RelayError
-from relay.flows import bot_responses, inbound, self_service, tokens
+from relay.flows import bot_responses, inbound, recovery, self_service, tokens
 from relay.flows.polling import ReplyWait, ResponsesQuery
 from relay.models import (
     BotResponse,
@@ -59,6 +59,8 @@ class Operation:
     """Another body taken besides `body`'s model, as a JSON schema."""
     body_required: bool = True
     """False: no body at all is taken too, as the model's defaults."""
+    status: HTTPStatus = HTTPStatus.OK
+    """The status of the answer `answer` describes."""
     answer_or: type[BaseModel] | None = None
     """Another answer besides `answer`'s model (depending on the query); tried first, as generated clients try
     the variants of `anyOf` in order and `answer`'s model takes extra fields: so it must have required fields
@@ -322,6 +324,24 @@ OPERATIONS += [
         {"graceSeconds": 3600},
         body_required=False,
     ),
+    Operation(
+        "post",
+        "/client/recover",
+        "Deliver again what failed, was dead-lettered or skipped in a window",
+        "From the responses log, in each conversation's order and with the same webhook-ids, every response of "
+        "the client whose delivery failed, was dead-lettered, or was skipped while its endpoint was off (a 410, a "
+        "disabled client) between `since` and `until`: in each such conversation, every response from the first "
+        "of those on, recorded up to `until`, that was not delivered since `since`; a stopped conversation from "
+        "the response it stopped at. Nothing is published to SNS again. Parked conversations are left to "
+        "PUT /client/response-url. The answer says how many; the delivery queue does the rest in the background, "
+        "each response with the whole retry schedule again. Client token only.",
+        recovery.REFUSALS,
+        recovery.RecoverAnswer,
+        {"responses": 42, "conversations": 3},
+        recovery.RecoverRequest,
+        {"since": "2026-12-02T18:00:00Z", "until": "2026-12-02T20:00:00Z"},
+        status=HTTPStatus.ACCEPTED,
+    ),
 ]
 
 STATIC: dict[str, dict[str, Any]] = {
@@ -509,7 +529,7 @@ def _operation(op: Operation, schema: dict[tuple[Any, JsonSchemaMode], Any]) -> 
     if op.answer_or:
         answer = {"anyOf": [schema[op.answer_or, "serialization"], answer]}
     described["responses"] = {
-        "200": {
+        str(int(op.status)): {
             "description": " Or: ".join(_summary(model) for model in (op.answer, op.answer_or) if model),
             "content": {JSON: {"schema": answer, "example": op.answer_example}},
         },

@@ -40,6 +40,7 @@ delivery = Delivery(
     attempts=AttemptLog(dynamodb, settings.attempts_table, settings.attempt_retention_days),
     # Made at first use: an endpoint's change or a stop is rare, and needs no client at every cold start.
     events=OperationsPublisher(ClientOnFirstUse("sns"), settings.operations_topic_arn),
+    requeue=queue.requeue,
 )
 processor = conversation_ordered_processor()
 

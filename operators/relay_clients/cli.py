@@ -6,6 +6,10 @@
     relay-clients --stack messaging-relay rotate acme --secret --grace 2h
     relay-clients --stack messaging-relay disable acme
     relay-clients --stack messaging-relay set-rate acme 50        (50 requests/s, bursts of 100; --default: the stack's)
+    relay-clients --stack messaging-relay health acme             (GET /client: its endpoint, as acme sees it)
+    relay-clients --stack messaging-relay attempts acme --status failed --since 2026-12-02T18:00:00Z
+    relay-clients --stack messaging-relay test acme               (a signed test delivery now: its attempt)
+    relay-clients --stack messaging-relay recover acme --since 2026-12-02T18:00:00Z
     relay-clients --dev list                                      (the local stack of `make dev`)
 
 The table is `--table NAME`, or the `ClientsTableName` output of `--stack NAME` (or of the local stack with
@@ -28,12 +32,22 @@ from pydantic import TypeAdapter, ValidationError
 
 from relay import signing
 from relay.adapters.delivery_queue import DeliveryQueue
+from relay.adapters.redelivery import Redelivery
+from relay.adapters.webhook import WebhookSender
+from relay.attempts import DeliveriesQuery
+from relay.caller import Caller
+from relay.errors import RelayError
+from relay.flows.recovery import RecoverRequest, Recovery
+from relay.flows.self_service import SelfService
 from relay.models import Client, ClientId
 from relay.rate_limits import MAX_RATE, Rate, RateLimit
+from relay.settings import DeliverySettings
+from relay.stores.attempts import AttemptLog
 from relay.stores.clients import ClientStore, Rotation, hash_token, new_token
 from relay.stores.delivery_state import DeliveryState
 from relay.stores.responses_log import ResponsesLog
 from relay_clients.context import (
+    ATTEMPTS_TABLE,
     BAD_INPUT,
     CLIENTS_TABLE,
     DEAD_LETTER_QUEUE,
@@ -54,6 +68,20 @@ _rate: TypeAdapter[int] = TypeAdapter(Rate)
 
 # What the function containers do: they trust a cached client record this long (CACHE_TTL_SECONDS).
 _CACHE_NOTE = "Functions already running may go on using the previous record for up to 60 seconds (their cache)."
+
+# What a test delivery waits for the receiver, as the delivery function does by default (WebhookTimeoutSeconds).
+_WEBHOOK_TIMEOUT_SECONDS = DeliverySettings.model_fields["webhook_timeout_seconds"].default
+
+# The options of `attempts`, by the query parameters they give.
+_ATTEMPTS_OPTIONS = {
+    "conversationId": "--conversation",
+    "webhookId": "--webhook-id",
+    "status": "--status",
+    "since": "--since",
+    "until": "--until",
+    "limit": "--limit",
+    "cursor": "--cursor",
+}
 
 # The option each model field comes from, to name it in an error.
 _OPTIONS = {"client_id": "--id", "name": "--name", "response_url": "--response-url"}
@@ -296,6 +324,93 @@ def resume(context: Context, args: argparse.Namespace) -> int:
     return OK
 
 
+# ── What a client sees of its deliveries: the same answers as its self-service routes, in JSON ──
+
+
+def health(context: Context, args: argparse.Namespace) -> int:
+    """What GET /client answers the client."""
+    status = _relay_errors(_self_service(context, args).status, Caller(args.id))
+    print(status.model_dump_json(by_alias=True, indent=2))
+    return OK
+
+
+def attempts(context: Context, args: argparse.Namespace) -> int:
+    """What GET /deliveries answers the client."""
+    fields = {
+        "conversationId": args.conversation,
+        "webhookId": args.webhook_id,
+        "status": args.status,
+        "since": args.since,
+        "until": args.until,
+        "limit": args.limit,
+        "cursor": args.cursor,
+    }
+    try:
+        query = DeliveriesQuery.model_validate({name: value for name, value in fields.items() if value is not None})
+    except ValidationError as error:
+        raise CommandError(_invalid(error, _ATTEMPTS_OPTIONS), BAD_INPUT) from None
+    page = _relay_errors(_self_service(context, args).deliveries, Caller(args.id), query)
+    print(page.model_dump_json(by_alias=True, indent=2))
+    return OK
+
+
+def test_delivery(context: Context, args: argparse.Namespace) -> int:
+    """What POST /client/test answers the client: a signed `test` delivery to its URL now, and its attempt."""
+    attempt = _relay_errors(_self_service(context, args).test, Caller(args.id))
+    print(attempt.model_dump_json(by_alias=True, indent=2))
+    return OK if attempt.delivered else FAILED
+
+
+def recover(context: Context, args: argparse.Namespace) -> int:
+    """What POST /client/recover answers the client; the delivery queue delivers them in the background."""
+    try:
+        request = RecoverRequest.model_validate({"since": args.since, "until": args.until})
+    except ValidationError as error:
+        raise CommandError(_invalid(error, {"since": "--since", "until": "--until"}), BAD_INPUT) from None
+    attempts_table, state_table, responses_table = context.resources(
+        ATTEMPTS_TABLE, DELIVERY_STATE_TABLE, RESPONSES_TABLE
+    )
+    dynamodb = context.aws("dynamodb")
+    recovery = Recovery(
+        AttemptLog(dynamodb, attempts_table),
+        DeliveryState(dynamodb, state_table),
+        ResponsesLog(dynamodb, responses_table),
+        lambda jobs: _redelivery(context).recover(jobs),
+        throttle=None,
+    )
+    _existing(context.clients, args.id)
+    print(_relay_errors(recovery.recover, Caller(args.id), request).model_dump_json(by_alias=True, indent=2))
+    return OK
+
+
+def _self_service(context: Context, args: argparse.Namespace) -> SelfService:
+    """The client's self-service, as an operator calls it: not counted against the client's rate."""
+    _existing(context.clients, args.id)
+    attempts_table, state_table = context.resources(ATTEMPTS_TABLE, DELIVERY_STATE_TABLE)
+    dynamodb = context.aws("dynamodb")
+    return SelfService(
+        context.clients,
+        AttemptLog(dynamodb, attempts_table),
+        DeliveryState(dynamodb, state_table),
+        WebhookSender(_WEBHOOK_TIMEOUT_SECONDS),
+        lambda client_id, conversations: _redelivery(context).nudge(client_id, conversations),
+        throttle=None,
+    )
+
+
+def _relay_errors[Answer](call: Callable[..., Answer], *args: Any) -> Answer:
+    """The flow's answer; a refusal ends the command with its message (2 when a given value is wrong)."""
+    try:
+        return call(*args)
+    except RelayError as error:
+        raise CommandError(error.message, BAD_INPUT if getattr(error, "field", None) else FAILED) from None
+
+
+def _redelivery(context: Context) -> Redelivery:
+    (queue,) = context.resources(DELIVERY_QUEUE)
+    return Redelivery(context.aws("sqs"), queue)
+
+
 def _conversation(args: argparse.Namespace) -> str:
     return f"conversation '{_cell(args.conversation)}' of client '{args.client}'"
 
@@ -442,6 +557,8 @@ def resource_option(resource: Resource) -> Option:
     )
 
 
+CLIENT_ATTEMPTS = (resource_option(ATTEMPTS_TABLE), resource_option(DELIVERY_STATE_TABLE))
+
 COMMANDS = (
     Command(
         "create",
@@ -527,6 +644,48 @@ COMMANDS = (
         "deliver a stopped conversation's new responses again, when its dead-letter messages were purged",
         resume,
         (*conversation_options(required=True), resource_option(DELIVERY_STATE_TABLE)),
+    ),
+    Command(
+        "health",
+        "a client's endpoint as GET /client shows it: its state, last success and failure, a day's counts, stops",
+        health,
+        (ID, *CLIENT_ATTEMPTS),
+    ),
+    Command(
+        "attempts",
+        "a client's delivery attempts as GET /deliveries shows them, newest first (JSON; --cursor for more)",
+        attempts,
+        (
+            ID,
+            option("--conversation", help="only this conversation's attempts"),
+            option("--webhook-id", help="only the attempts of the response with this webhook-id"),
+            option("--status", choices=["failed", "delivered"], help="only failed, or only delivered, attempts"),
+            option("--since", help="only attempts at or after this time (RFC 3339, e.g. 2026-12-02T18:00:00Z)"),
+            option("--until", help="only attempts at or before this time (RFC 3339)"),
+            option("--limit", type=int, help="attempts per page at most (1 to 100; default 100)"),
+            option("--cursor", help="the previous answer's cursor: the page after it"),
+            *CLIENT_ATTEMPTS,
+        ),
+    ),
+    Command(
+        "test",
+        "send a signed delivery of type test to a client's response URL now and show its attempt (as POST"
+        " /client/test); exit 1 when it was not delivered",
+        test_delivery,
+        (ID, *CLIENT_ATTEMPTS),
+    ),
+    Command(
+        "recover",
+        "deliver again what failed, was dead-lettered or skipped in a window, in order (as POST /client/recover)",
+        recover,
+        (
+            ID,
+            option("--since", required=True, help="the window's start (RFC 3339, e.g. 2026-12-02T18:00:00Z)"),
+            option("--until", help="the window's end (RFC 3339; default: now)"),
+            *CLIENT_ATTEMPTS,
+            resource_option(RESPONSES_TABLE),
+            resource_option(DELIVERY_QUEUE),
+        ),
     ),
 )
 

@@ -55,6 +55,7 @@ RESPONSES_TABLE = Resource("ResponsesTableName", "--responses-table", "NAME", "t
 DELIVERY_STATE_TABLE = Resource(
     "DeliveryStateTableName", "--delivery-state-table", "NAME", "the delivery state table (where stops are kept)"
 )
+ATTEMPTS_TABLE = Resource("AttemptsTableName", "--attempts-table", "NAME", "the attempt log")
 
 
 class Context:

@@ -55,6 +55,7 @@ def test_filters_and_a_cursor_walk_every_matching_attempt_once_in_order(relay: R
     url = scripted(receiver, {"a": [(500, "")], "b": [(502, "")]})
     _, token = relay.add_client("acme", response_url=url)
     (a,) = relay.say(token, "c-1", "a")
+    relay.drain()  # before b: each in its own batches, so a's attempts are all older than b's
     (b,) = relay.say(token, "c-2", "b")
     relay.drain()
     everything = deliveries(relay, token)["attempts"]

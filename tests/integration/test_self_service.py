@@ -17,6 +17,7 @@ from devstack.lambdas import LocalFunction
 from harness import MAX_ATTEMPTS, Receiver, Relay, scripted
 from relay.endpoints import EndpointState
 from relay.stores.delivery_state import DeliveryState
+from relay_clients import cli
 
 # Retried at once, a stop held 1 s; the breaker kept out of the way (it has tests of its own).
 QUICK = {
@@ -99,6 +100,8 @@ def test_a_url_switched_off_by_a_410_is_off(relay: Relay, receiver: HTTPServer) 
         ("POST", "/client/test", None),
         ("PUT", "/client/response-url", {"responseUrl": "https://evil.example/hook"}),
         ("POST", "/client/signing-secret", {}),
+        ("POST", "/client/recover", {"since": "2026-01-01T00:00:00Z"}),
+        ("GET", "/deliveries", None),
     ],
 )
 def test_a_conversation_token_is_refused(relay: Relay, method: str, path: str, body: Any) -> None:
@@ -270,3 +273,135 @@ def test_operators_subscribed_to_the_operations_topic_are_told_of_a_stopped_conv
         stuck,
     )
     assert event["host"] == "127.0.0.1" and event["reason"] == "receiver answered HTTP 500" and "at" in event
+
+
+# ── POST /client/recover ──
+
+
+def test_recover_after_a_purge_delivers_the_stopped_conversation_again_in_order_with_the_same_ids(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    acme, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    hook = Receiver(receiver, {"acme": acme.webhook_secret}).fail("c-1", MAX_ATTEMPTS)
+    since = datetime.now(UTC).isoformat()
+    ids = relay.say(token, "c-1", "x", "y", "z")
+    relay.drain()
+    relay.record()
+    relay.sqs.purge_queue(QueueUrl=relay.stack.ref("DeliveryDeadLetterQueue"))  # what a redrive would have brought
+    assert hook.delivered("c-1") == [] and client(relay, token)["stoppedConversations"] != []
+
+    answer = relay.call("POST", "/client/recover", token, {"since": since})
+    relay.drain()
+
+    assert answer.status == 202, answer.text
+    assert answer.json() == {"responses": 3, "conversations": 1}
+    assert hook.delivered("c-1") == ["x", "y", "z"]
+    assert [a.webhook_id for a in hook.attempts if a.status == 204] == ids, "the same webhook-ids"
+    recovered = relay.call("GET", "/deliveries", token, status="delivered").json()["attempts"]
+    assert {(a["trigger"], a["attempt"]) for a in recovered} == {("recover", 1)}
+    assert client(relay, token)["stoppedConversations"] == [], "the conversation goes on"
+    assert relay.queue_depth(relay.stack.ref("ResponsesLogQueue")) == 0, "nothing published again"
+
+
+def test_recover_of_a_window_with_nothing_undelivered_queues_nothing(relay: Relay, receiver: HTTPServer) -> None:
+    _, token = relay.add_client("acme", response_url=scripted(receiver, {}))
+    relay.say(token, "c-1", "fine")
+    relay.drain()
+
+    answer = relay.call("POST", "/client/recover", token, {"since": "2026-01-01T00:00:00Z"})
+
+    assert (answer.status, answer.json()) == (202, {"responses": 0, "conversations": 0})
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({}, "since"), ({"since": "yesterday"}, "since"), ({"since": "2026-01-01T00:00:00"}, "since")],
+)
+def test_a_bad_recover_window_is_refused_naming_the_field(relay: Relay, body: dict[str, Any], field: str) -> None:
+    _, token = relay.add_client("acme")
+
+    answer = relay.call("POST", "/client/recover", token, body)
+
+    assert answer.status == 422 and answer.json()["errors"][0]["field"] == field
+
+
+# ── relay-clients health, attempts, test, recover: the same answers, for an operator ──
+
+
+def operator(relay: Relay, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    where = [
+        "--table",
+        relay.stack.ref("ClientsTable"),
+        "--attempts-table",
+        relay.stack.ref("AttemptsTable"),
+        "--delivery-state-table",
+        relay.stack.ref("DeliveryStateTable"),
+    ]
+    command, client_id, *rest = argv
+    capsys.readouterr()
+    status = cli.main([command, client_id, *where, *rest])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_an_operator_sees_what_the_client_sees(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = scripted(receiver, {"a": [(503, "busy")]})
+    _, token = relay.add_client("acme", response_url=url)
+    relay.say(token, "c-1", "a")
+    relay.drain()
+
+    health = operator(relay, capsys, "health", "acme")
+    failed = operator(relay, capsys, "attempts", "acme", "--status", "failed")
+    paged = operator(relay, capsys, "attempts", "acme", "--limit", "1")
+
+    assert health[0] == 0 and json.loads(health[1]) == client(relay, token)
+    assert failed[0] == 0 and json.loads(failed[1]) == relay.call("GET", "/deliveries", token, status="failed").json()
+    assert json.loads(paged[1]) == relay.call("GET", "/deliveries", token, limit=1).json()
+
+
+def test_an_operator_tests_a_clients_url_and_recovers_its_window(
+    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    receiver.expect_request("/teapot", method="POST").respond_with_data("I'm a teapot", status=418)
+    _, token = relay.add_client("acme", response_url=receiver.url_for("/teapot"))
+
+    status, out, _ = operator(relay, capsys, "test", "acme")
+    recovered = operator(
+        relay,
+        capsys,
+        "recover",
+        "acme",
+        "--since",
+        "2026-01-01T00:00:00Z",
+        "--responses-table",
+        relay.stack.ref("ResponsesTable"),
+        "--queue",
+        relay.stack.ref("DeliveryQueue"),
+    )
+
+    assert status == 1, "not delivered"
+    tested = json.loads(out)
+    assert (tested["status"], tested["body"], tested["trigger"]) == (418, "I'm a teapot", "test")
+    assert relay.call("GET", "/deliveries", token).json()["attempts"] == [tested]
+    assert recovered[0] == 0 and json.loads(recovered[1]) == {"responses": 0, "conversations": 0}
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (("attempts", "acme", "--since", "yesterday"), "--since"),
+        (("attempts", "acme", "--limit", "0"), "--limit"),
+        (("recover", "acme", "--since", "2026-01-01T00:00:00"), "--since"),
+        (("health", "nobody"), "no client 'nobody'"),
+    ],
+)
+def test_an_operators_mistake_is_named(
+    relay: Relay, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], named: str
+) -> None:
+    relay.add_client("acme")
+
+    status, _, err = operator(relay, capsys, *argv)
+
+    assert status in (1, 2) and named in err

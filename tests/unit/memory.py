@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import STATUS_CONSTANTS, BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
-from relay.attempts import Attempt, AttemptsPage, DeliveriesQuery
+from relay.attempts import Attempt, AttemptsPage, DeliveriesQuery, Skip
 from relay.errors import RelayError, Unauthorized
 from relay.models import ClientResponse, Conversation, InboundMessage, scoped
 from relay.operations import OperationalEvent
@@ -234,12 +234,13 @@ class MemoryNudges:
 
 
 class MemoryAttemptLog:
-    """The attempt log: (client id, attempt) records; pages without a cursor (the real one: tests/integration)."""
+    """The attempt log: (client id, attempt or skip) records; pages without a cursor (the real one:
+    tests/integration)."""
 
     def __init__(self) -> None:
-        self.records: list[tuple[str, Attempt]] = []
+        self.records: list[tuple[str, Attempt | Skip]] = []
 
-    def write(self, records: Sequence[tuple[str, Attempt]]) -> None:
+    def write(self, records: Sequence[tuple[str, Attempt | Skip]]) -> None:
         self.records += records
 
     def _of(self, client_id: str, outcome: str | None = None) -> list[Attempt]:
@@ -247,10 +248,24 @@ class MemoryAttemptLog:
             (
                 a
                 for c, a in self.records
-                if c == client_id and (outcome is None or a.delivered == (outcome == "delivered"))
+                if c == client_id
+                and isinstance(a, Attempt)
+                and (outcome is None or a.delivered == (outcome == "delivered"))
             ),
             key=lambda a: a.at,
         )
+
+    def undelivered(self, client_id: str, since: datetime, until: datetime) -> list[tuple[str, str]]:
+        failed = [a for a in self._of(client_id, "failed") if since <= a.at <= until]
+        skipped = [s for c, s in self.records if c == client_id and isinstance(s, Skip) and since <= s.at <= until]
+        return [(r.conversation_id, r.webhook_id) for r in [*failed, *skipped]]
+
+    def delivered(self, client_id: str, since: datetime, conversation_ids: Sequence[str]) -> set[str]:
+        return {
+            a.webhook_id
+            for a in self._of(client_id, "delivered")
+            if a.at >= since and a.conversation_id in conversation_ids
+        }
 
     def page(self, client_id: str, query: DeliveriesQuery) -> AttemptsPage:
         found = [

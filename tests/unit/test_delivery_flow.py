@@ -25,7 +25,7 @@ from relay import signing
 from relay.adapters.outbound import Answer, PostFailed
 from relay.adapters.publisher import message_group_id
 from relay.adapters.webhook import WebhookSender
-from relay.attempts import Attempt, Failure, Trigger
+from relay.attempts import Attempt, Failure, Skip, Trigger
 from relay.deliveries import (
     DeadLetter,
     Decision,
@@ -33,6 +33,7 @@ from relay.deliveries import (
     Held,
     ProbeEndpoint,
     QueuedResponse,
+    RecoverJob,
     Release,
     Result,
     ResumeParked,
@@ -170,6 +171,10 @@ class MemoryState:
     def failed_attempts(self, webhook_id: str) -> int:
         return self.attempts[webhook_id]
 
+    def forget_attempts(self, webhook_ids: Sequence[str]) -> None:
+        for webhook_id in webhook_ids:
+            self.attempts.pop(webhook_id, None)
+
     def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None:
         if (client_id, conversation_id) not in self.stops:
             self.stops[client_id, conversation_id] = Stop(webhook_id, dead_lettered=False)
@@ -268,14 +273,14 @@ class MemoryAttempts:
     """The attempt log: each write's (client id, attempt) records."""
 
     def __init__(self) -> None:
-        self.writes: list[list[tuple[str, Attempt]]] = []
+        self.writes: list[list[tuple[str, Attempt | Skip]]] = []
 
-    def write(self, records: Sequence[tuple[str, Attempt]]) -> None:
+    def write(self, records: Sequence[tuple[str, Attempt | Skip]]) -> None:
         self.writes.append(list(records))
 
     @property
     def records(self) -> list[Attempt]:
-        return [attempt for write in self.writes for _, attempt in write]
+        return [attempt for write in self.writes for _, attempt in write if isinstance(attempt, Attempt)]
 
 
 class MemoryEvents:
@@ -336,6 +341,7 @@ class World:
     nudged: list[tuple[str, str]]
     attempts: MemoryAttempts
     events: MemoryEvents
+    requeued: list[str]
     deadline: float = float("inf")
 
     def run(self, *queued: QueuedResponse) -> list[Decision]:
@@ -405,6 +411,7 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
     nudged: list[tuple[str, str]] = []
     attempts = MemoryAttempts()
     events = MemoryEvents()
+    requeued: list[str] = []
     flow = Delivery(
         settings(**overrides),
         memory,
@@ -418,8 +425,9 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
         clock,
         attempts=attempts,
         events=events,
+        requeue=requeued.extend,
     )
-    return World(clock, memory, state, receiver, flow, Applied(), metrics, log, nudged, attempts, events)
+    return World(clock, memory, state, receiver, flow, Applied(), metrics, log, nudged, attempts, events, requeued)
 
 
 @pytest.fixture
@@ -1217,3 +1225,37 @@ def test_operators_are_told_when_an_endpoint_is_parked_and_when_disabled() -> No
     (disabled,) = w.events.of(EndpointDisabled)
     assert parked.reason == f"failing for {PARK_AFTER // 60} minutes" and parked.host == "acme.example"
     assert disabled.reason is not None and disabled.reason.startswith("failing for 24")
+
+
+# ── a recover's part ──
+
+
+def test_a_recover_job_puts_its_responses_back_behind_it_with_a_fresh_schedule(w: World) -> None:
+    conversation = [said(f"r{n}", conversation="c") for n in range(3)]
+    record(w, *conversation)
+    w.state.attempts[stuck_id(conversation[2])] = MAX_ATTEMPTS
+    positions = [entry.position for entry in w.log.entries["acme:c"]]
+    job = RecoverJob(client_id="acme", conversation_id="c", positions=[positions[0], positions[2]])
+    queued = QueuedResponse(str(uuid.uuid4()), conversation[0].conversation, job.to_json(), None, recover=job)
+
+    assert w.run(queued) == [Done(Result.REQUEUED)]
+    assert w.requeued == [conversation[0].body, conversation[2].body]
+    assert w.state.attempts[stuck_id(conversation[2])] == 0, "its failed attempts forgotten"
+    assert w.receiver.posts == [], "delivered when they come back, as any response"
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept"),
+    [({"response_url_off": True}, True), ({"enabled": False}, True), ({"response_url": None}, False)],
+    ids=["off after 410", "client disabled", "no response URL"],
+)
+def test_a_response_skipped_while_the_endpoint_is_off_is_kept_for_a_recover(fields: dict[str, Any], kept: bool) -> None:
+    w = world(new_client(**fields))
+    queued = said("r")
+
+    (decision,) = w.run(queued)
+
+    assert isinstance(decision, Done) and decision.result is Result.SKIPPED
+    skips = [record for write in w.attempts.writes for _, record in write if isinstance(record, Skip)]
+    assert [(s.webhook_id, s.conversation_id) for s in skips] == ([(stuck_id(queued), "c")] if kept else [])
+    assert w.attempts.records == [], "not an attempt"

@@ -22,6 +22,9 @@ PAGE_MAX_ATTEMPTS = 100
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 """Before any attempt: the lower bound of a window without one."""
 
+TEST_CONVERSATION = "relay-test"
+"""The conversation and user of a test delivery (POST /client/test): no conversation of the client's own."""
+
 
 class Trigger(StrEnum):
     """What made the relay POST."""
@@ -130,6 +133,16 @@ class Attempt(CamelModel):
     def wire(self) -> dict[str, object]:
         """As GET /deliveries shows it: every field, null where there is nothing."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A response not POSTed because its client's endpoint was off (a 410) or the client disabled: not an attempt,
+    and never shown as one, but kept beside the attempts so that POST /client/recover finds its conversation."""
+
+    webhook_id: str
+    conversation_id: str
+    at: datetime
 
 
 class AttemptsPage(CamelModel):

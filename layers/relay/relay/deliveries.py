@@ -38,6 +38,17 @@ def probe_body(client_id: str) -> str:
     return json.dumps({"type": "test", "payload": {"text": "test"}, "conversationId": "", "clientId": client_id})
 
 
+class RecoverJob(CamelModel):
+    """A recover's part for one conversation on the delivery queue, in the conversation's message group (POST
+    /client/recover): the delivery function puts these responses of the responses log back on the queue, in
+    order, each with a fresh schedule (relay.flows.recovery)."""
+
+    client_id: str
+    conversation_id: str
+    positions: list[int]
+    """The responses' positions in the conversation's responses log, in its order."""
+
+
 TRIGGER_ATTRIBUTE = "relayTrigger"
 """The message attribute of a response put on the delivery queue again by a recover (or an operator's replay):
 its attempts are recorded with that trigger. Responses from the topic carry none: their trigger is the schedule."""
@@ -59,6 +70,8 @@ class QueuedResponse:
     """Set for a nudge (its body is not a response): resume the parked conversation."""
     probe: ProbeEndpoint | None = None
     """Set for a parked endpoint's probe."""
+    recover: RecoverJob | None = None
+    """Set for a recover's job: its responses go back on the queue."""
 
     receive_count: int = 1
     """How many times SQS has handed the message out, this time included: 1 means it was never attempted."""
@@ -78,6 +91,7 @@ class Result(Enum):
     PARKED = "DeliveryParked"
     RESUMED = "ParkedConversationResumed"
     PROBED = "ParkedEndpointProbed"
+    REQUEUED = "RecoveredResponsesQueued"
     NOT_ATTEMPTED = "NotAttempted"
 
 

@@ -34,6 +34,7 @@ from relay.deliveries import (
     Held,
     ProbeEndpoint,
     QueuedResponse,
+    RecoverJob,
     Release,
     ResumeParked,
     Retry,
@@ -71,6 +72,10 @@ class DeliveryQueue:
     def nudge(self, client_id: str, conversation_ids: Sequence[str]) -> None:
         """A ResumeParked in each conversation's message group: its parked responses go before what follows."""
         Redelivery(self._sqs, self._url).nudge(client_id, conversation_ids)
+
+    def requeue(self, bodies: Sequence[str]) -> None:
+        """A recover's responses back on the queue, behind its job (relay.flows.recovery.requeue_job)."""
+        Redelivery(self._sqs, self._url).requeue(bodies)
 
     def probe_later(self, client_id: str) -> None:
         """The parked endpoint's probe: in its own message group, so one at a time."""
@@ -165,12 +170,17 @@ def _queued(record: SQSRecord) -> QueuedResponse:
     response: ClientResponse | None = None
     resume: ResumeParked | None = None
     probe: ProbeEndpoint | None = None
+    recover: RecoverJob | None = None
     try:
         response = ClientResponse.model_validate_json(record.body)
     except ValidationError:
+        # The one with the most fields first: each takes a body with more fields than its own.
         with contextlib.suppress(ValidationError):
-            resume = ResumeParked.model_validate_json(record.body)
-        if resume is None:
+            recover = RecoverJob.model_validate_json(record.body)
+        if recover is None:
+            with contextlib.suppress(ValidationError):
+                resume = ResumeParked.model_validate_json(record.body)
+        if recover is None and resume is None:
             with contextlib.suppress(ValidationError):  # none of them: the flow dead-letters it
                 probe = ProbeEndpoint.model_validate_json(record.body)
     attribute = record.message_attributes[TRIGGER_ATTRIBUTE]  # its get() would give the raw dict
@@ -182,6 +192,7 @@ def _queued(record: SQSRecord) -> QueuedResponse:
         response=response,
         resume=resume,
         probe=probe,
+        recover=recover,
         receive_count=int(record.attributes.approximate_receive_count or 1),
         trigger=Trigger.RECOVER if trigger == Trigger.RECOVER else Trigger.SCHEDULE,
     )

@@ -1,7 +1,8 @@
-"""Putting on the delivery queue from outside the topic: a nudge that resumes a parked conversation, or responses
-delivered again from the responses log (a recover, an operator's replay). Each goes in its conversation's message
-group, so it is delivered in the conversation's order, and carries a fresh deduplication id: a second recover
-within SQS's 5-minute deduplication window is still one. Light to import: the client API puts nudges too."""
+"""Putting on the delivery queue from outside the topic: a nudge that resumes a parked conversation, a recover's
+jobs, or responses delivered again from the responses log (a recover, an operator's replay). Each goes in its
+conversation's message group, so it is delivered in the conversation's order, and carries a fresh deduplication
+id: a second recover within SQS's 5-minute deduplication window is still one. Light to import: the client API puts
+nudges and jobs too."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from relay.adapters.publisher import message_attributes, message_group_id
 from relay.attempts import Trigger
-from relay.deliveries import TRIGGER_ATTRIBUTE, ResumeParked
+from relay.deliveries import TRIGGER_ATTRIBUTE, RecoverJob, ResumeParked
 from relay.models import ClientResponse
 
 BATCH_ENTRIES = 10
@@ -36,6 +37,13 @@ class Redelivery:
             ],
             "resume nudges",
         )
+
+    def recover(self, jobs: Sequence[RecoverJob]) -> None:
+        """A recover's jobs, each in its conversation's message group (the delivery function carries them out)."""
+        messages: list[tuple[str, str, dict[str, Any]]] = [
+            (message_group_id(job.client_id, job.conversation_id), job.to_json(), {}) for job in jobs
+        ]
+        self._send(messages, "recover jobs")
 
     def requeue(self, bodies: Sequence[str]) -> None:
         """Responses (each as published, byte for byte) for delivery again, in this order, with their webhook-ids

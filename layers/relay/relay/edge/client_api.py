@@ -10,10 +10,11 @@ into the flow's models (read_query, read_body). The flow decides the rest and ra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from relay.adapters.bot import BotClient
@@ -28,6 +29,8 @@ from relay.edge.browser import module_response
 from relay.edge.runtime import ClientOnFirstUse, Secrets
 from relay.flows.inbound import POLL_REFUSALS, REFUSALS, Inbound
 from relay.flows.polling import ReplyWait, ResponsesQuery, ResponsesReader
+from relay.flows.recovery import REFUSALS as RECOVER_REFUSALS
+from relay.flows.recovery import RecoverRequest, Recovery
 from relay.flows.self_service import REFUSALS as SELF_SERVICE_REFUSALS
 from relay.flows.self_service import ResponseUrlChange, SecretRotation, SelfService
 from relay.flows.throttling import Throttle
@@ -51,6 +54,7 @@ class ClientApi:
     inbound: Inbound
     tokens: Tokens
     self_service: SelfService
+    recovery: Recovery
 
 
 def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> ClientApi:
@@ -87,6 +91,9 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
         settings,
         throttle=throttle,
     )
+    state = DeliveryState(dynamodb, settings.delivery_state_table)
+    # Only a switch-on that resumes parked conversations, or a recover, puts on the queue: its client made then.
+    redelivery = Redelivery(ClientOnFirstUse("sqs"), settings.delivery_queue_url)
     return ClientApi(
         Access(clients, conversation_tokens),
         inbound,
@@ -94,10 +101,16 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
         SelfService(
             clients,
             AttemptLog(dynamodb, settings.attempts_table),
-            DeliveryState(dynamodb, settings.delivery_state_table),
+            state,
             WebhookSender(settings.webhook_timeout_seconds),
-            # Only a switch-on that resumes parked conversations puts on the queue: its client made then.
-            Redelivery(ClientOnFirstUse("sqs"), settings.delivery_queue_url).nudge,
+            redelivery.nudge,
+            throttle=throttle,
+        ),
+        Recovery(
+            AttemptLog(dynamodb, settings.attempts_table),
+            state,
+            ResponsesLog(dynamodb, settings.responses_table),
+            redelivery.recover,
             throttle=throttle,
         ),
     )
@@ -106,11 +119,11 @@ def compose(settings: InboundSettings, dynamodb: Any, secrets: Secrets) -> Clien
 def resolver(settings: InboundSettings, api: ClientApi) -> APIGatewayHttpResolver:
     """The routes, each calling its flow; refusals answered as relay.edge.api maps them."""
     app = create_resolver(
-        *dict.fromkeys(REFUSALS + POLL_REFUSALS + TOKEN_REFUSALS + SELF_SERVICE_REFUSALS),
+        *dict.fromkeys(REFUSALS + POLL_REFUSALS + TOKEN_REFUSALS + SELF_SERVICE_REFUSALS + RECOVER_REFUSALS),
         cors=browser_cors(settings.browser_origins),
     )
     access, inbound, tokens, max_bytes = api.access, api.inbound, api.tokens, settings.max_body_bytes
-    self_service = api.self_service
+    self_service, recovery = api.self_service, api.recovery
 
     @app.post("/messages")
     def post_message() -> dict[str, Any]:
@@ -164,6 +177,14 @@ def resolver(settings: InboundSettings, api: ClientApi) -> APIGatewayHttpResolve
         caller = access.client(event.headers)
         new = self_service.rotate_secret(caller, read_optional_body(SecretRotation, event, max_bytes))
         return new.model_dump(mode="json", by_alias=True)
+
+    @app.post("/client/recover", cors=False)
+    def post_recover() -> Response[str]:
+        event = app.current_event
+        caller = access.client(event.headers)
+        answer = recovery.recover(caller, read_body(RecoverRequest, event, max_bytes))
+        # 202: the responses go back on the delivery queue in the background.
+        return Response(HTTPStatus.ACCEPTED, content_types.APPLICATION_JSON, answer.model_dump_json(by_alias=True))
 
     @app.get("/deliveries", cors=False)
     def get_deliveries() -> dict[str, Any]:

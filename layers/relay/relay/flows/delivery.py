@@ -33,7 +33,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from relay.adapters.outbound import CONCURRENT_REQUESTS
 from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, WebhookSender
-from relay.attempts import Attempt, Outcome, Trigger
+from relay.attempts import Attempt, Outcome, Skip, Trigger
 from relay.deliveries import (
     FAILURES,
     DeadLetter,
@@ -50,6 +50,7 @@ from relay.deliveries import (
     probe_body,
 )
 from relay.endpoints import PARKING, Admission, Breakers, Change, EndpointState, Hold, Post, Probe, ProbeClaim, at
+from relay.flows.recovery import requeue_job
 from relay.models import Client, ClientResponse
 from relay.operations import (
     ConversationStopped,
@@ -90,6 +91,7 @@ class State(Protocol):
 
     def count_failed_attempt(self, webhook_id: str) -> int: ...
     def failed_attempts(self, webhook_id: str) -> int: ...
+    def forget_attempts(self, webhook_ids: Sequence[str]) -> None: ...
     def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None: ...
     def stop_of(self, client_id: str, conversation_id: str) -> Stop | None: ...
     def mark_dead_lettered(self, client_id: str, conversation_id: str) -> None: ...
@@ -110,7 +112,7 @@ class Log(Protocol):
 class AttemptLog(Protocol):
     """Where attempts are recorded (relay.stores.attempts.AttemptLog)."""
 
-    def write(self, records: Sequence[tuple[str, Attempt]]) -> None: ...
+    def write(self, records: Sequence[tuple[str, Attempt | Skip]]) -> None: ...
 
 
 class Events(Protocol):
@@ -145,6 +147,7 @@ class Delivery:
         *,
         attempts: AttemptLog,
         events: Events,
+        requeue: Callable[[Sequence[str]], None],
     ) -> None:
         """`nudge(client_id, conversation_ids)` puts a ResumeParked in each conversation's message group, and
         `probe_later(client_id)` a parked endpoint's ProbeEndpoint in the queue."""
@@ -169,7 +172,8 @@ class Delivery:
         self._conversations = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="delivery")
         self._attempts = attempts
         self._events = events
-        self._records: list[tuple[str, Attempt]] = []
+        self._requeue = requeue
+        self._records: list[tuple[str, Attempt | Skip]] = []
         self._records_lock = threading.Lock()
 
     def run(
@@ -241,6 +245,10 @@ class Delivery:
             if not self._has_time():
                 decisions.update(_release(queue[index:], "not enough time left in this invocation"))
                 break
+            if queued.recover is not None:  # a recover's job: its responses back on the queue, behind it
+                requeue_job(queued.recover, self._log, self._state, self._requeue)
+                decisions[queued.message_id] = Done(Result.REQUEUED)
+                continue
             if queued.resume is not None or queued.probe is not None:
                 decision = decisions[queued.message_id] = (
                     self._resume_nudged(queued.resume) if queued.resume else self._probe_parked(queued.probe)
@@ -309,6 +317,10 @@ class Delivery:
         ids = _ids(response)
         if (reason := _not_for_a_webhook(client)) is not None:
             self._logger.info("not delivered to a webhook", extra={**ids, "reason": reason})
+            if reason in SKIPS_KEPT:  # for a recover once the client is back
+                skip = Skip(response.webhook_id, response.conversation_id, at(self._clock()))
+                with self._records_lock:
+                    self._records.append((response.client_id, skip))
             return Done(Result.SKIPPED, reason)
         assert client is not None and client.response_url is not None  # as _not_for_a_webhook found
         endpoint = client.client_id  # a client has one response URL
@@ -637,16 +649,23 @@ class Delivery:
         return StopConversation(self._settings.delivery_stop_hold_seconds, reason)
 
 
+CLIENT_DISABLED = "client disabled"
+URL_OFF = "response URL switched off after 410 Gone"
+SKIPS_KEPT = (CLIENT_DISABLED, URL_OFF)
+"""The reasons a skipped response is kept in the attempt log for POST /client/recover: a client that has no response
+URL chose not to have a webhook, and reads its responses otherwise."""
+
+
 def _not_for_a_webhook(client: Client | None) -> str | None:
     """Why a response is not POSTed anywhere, or None when it is."""
     if client is None:
         return "unknown client"
     if not client.enabled:
-        return "client disabled"
+        return CLIENT_DISABLED
     if client.response_url is None:
         return "no response URL"
     if client.response_url_off:
-        return "response URL switched off after 410 Gone"
+        return URL_OFF
     return None
 
 

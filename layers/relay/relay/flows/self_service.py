@@ -19,7 +19,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, HttpUrl, WithJsonSchema
 
 from relay import signing
 from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, WebhookSender
-from relay.attempts import Attempt, AttemptsPage, DeliveriesQuery, Outcome, Trigger
+from relay.attempts import TEST_CONVERSATION, Attempt, AttemptsPage, DeliveriesQuery, Outcome, Trigger
 from relay.caller import Caller
 from relay.client_status import (
     COUNT_HOURS,
@@ -39,9 +39,6 @@ from relay.stores.clients import Rotation
 
 REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, TooLarge, NoResponseUrl, RateLimited)
 """What the self-service routes can refuse a request with."""
-
-TEST_CONVERSATION = "relay-test"
-"""The conversation and user of a test delivery (POST /client/test): no conversation of the client's own."""
 
 GRACE_MAX_SECONDS = 30 * 86400
 """The longest a rotated signing secret stays valid beside the new one."""
@@ -128,11 +125,11 @@ class SelfService:
         webhooks: WebhookSender,
         nudge: Callable[[str, Sequence[str]], None],
         *,
-        throttle: Throttle,
+        throttle: Throttle | None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`nudge(client_id, conversation_ids)` resumes parked conversations (relay.adapters.redelivery); each
-        request counts against the client's rate (`throttle`)."""
+        request counts against the client's rate (`throttle`; None for an operator's, relay-clients)."""
         self._clients = clients
         self._attempts = attempts
         self._state = state
@@ -143,7 +140,7 @@ class SelfService:
 
     def deliveries(self, caller: Caller, query: DeliveriesQuery) -> AttemptsPage:
         """The caller's attempts matching `query`, newest first, and the cursor to the page after."""
-        self._throttle.take(caller.client_id)
+        self._count(caller)
         if query.since is not None and query.until is not None and query.until < query.since:
             return AttemptsPage(attempts=[], cursor=None)  # an empty window: openapi.yaml cannot say it is wrong
         page = self._attempts.page(caller.client_id, query)
@@ -152,7 +149,7 @@ class SelfService:
 
     def status(self, caller: Caller) -> ClientStatus:
         """The caller's record and endpoint, as GET /client shows them."""
-        self._throttle.take(caller.client_id)
+        self._count(caller)
         return self._status(caller.client_id)
 
     def _status(self, client_id: str) -> ClientStatus:
@@ -181,7 +178,7 @@ class SelfService:
     def test(self, caller: Caller) -> Attempt:
         """POST a signed response of type `test` to the caller's response URL now, whatever its endpoint's state
         (it is not counted by the breaker); its attempt is recorded, and answered."""
-        self._throttle.take(caller.client_id)
+        self._count(caller)
         now = self._now()
         found = self._clients.signing(caller.client_id, now)
         if found is None:
@@ -219,7 +216,7 @@ class SelfService:
     def set_response_url(self, caller: Caller, change: ResponseUrlChange) -> ClientStatus:
         """Set or clear the caller's response URL, switching its endpoint on (after a 410, a breaker, a park or a
         disable); its parked conversations are resumed, each in order from the responses log."""
-        self._throttle.take(caller.client_id)
+        self._count(caller)
         before = self._profile(caller.client_id)
         url = str(change.response_url) if change.response_url else None
         self._clients.set_url(caller.client_id, url)
@@ -236,7 +233,7 @@ class SelfService:
 
     def rotate_secret(self, caller: Caller, rotation: SecretRotation) -> NewSigningSecret:
         """A new signing secret for the caller; the previous one stays valid `grace_seconds` (both sign meanwhile)."""
-        self._throttle.take(caller.client_id)
+        self._count(caller)
         self._profile(caller.client_id)
         now = self._now()
         grace = timedelta(seconds=rotation.grace_seconds)
@@ -245,6 +242,10 @@ class SelfService:
         metrics.add_metric(name="SigningSecretRotated", unit=MetricUnit.Count, value=1)
         logger.info("signing secret rotated by the client", extra={"grace_seconds": rotation.grace_seconds})
         return NewSigningSecret(signing_secret=secret, previous_valid_until=now + grace)
+
+    def _count(self, caller: Caller) -> None:
+        if self._throttle is not None:
+            self._throttle.take(caller.client_id)
 
     def _profile(self, client_id: str) -> ClientProfile:
         profile = self._clients.profile(client_id)

@@ -4,7 +4,9 @@ A record's sort key starts with its outcome, then its time: `delivered#<at>#<web
 `failed#…`. So the last failure, the last success and either's count over a window are each one query of just
 those records, and GET /deliveries reads the two outcomes newest first and merges them. Filters on the
 conversation or the webhook-id are applied by DynamoDB to what it reads (read units are counted before them).
-Writes are batched: the delivery function writes an invocation's records in one BatchWriteItem.
+A response skipped because its endpoint was off is kept as `skipped#<at>#<webhook-id>` (relay.attempts.Skip), for
+POST /client/recover only. Writes are batched: the delivery function writes an invocation's records in one
+BatchWriteItem.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from relay.attempts import EARLIEST, Attempt, AttemptsPage, DeliveriesQuery
+from relay.attempts import EARLIEST, Attempt, AttemptsPage, DeliveriesQuery, Skip
 from relay.errors import InvalidRequest
 from relay.observability import logger
 
@@ -32,6 +34,9 @@ MAX_PAGES_PER_ANSWER = 10
 """Queries one GET /deliveries makes at most: a filter that matches little answers with fewer and a cursor."""
 
 OUTCOMES = ("delivered", "failed")
+
+FILTER_VALUES = 100
+"""The most values one IN of a filter expression takes."""
 
 _LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
@@ -87,8 +92,8 @@ class AttemptLog:
 
     # ── writing ──
 
-    def write(self, records: Sequence[tuple[str, Attempt]]) -> None:
-        """Write (client id, attempt) records, BATCH_ITEMS a call. What DynamoDB still leaves unprocessed after
+    def write(self, records: Sequence[tuple[str, Attempt | Skip]]) -> None:
+        """Write (client id, attempt or skip) records, BATCH_ITEMS a call. What DynamoDB still leaves unprocessed after
         UNPROCESSED_TRIES is logged and given up: a record is never worth failing a delivery for."""
         for start in range(0, len(records), BATCH_ITEMS):
             requests = [
@@ -104,8 +109,16 @@ class AttemptLog:
             if requests:
                 logger.error("attempt records not written: DynamoDB throttled them", extra={"records": len(requests)})
 
-    def _item(self, client_id: str, attempt: Attempt) -> dict[str, Any]:
+    def _item(self, client_id: str, attempt: Attempt | Skip) -> dict[str, Any]:
         expires = int(attempt.at.timestamp()) + self._retention_seconds
+        if isinstance(attempt, Skip):
+            return {
+                "clientId": {"S": client_id},
+                "key": {"S": f"skipped#{_stamp(attempt.at)}#{attempt.webhook_id}"},
+                "webhookId": {"S": attempt.webhook_id},
+                "conversationId": {"S": attempt.conversation_id},
+                "expiresAt": {"N": str(expires)},
+            }
         item: dict[str, Any] = {
             "clientId": {"S": client_id},
             "key": {"S": _sort_key(attempt)},
@@ -190,6 +203,54 @@ class AttemptLog:
         items = self._query(client_id, *_bounds(outcome, since, None), newest_first=False, limit=1)["Items"]
         return _attempt(items[0]) if items else None
 
+    def undelivered(self, client_id: str, since: datetime, until: datetime) -> list[tuple[str, str]]:
+        """(conversation, webhook-id) of each failed attempt and each skipped response in the window."""
+        found = []
+        for outcome in ("failed", "skipped"):
+            low, high = _bounds(outcome, since, until)
+            for item in self._all(client_id, low, high, projection="conversationId, webhookId"):
+                found.append((item["conversationId"]["S"], item["webhookId"]["S"]))
+        return found
+
+    def delivered(self, client_id: str, since: datetime, conversation_ids: Sequence[str]) -> set[str]:
+        """The webhook-ids delivered since `since` in these conversations (a read of every delivery since then)."""
+        found: set[str] = set()
+        low, high = _bounds("delivered", since, None)
+        for start in range(0, len(conversation_ids), FILTER_VALUES):
+            chunk = conversation_ids[start : start + FILTER_VALUES]
+            values = {f":c{n}": {"S": conversation} for n, conversation in enumerate(chunk)}
+            filter = f"conversationId IN ({', '.join(values)})"
+            items = self._all(client_id, low, high, projection="webhookId", filter=filter, values=values)
+            found |= {item["webhookId"]["S"] for item in items}
+        return found
+
+    def _all(
+        self,
+        client_id: str,
+        low: str,
+        high: str,
+        *,
+        projection: str,
+        filter: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        items, after = [], None
+        while True:
+            answer = self._query(
+                client_id,
+                low,
+                high,
+                newest_first=False,
+                after=after,
+                filter=filter,
+                values=values,
+                projection=projection,
+            )
+            items += answer["Items"]
+            if "LastEvaluatedKey" not in answer:
+                return items
+            after = answer["LastEvaluatedKey"]["key"]["S"]
+
     def count(self, client_id: str, outcome: str, since: datetime) -> int:
         """How many of the client's attempts since `since` had this outcome: a count of just those records."""
         low, high = _bounds(outcome, since, None)
@@ -213,6 +274,7 @@ class AttemptLog:
         filter: str | None = None,
         values: dict[str, Any] | None = None,
         select_count: bool = False,
+        projection: str | None = None,
     ) -> dict[str, Any]:
         parameters: dict[str, Any] = {
             "TableName": self._table,
@@ -234,6 +296,8 @@ class AttemptLog:
             parameters["FilterExpression"] = filter
         if select_count:
             parameters["Select"] = "COUNT"
+        if projection:
+            parameters["ProjectionExpression"] = projection
         answer: dict[str, Any] = self._dynamodb.query(**parameters)
         return answer
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +67,15 @@ class DeliveryState:
         """How many failed attempts the response has had (0 when none): one consistent read."""
         item = self._dynamodb.get_item(TableName=self._table, Key=_attempts_key(webhook_id), ConsistentRead=True)
         return int(item["Item"]["attempts"]["N"]) if "Item" in item else 0
+
+    def forget_attempts(self, webhook_ids: Sequence[str]) -> None:
+        """Drop these responses' failed-attempt counters: each gets the whole schedule again (a recover)."""
+        for start in range(0, len(webhook_ids), 25):  # BatchWriteItem's most items per call
+            deletes = [{"DeleteRequest": {"Key": _attempts_key(w)}} for w in webhook_ids[start : start + 25]]
+            for _ in range(4):  # what DynamoDB leaves unprocessed (throttled) is sent again, a few times
+                answer = self._dynamodb.batch_write_item(RequestItems={self._table: deletes})
+                if not (deletes := answer.get("UnprocessedItems", {}).get(self._table, [])):
+                    break
 
     def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None:
         """Stop the conversation at this response, with `counted` (the client's count of stops) in the transaction."""
