@@ -81,12 +81,14 @@ e2e: $(VENV)/.installed $(CHROMIUM)
 fuzz: $(VENV)/.installed
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest -q tests/e2e/test_fuzz.py
 
-## make bench: figures for the note (cold start per function; delivery batch ratio; AWS calls per message, poll and
-## function's policy; the local stack; the stream beside the webhook; a healthy client beside troubled neighbours)
+## make bench: figures for the note (cold start per function; delivery batch ratio; a client's rate across
+## containers; AWS calls per message, poll and function's policy; the local stack; the stream beside the webhook;
+## a healthy client beside troubled neighbours)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/cold_start.py
 	$(PY) benchmarks/layer_bytecode.py
 	$(PY) benchmarks/delivery_batch.py
+	$(PY) benchmarks/rate_limit.py
 	$(PY) -m pytest -q -s tests/integration/test_aws_calls.py
 	$(PY) -m pytest -q --iam-summary tests/integration
 	$(PY) benchmarks/dev_start.py

@@ -1,4 +1,4 @@
-"""What `make dev` reads from the environment (README.md, "Settings"), checked before anything starts."""
+"""What `make dev` reads from the environment (docs/run-locally.md, "Settings"), checked before anything starts."""
 
 from __future__ import annotations
 

@@ -42,6 +42,18 @@ def fresh(server: HTTPServer) -> Iterator[HTTPServer]:
     server.clear()
 
 
+def scripted(server: HTTPServer, answers: dict[str, list[tuple[int, str]]], path: str = "/hook") -> str:
+    """A receiver answering each response (by its text) as scripted, (status, body) a time, then 204; its URL."""
+
+    def answer(request: Request) -> HttpResponse:
+        text = json.loads(request.get_data())["payload"]["text"]
+        status, body = answers[text].pop(0) if answers.get(text) else (204, "")
+        return HttpResponse(body, status=status)
+
+    server.expect_request(path, method="POST").respond_with_handler(answer)
+    return server.url_for(path)
+
+
 @dataclass
 class Attempt:
     at: float
@@ -167,6 +179,7 @@ class Relay:
             secret_values={"BotTokenSecret": BOT_TOKEN},
             session=session,
         )
+        self.session = session
         self.sqs = session.client("sqs")
         self.clients = ClientStore(session.client("dynamodb"), self.stack.ref("ClientsTable"))
         self.log = ResponsesLog(session.client("dynamodb"), self.stack.ref("ResponsesTable"))
@@ -207,6 +220,14 @@ class Relay:
     def refresh_token(self, token: str | None) -> Response:
         return self._call(self.inbound, "/tokens/refresh", b"", _bearer(token))
 
+    def call(self, method: str, path: str, token: str | None, body: Any = None, **query: Any) -> Response:
+        """Any client API route: `body` as JSON (bytes as they are), `query` as given."""
+        if body is None:
+            return self._call(self.inbound, path, b"", _bearer(token), urlencode(query), method=method)
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = {"content-type": "application/json", **_bearer(token)}
+        return self._call(self.inbound, path, raw, headers, urlencode(query), method=method)
+
     # ── the stream's WebSocket API, through its handler ──
     def socket(self, route_key: str, connection_id: str, query: dict[str, str] | None = None, body: str = "") -> Any:
         """A WebSocket event of `route_key` ($connect with `query`, $disconnect, $default with `body`)."""
@@ -228,6 +249,18 @@ class Relay:
         event = http_event(method, route, path, headers, body, query)
         status, response_headers, raw = api_response(function.invoke(event))
         return Response(status, {k.lower(): v for k, v in response_headers.items()}, raw)
+
+    def say(self, token: str, conversation: str, *texts: str) -> list[str]:
+        """A message in the conversation, and the bot's responses `texts` to it; returns their webhook-ids."""
+        self.post_message(token, message(conversation))
+        forwarded = self.forwarded()[-1]
+        ids = []
+        for text in texts:
+            botpress_id = str(uuid.uuid4())
+            body = {"type": "text", "payload": {"text": text}, "conversationId": forwarded["conversationId"]}
+            assert self.post_bot_response({**body, "botpressMessageId": botpress_id}).status == 200
+            ids.append(f"msg_{botpress_id}")
+        return ids
 
     # ── the bot's side ──
     def forwarded(self) -> list[dict[str, Any]]:

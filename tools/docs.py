@@ -315,7 +315,11 @@ WORK = {
     "InboundFunction": Work(1, 0, 300, "most of it waiting for the bot to take the message"),
     "BotResponseFunction": Work(0, 1, 50, "the conversation from the cache and one publish"),
     "DeliveryFunction": Work(
-        0, 1, 150, "one signed POST per invocation (batches of up to 10 form only under load, and lower this)"
+        0,
+        1,
+        150,
+        "one signed POST per invocation and its attempt record (batches of up to 10 form only under load, and"
+        " lower this)",
     ),
     "ResponsesLogFunction": Work(0, 1, 50, "one conditional put per response, and the stream's nudge"),
     "StreamFunction": Work(0, 1, 30, "one nudge per response: a query of its connections, none without a browser"),
@@ -323,8 +327,8 @@ WORK = {
 }
 
 # The relay's own AWS calls, warm (tests/integration/test_aws_calls.py counts them).
-WRITES_PER_MESSAGE = 2  # the idempotency record, put then updated
-WRITES_PER_RESPONSE = 1  # the responses log's put (a body under 1 KB is one write unit)
+WRITES_PER_MESSAGE = 3  # the client's rate limit bucket; the idempotency record, put then updated
+WRITES_PER_RESPONSE = 2  # the responses log's put and the delivery's attempt record (each under 1 KB: one unit)
 COLD_READS_PER_MESSAGE = 1  # the client, when not cached
 COLD_READS_PER_RESPONSE = 2  # the conversation (bot response) and the client (delivery), when not cached
 SQS_REQUESTS_PER_RESPONSE = 3  # per subscribed queue: send (by SNS), receive, delete
@@ -439,7 +443,8 @@ def costs_region(template: dict[str, Any]) -> str:
         ),
         (
             "DynamoDB writes (on-demand)",
-            f"{writes}: the idempotency record, put then updated; each response's put in the responses log",
+            f"{writes}: the client's rate limit bucket; the idempotency record, put then updated; per response its"
+            " put in the responses log and its delivery's attempt record (an invocation's records in one batch write)",
             f"{writes} M write units",
             "$0.625 per million",
             writes * PRICE_WRITE_UNIT,

@@ -17,10 +17,13 @@ import yaml
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from relay import errors
+from relay.attempts import Attempt, AttemptsPage, DeliveriesQuery
+from relay.client_status import ClientStatus
 from relay.edge.api import STATUS
 from relay.edge.bodies import MAX_JSON_DEPTH
 from relay.errors import RelayError
-from relay.flows import bot_responses, inbound, tokens
+from relay.flows import bot_responses, inbound, self_service, tokens
 from relay.flows.polling import ReplyWait, ResponsesQuery
 from relay.models import (
     BotResponse,
@@ -33,6 +36,7 @@ from relay.models import (
     RepliesReceipt,
     ResponsesPage,
 )
+from relay.operations import EVENTS
 from relay.settings import InboundSettings
 
 MAX_BODY_BYTES = InboundSettings.model_fields["max_body_bytes"].default
@@ -42,7 +46,7 @@ JSON = "application/json"
 
 @dataclass(frozen=True)
 class Operation:
-    method: Literal["get", "post"]
+    method: Literal["get", "post", "put"]
     path: str
     summary: str
     description: str
@@ -53,6 +57,8 @@ class Operation:
     body_example: dict[str, Any] | None = None
     body_or: dict[str, Any] | None = None
     """Another body taken besides `body`'s model, as a JSON schema."""
+    body_required: bool = True
+    """False: no body at all is taken too, as the model's defaults."""
     answer_or: type[BaseModel] | None = None
     """Another answer besides `answer`'s model (depending on the query); tried first, as generated clients try
     the variants of `anyOf` in order and `answer`'s model takes extra fields: so it must have required fields
@@ -201,12 +207,129 @@ OPERATIONS = [
     ),
 ]
 
+ATTEMPT_EXAMPLE = {
+    "webhookId": "msg_bp-message-1",
+    "conversationId": "conversation-42",
+    "type": "text",
+    "attempt": 2,
+    "trigger": "schedule",
+    "at": "2026-12-02T20:04:05.120000Z",
+    "status": 503,
+    "failure": "http",
+    "durationMs": 84,
+    "body": '{"error": "maintenance until 20:30"}',
+}
+
+OPERATIONS += [
+    Operation(
+        "get",
+        "/client",
+        "The client's endpoint: its state, last success and failure, a day's counts, stopped conversations",
+        "What the relay knows of the client's response URL: its state (`healthy`, `failing`, `open`, `parked`, "
+        "`disabled` or `off`) since when and why; the newest delivered and failed attempts and the day's counts "
+        "(from the attempt log); the conversations whose delivery stopped at an undeliverable response. Never a "
+        "secret or token. Client token only.",
+        self_service.REFUSALS,
+        ClientStatus,
+        {
+            "clientId": "acme",
+            "name": "ACME back end",
+            "responseUrl": "https://acme.example/relay",
+            "endpoint": {
+                "state": "open",
+                "since": "2026-12-02T20:01:10.004000Z",
+                "reason": "receiver answered HTTP 503",
+                "openUntil": "2026-12-02T20:05:35.120000Z",
+            },
+            "lastSuccess": {**ATTEMPT_EXAMPLE, "attempt": 1, "status": 204, "failure": None, "body": ""},
+            "lastFailure": ATTEMPT_EXAMPLE,
+            "last24Hours": {"delivered": 1180, "failed": 14},
+            "stoppedConversations": [
+                {"conversationId": "order-17", "webhookId": "msg_bp-message-0", "since": "2026-12-01T09:30:00Z"}
+            ],
+        },
+    ),
+    Operation(
+        "get",
+        "/deliveries",
+        "The client's delivery attempts, newest first (the attempt log)",
+        "Every attempt to POST a response (or a test) to the client's response URL, kept AttemptRetentionDays: "
+        "when, which attempt and why (`trigger`), the receiver's status or why there was none (`failure`), how "
+        "long it took and the first 1 KB of its answer. Filtered by conversation, webhook-id, outcome and time; "
+        "pass `cursor` back (with the same filters) for the next page. A page may hold fewer than `limit` "
+        "attempts while a cursor says there are more: filters are applied to what is read. Client token only.",
+        self_service.REFUSALS,
+        AttemptsPage,
+        {"attempts": [ATTEMPT_EXAMPLE], "cursor": "eyJkZWxpdmVyZWQiOm51bGwsImZhaWxlZCI6ImZhaWxlZCMyMDI2In0"},
+        query=DeliveriesQuery,
+    ),
+    Operation(
+        "post",
+        "/client/test",
+        "Send a signed test delivery to the response URL now",
+        "A response of type `test` (conversation and user `relay-test`), signed as every delivery is, POSTed to "
+        "the client's response URL now, whatever its endpoint's state; the breaker does not count it and a 410 "
+        "does not switch the URL off. The answer is its attempt record, also in GET /deliveries (trigger `test`). "
+        "No body. A client without a response URL gets 409. Client token only.",
+        self_service.REFUSALS,
+        Attempt,
+        {
+            **ATTEMPT_EXAMPLE,
+            "webhookId": "msg_test-6f1c1f0e-8d3b-4c55-9a49-2b1f0c7e5a10",
+            "conversationId": "relay-test",
+            "type": "test",
+            "attempt": 1,
+            "trigger": "test",
+            "status": 418,
+            "body": "I'm a teapot",
+        },
+    ),
+    Operation(
+        "put",
+        "/client/response-url",
+        "Set or clear the response URL, switching the endpoint on",
+        "Deliveries go to the new URL (null: none; the responses stay on SNS and in GET …/responses). It switches "
+        "the endpoint on after a 410, a breaker, a park or a disable: parked conversations are delivered from the "
+        "responses log first, each in order. Delivery functions read it within the client cache time (60 s). "
+        "Answers what GET /client answers. Client token only.",
+        self_service.REFUSALS,
+        ClientStatus,
+        {
+            "clientId": "acme",
+            "name": "ACME back end",
+            "responseUrl": "https://acme.example/relay",
+            "endpoint": {"state": "healthy", "since": None, "reason": None, "openUntil": None},
+            "lastSuccess": None,
+            "lastFailure": ATTEMPT_EXAMPLE,
+            "last24Hours": {"delivered": 0, "failed": 14},
+            "stoppedConversations": [],
+        },
+        self_service.ResponseUrlChange,
+        {"responseUrl": "https://acme.example/relay"},
+    ),
+    Operation(
+        "post",
+        "/client/signing-secret",
+        "Rotate the client's signing secret (shown once)",
+        "A new `whsec_` secret for the client's deliveries. The previous one stays valid for `graceSeconds` (24 "
+        "hours without a body, as `relay-clients rotate`): deliveries carry a signature with each meanwhile, so the "
+        "receiver can switch over. Delivery functions read it within the client cache time (60 s). Store the "
+        "secret: it is not shown again. Client token only.",
+        self_service.REFUSALS,
+        self_service.NewSigningSecret,
+        {"signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "previousValidUntil": "2026-12-03T20:04:05Z"},
+        self_service.SecretRotation,
+        {"graceSeconds": 3600},
+        body_required=False,
+    ),
+]
+
 STATIC: dict[str, dict[str, Any]] = {
     "/relay-chat.js": {
         "get": {
             "summary": "The browser module",
             "description": "relay-chat.js, the ES module a web page uses to send with a conversation token and "
-            "receive over the stream (README: Browsers and apps). Any origin may import it.",
+            "receive over the stream (docs/browsers.md). Any origin may import it.",
             "operationId": "getRelayChatJs",
             "security": [],
             "responses": {
@@ -226,18 +349,34 @@ GATEWAY_ANSWERS = {
 }
 """What API Gateway itself answers on every route, with a `message` like the relay's own."""
 
-HEADERS: dict[HTTPStatus, dict[str, Any]] = {
-    HTTPStatus.UNAUTHORIZED: {
+SECONDS = {"type": "string", "pattern": "^[0-9]+$"}
+
+HEADERS: dict[type[RelayError], dict[str, Any]] = {
+    errors.Unauthorized: {
         "WWW-Authenticate": {"required": True, "schema": {"type": "string"}, "description": "The scheme: Bearer."}
     },
-    HTTPStatus.CONFLICT: {
+    errors.MessageInProgress: {
         "Retry-After": {
             "required": True,
-            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            "schema": SECONDS,
             "description": "Seconds to wait before retrying with the same messageId.",
         }
     },
+    # Not required: API Gateway's own 429 carries none of them.
+    errors.RateLimited: {
+        "Retry-After": {
+            "schema": SECONDS,
+            "description": "Seconds until the request would be admitted (the client over its rate).",
+        },
+        "RateLimit-Limit": {
+            "schema": SECONDS,
+            "description": "The client's burst: the most requests it can make at once (twice its rate per second).",
+        },
+        "RateLimit-Remaining": {"schema": SECONDS, "description": "Requests the client can make now: 0."},
+        "RateLimit-Reset": {"schema": SECONDS, "description": "Seconds until the client's whole burst is back."},
+    },
 }
+"""The headers each refusal is answered with, as relay.edge.api.answer sets them."""
 
 
 WEBHOOK = {
@@ -266,6 +405,27 @@ WEBHOOK = {
 """What the relay POSTs to each client's response URL (the delivery function)."""
 
 
+def operational_events() -> dict[str, Any]:
+    """Each operational event, as the operations topic carries it to a subscriber (relay.operations)."""
+    return {
+        event.model_fields["type"].default: {
+            "post": {
+                "summary": f"Operational event {event.model_fields['type'].default} (operations topic)",
+                "description": _summary(event) + " One JSON message on the SNS topic OperationsTopicArn, with the "
+                "message attributes `clientId` and `type` for a subscription's filter policy; fields that do not "
+                "apply are left out.",
+                "operationId": event.__name__[0].lower() + event.__name__[1:],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {"$ref": REF.format(model=event.__name__)}}},
+                },
+                "responses": {"2XX": {"description": "Taken (SNS retries a subscription's endpoint by its policy)."}},
+            }
+        }
+        for event in EVENTS
+    }
+
+
 def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
     used: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         *((op.body, "validation") for op in operations if op.body),
@@ -273,6 +433,7 @@ def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
         *((op.answer_or, "serialization") for op in operations if op.answer_or),
         (ClientResponse, "serialization"),
         (ErrorBody, "serialization"),
+        *((event, "serialization") for event in EVENTS),
     ]
     refs, defs = models_json_schema(used, by_alias=True, ref_template=REF)
     for model in defs["$defs"].values():
@@ -301,7 +462,7 @@ def describe(operations: list[Operation] = OPERATIONS) -> dict[str, Any]:
             },
         ],
         "paths": paths,
-        "webhooks": {"clientResponse": WEBHOOK},
+        "webhooks": {"clientResponse": WEBHOOK, **operational_events()},
         "components": {
             "schemas": defs["$defs"],
             "securitySchemes": {
@@ -339,7 +500,7 @@ def _operation(op: Operation, schema: dict[tuple[Any, JsonSchemaMode], Any]) -> 
         if op.body_or:
             body = {"anyOf": [body, op.body_or]}
         described["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "description": f"A JSON object in UTF-8, at most {MAX_BODY_BYTES // 1024} KiB (the functions' "
             f"MAX_BODY_BYTES) and {MAX_JSON_DEPTH} levels deep.",
             "content": {JSON: {"schema": body, "example": op.body_example}},
@@ -352,7 +513,10 @@ def _operation(op: Operation, schema: dict[tuple[Any, JsonSchemaMode], Any]) -> 
             "description": " Or: ".join(_summary(model) for model in (op.answer, op.answer_or) if model),
             "content": {JSON: {"schema": answer, "example": op.answer_example}},
         },
-        **{str(int(status)): _refusal(status, why, schema[ErrorBody, "serialization"]) for status, why in _refused(op)},
+        **{
+            str(int(status)): _refusal(why, headers, schema[ErrorBody, "serialization"])
+            for status, why, headers in _refused(op)
+        },
     }
     return described
 
@@ -374,23 +538,24 @@ def _query_parameters(query: type[BaseModel] | None) -> list[dict[str, Any]]:
     ]
 
 
-def _refused(op: Operation) -> list[tuple[HTTPStatus, str]]:
-    """Each status the operation can refuse with and why: its refusals (and their subclasses), invalid bodies
-    (422, each field named) and what API Gateway answers itself."""
+def _refused(op: Operation) -> list[tuple[HTTPStatus, str, dict[str, Any]]]:
+    """Each status the operation can refuse with, why, and its headers: its refusals (and their subclasses),
+    invalid bodies (422, each field named) and what API Gateway answers itself."""
     why: dict[HTTPStatus, list[str]] = {}
+    headers: dict[HTTPStatus, dict[str, Any]] = {}
     for kind, status in STATUS.items():
         if any(issubclass(kind, refusal) for refusal in op.refusals):
             why.setdefault(status, []).append(_summary(kind))
+            headers.setdefault(status, {}).update(HEADERS.get(kind, {}))
     if op.body:
         why.setdefault(HTTPStatus.UNPROCESSABLE_ENTITY, []).append("A field is missing or invalid: each is named.")
     for status, reason in GATEWAY_ANSWERS.items():
         why.setdefault(status, []).append(reason)
-    return sorted((status, " ".join(reasons)) for status, reasons in why.items())
+    return sorted((status, " ".join(reasons), headers.get(status, {})) for status, reasons in why.items())
 
 
-def _refusal(status: HTTPStatus, why: str, error_body: Any) -> dict[str, Any]:
-    headers = {"headers": HEADERS[status]} if status in HEADERS else {}
-    return {"description": why, **headers, "content": {JSON: {"schema": error_body}}}
+def _refusal(why: str, headers: dict[str, Any], error_body: Any) -> dict[str, Any]:
+    return {"description": why, **({"headers": headers} if headers else {}), "content": {JSON: {"schema": error_body}}}
 
 
 def _summary(kind: type) -> str:

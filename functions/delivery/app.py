@@ -10,12 +10,14 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.delivery_queue import DeliveryQueue
+from relay.adapters.operations import OperationsPublisher
 from relay.adapters.webhook import WebhookSender
 from relay.deliveries import Result
 from relay.edge.runtime import ClientOnFirstUse, conversation_ordered_processor
 from relay.flows.delivery import Delivery
 from relay.observability import logger, metrics, tracer
 from relay.settings import DeliverySettings
+from relay.stores.attempts import AttemptLog
 from relay.stores.clients import ClientStore
 from relay.stores.delivery_state import DeliveryState
 from relay.stores.responses_log import ResponsesLog
@@ -32,8 +34,12 @@ delivery = Delivery(
     WebhookSender(settings.webhook_timeout_seconds),
     ResponsesLog(dynamodb, settings.responses_table),
     queue.nudge,
+    queue.probe_later,
     logger,
     metrics,
+    attempts=AttemptLog(dynamodb, settings.attempts_table, settings.attempt_retention_days),
+    # Made at first use: an endpoint's change or a stop is rare, and needs no client at every cold start.
+    events=OperationsPublisher(ClientOnFirstUse("sns"), settings.operations_topic_arn),
 )
 processor = conversation_ordered_processor()
 

@@ -5,6 +5,7 @@
     relay-clients --stack messaging-relay rotate acme --token     (the previous token works 24 more hours)
     relay-clients --stack messaging-relay rotate acme --secret --grace 2h
     relay-clients --stack messaging-relay disable acme
+    relay-clients --stack messaging-relay set-rate acme 50        (50 requests/s, bursts of 100; --default: the stack's)
     relay-clients --dev list                                      (the local stack of `make dev`)
 
 The table is `--table NAME`, or the `ClientsTableName` output of `--stack NAME` (or of the local stack with
@@ -26,7 +27,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from pydantic import TypeAdapter, ValidationError
 
 from relay import signing
+from relay.adapters.delivery_queue import DeliveryQueue
 from relay.models import Client, ClientId
+from relay.rate_limits import MAX_RATE, Rate, RateLimit
 from relay.stores.clients import ClientStore, Rotation, hash_token, new_token
 from relay.stores.delivery_state import DeliveryState
 from relay.stores.responses_log import ResponsesLog
@@ -47,6 +50,7 @@ from relay_clients.redrive import redrive
 from relay_clients.replay import replay
 
 _client_id: TypeAdapter[str] = TypeAdapter(ClientId)
+_rate: TypeAdapter[int] = TypeAdapter(Rate)
 
 # What the function containers do: they trust a cached client record this long (CACHE_TTL_SECONDS).
 _CACHE_NOTE = "Functions already running may go on using the previous record for up to 60 seconds (their cache)."
@@ -126,18 +130,19 @@ def list_clients(context: Context, args: argparse.Namespace) -> int:
     if not clients:
         print("No clients yet: add one with 'create --id ID --name NAME'.")
         return OK
-    rows = [("ID", "NAME", "ENABLED", "RESPONSE URL")] + [
+    rows = [("ID", "NAME", "ENABLED", "RATE", "RESPONSE URL")] + [
         (
             client.client_id,
             _cell(client.name),
             "yes" if client.enabled else "no",
+            f"{client.rate_limit}/s" if client.rate_limit else "default",
             _url_cell(client),
         )
         for client in clients
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row in rows:
-        print("  ".join([*(value.ljust(width) for value, width in zip(row, widths, strict=False)), row[3]]))
+        print("  ".join([*(value.ljust(width) for value, width in zip(row, widths, strict=False)), row[4]]))
     return OK
 
 
@@ -190,11 +195,32 @@ def set_url(context: Context, args: argparse.Namespace) -> int:
         updated = Client.model_validate({**client.model_dump(), "response_url": None if args.none else args.url})
     except ValidationError as error:
         raise CommandError(_invalid(error, {"response_url": "URL"}), BAD_INPUT) from None
+    # Looked up first: a command that cannot nudge them changes nothing.
+    queues = context.resources(DELIVERY_STATE_TABLE, DELIVERY_QUEUE) if client.parked_conversations else None
     store.set_url(client.client_id, str(updated.response_url) if updated.response_url else None)
     if updated.response_url is None:
         print(f"Client '{client.client_id}' has no response URL now: its responses reach SNS subscribers only.")
     else:
         print(f"Client '{client.client_id}' now receives responses at {updated.response_url}")
+    if queues is not None:
+        table, queue_url = queues
+        parked = DeliveryState(context.aws("dynamodb"), table).parked(client.client_id)
+        DeliveryQueue(context.aws("sqs"), queue_url, "").nudge(client.client_id, parked)
+        print(f"Its {len(parked)} parked conversation(s) are delivered from the responses log, each in order.")
+    return OK
+
+
+def set_rate(context: Context, args: argparse.Namespace) -> int:
+    store = context.clients
+    client = _existing(store, args.id)
+    store.set_rate(client.client_id, None if args.default else args.rate)
+    if args.default:
+        print(f"Client '{client.client_id}' has the stack's rate again (its ClientRateLimit parameter). {_CACHE_NOTE}")
+    else:
+        print(
+            f"Client '{client.client_id}' may now make {args.rate} requests/s on the client API, in bursts of up to"
+            f" {RateLimit(args.rate).burst}; beyond that it gets 429 with Retry-After. {_CACHE_NOTE}"
+        )
     return OK
 
 
@@ -309,6 +335,16 @@ def _grace(value: str) -> timedelta:
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration: use e.g. 24h, 90m, 2d or 3600 (seconds)")
     unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
     return timedelta(**{unit: int(match.group(1))})
+
+
+def _rate_argument(value: str) -> int:
+    """Whole requests per second, as the client API counts them."""
+    try:
+        return _rate.validate_python(value, strict=False)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a rate: give whole requests per second from 1 to {MAX_RATE}"
+        ) from None
 
 
 def _cell(value: str) -> str:
@@ -441,13 +477,30 @@ COMMANDS = (
         ),
     ),
     Command("disable", "refuse the client's token and stop delivering to it", disable, (ID,)),
+    Command(
+        "set-rate",
+        "give the client a rate of its own on the client API (bursts of twice it), or the stack's again",
+        set_rate,
+        (
+            ID,
+            OneOf(
+                (
+                    option("rate", metavar="RATE", nargs="?", type=_rate_argument, help="requests per second"),
+                    option("--default", action="store_true", help="the stack's rate (its ClientRateLimit parameter)"),
+                ),
+                required=True,
+            ),
+        ),
+    ),
     Command("enable", "accept the client's token again", enable, (ID,)),
     Command(
         "set-url",
-        "set or remove the client's response URL (switches it on after a 410)",
+        "set or remove the client's response URL (switches it on after a 410, a park or a disable)",
         set_url,
         (
             ID,
+            resource_option(DELIVERY_STATE_TABLE),
+            resource_option(DELIVERY_QUEUE),
             OneOf(
                 (
                     option("url", metavar="URL", nargs="?", help="the new response URL"),

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from harness import Receiver, local_server
-from parties import BOT_SECRET, BOT_TOKEN, CLIENT_ID, CLIENT_TOKEN, WEBHOOK_SECRET, Bot
+from parties import BOT_SECRET, BOT_TOKEN, CLIENT_ID, CLIENT_TOKEN, WEBHOOK_SECRET, Bot, relay_clients
+from relay.rate_limits import MAX_RATE
 from stack_process import StackProcess
 
 UNGROUPED = pytest.StashKey[list[str]]()
@@ -54,6 +55,9 @@ def stack(bot: Bot, receiver: Receiver, example_port: int, request: pytest.Fixtu
     }
     with StackProcess.start(environment) as running:
         bot.response_url = f"{running.api_url}/bot/responses/{BOT_SECRET}"
+        # These tests send as fast as the stack answers, one after another for minutes, all as this one client:
+        # a rate of its own keeps one test's traffic from spending the next one's (test_rate_limits has its own).
+        relay_clients(running, "set-rate", CLIENT_ID, str(MAX_RATE))
         yield running
 
 

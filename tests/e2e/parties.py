@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import secrets
 import threading
 import time
@@ -9,11 +11,13 @@ import uuid
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from relay import signing
-from stack_process import StackProcess, get_json, post_json
+from relay_clients.cli import main
+from stack_process import ROOT, StackProcess, get_json, post_json
 
 CLIENT_ID = "e2e"
 CLIENT_TOKEN = f"{CLIENT_ID}.{secrets.token_urlsafe(24)}"
@@ -43,6 +47,17 @@ def send(
     }
     url = f"{stack.api_url}/messages" + (f"?{query}" if query else "")
     return post_json(url, message, {"authorization": f"Bearer {token}"})
+
+
+def relay_clients(stack: StackProcess, *argv: str) -> str:
+    """`relay-clients --dev ARGV` as the banner shows it, run where the stack runs; what it printed."""
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setenv("PORT", stack.api_url.rpartition(":")[2])
+        patch.chdir(ROOT)
+        status = main(["--dev", *argv])
+    assert status == 0, f"relay-clients {' '.join(argv)}: exit status {status}; {printed.getvalue()}"
+    return printed.getvalue()
 
 
 def conversation() -> str:

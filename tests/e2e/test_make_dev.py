@@ -56,7 +56,9 @@ def test_the_banners_commands_work_as_printed_and_ctrl_c_stops_everything() -> N
             text=True,
             check=True,
         )
-        assert re.search(r"^demo +demo client \(make dev\) +yes +http://127\.0\.0\.1:", listed.stdout, re.MULTILINE)
+        assert re.search(
+            r"^demo +demo client \(make dev\) +yes +default +http://127\.0\.0\.1:", listed.stdout, re.MULTILINE
+        )
         # What README.md and docs/ show of make dev, and the commands they give, as they run here.
         _check_the_docs_examples(stack, answer.stdout)
         # Ctrl-C in the terminal: the whole group, make and the stack, is told (make waits for the stack to go).

@@ -1,9 +1,12 @@
 """AWS API calls per message in a warm container, counted with botocore's event hooks.
 
-Targets: inbound ≤ 2 (amortized) besides the forward to the bot, bot response ≤ 2,
-delivery 0 beyond the event source; the responses log 2 per response (its write, the stream's nudge); a poll
-1 read, empty or not, a 20 s long poll tens of reads; the stream one post per frame and per conversation's batch
-of nudges 3 more (its connections, the log, the cursor). Run with -s to see the figures.
+Targets: inbound ≤ 3 (amortized) besides the forward to the bot: the idempotency record, put then updated, and
+the client's rate limit bucket, one conditional write (an exact rate shared by every container costs a write per
+request; relay.stores.rate_limits); bot response ≤ 2; delivery per invocation (a batch of up to 10) one write of
+its attempt records and one delete of its finished messages per conversation but the last, nothing per delivery;
+the responses log 2 per response (its write, the stream's nudge); a poll 1 read, empty or not, and the write of its
+count against the client's rate; a 20 s long poll tens of reads; the stream one post per frame and per
+conversation's batch of nudges 3 more (its connections, the log, the cursor). Run with -s to see the figures.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from harness import Relay, message
-from iam_policy import CallRecorder
+from iam_policy import Call, CallRecorder
+from relay.rate_limits import MAX_RATE
 
 MESSAGES = 20
 
@@ -26,18 +30,25 @@ class CallCounter:
     def __init__(self, recorder: CallRecorder) -> None:
         self._recorder = recorder
         self._seen = 0
+        self.last: list[Call] = []
 
     def take(self) -> Counter[str]:
         calls = self._recorder.calls[self._seen :]
         self._seen += len(calls)
+        self.last = calls
         return Counter(call.operation for call in calls)
+
+    def on(self, table: str) -> int:
+        """How many of the calls last taken went to this table of the template."""
+        return sum(any(resource.endswith(f"-{table}") for resource in call.resources) for call in self.last)
 
 
 @pytest.fixture
 def counted(aws: boto3.Session, bot: HTTPServer, iam_checked: CallRecorder) -> tuple[Relay, CallCounter]:
-    """The relay with every AWS call its handlers make counted."""
+    """The relay with every AWS call its handlers make counted; the tests send faster than a client's default rate,
+    and none of their requests is to be refused."""
     bot.expect_request("/webhook", method="POST").respond_with_json({})
-    return Relay(aws, bot), CallCounter(iam_checked)
+    return Relay(aws, bot, {"ClientRateLimit": str(MAX_RATE)}), CallCounter(iam_checked)
 
 
 def test_warm_calls_per_message(counted: tuple[Relay, CallCounter], receiver: HTTPServer) -> None:
@@ -55,23 +66,32 @@ def test_warm_calls_per_message(counted: tuple[Relay, CallCounter], receiver: HT
     for _ in range(MESSAGES):
         assert relay.post_message(token, message()).status == 200
     inbound = counter.take()
+    bucket_writes = counter.on("RateLimitsTable")
 
     relay.reply(forwarded, MESSAGES)
     bot_response = counter.take()
 
+    invocations = []
+    invoke = relay.delivery.invoke
+    relay.delivery.invoke = lambda event: invocations.append(event) or invoke(event)  # type: ignore[method-assign]
     relay.drain()
     delivery = counter.take()
 
     print(f"\ncold, first message end to end: {sum(cold.values())} calls {dict(cold)}")
+    print(f"delivery: {len(invocations)} invocations for {MESSAGES} responses")
     for name, calls in [("inbound", inbound), ("bot response", bot_response), ("delivery", delivery)]:
         print(f"warm {name}: {sum(calls.values()) / MESSAGES:.2f} calls per message {dict(calls)}")
 
-    assert sum(inbound.values()) / MESSAGES <= 2
+    assert sum(inbound.values()) / MESSAGES <= 3
+    assert bucket_writes == MESSAGES  # one each: no read, no second try
     assert inbound["secretsmanager:GetSecretValue"] == 0 and inbound["dynamodb:GetItem"] == 0
     assert sum(bot_response.values()) / MESSAGES <= 2
     assert bot_response["sns:Publish"] == MESSAGES
-    assert sum(delivery.values()) == 0
+    # One conversation: per invocation its attempts, in one write; Lambda deletes its messages.
+    assert delivery == {"dynamodb:BatchWriteItem": len(invocations)}
     assert len(receiver.log) == MESSAGES + 1
+    recorded = relay.call("GET", "/deliveries", token).json()["attempts"]
+    assert len(recorded) == MESSAGES + 1, "one record per attempt"
 
 
 def test_calls_per_recorded_response_and_per_poll(counted: tuple[Relay, CallCounter]) -> None:
@@ -109,7 +129,7 @@ def test_calls_per_recorded_response_and_per_poll(counted: tuple[Relay, CallCoun
     assert all(len(page["responses"]) == MESSAGES for page in full) and all(not p["responses"] for p in empty)
     # Each recorded response is written, then nudges the stream (relay.flows.recording).
     assert recorded == {"dynamodb:PutItem": MESSAGES, "sqs:SendMessage": MESSAGES}
-    assert non_empty == nothing_new == {"dynamodb:Query": MESSAGES}
+    assert non_empty == nothing_new == {"dynamodb:Query": MESSAGES, "dynamodb:UpdateItem": MESSAGES}
 
 
 def test_reads_per_long_poll_of_twenty_seconds(counted: tuple[Relay, CallCounter]) -> None:

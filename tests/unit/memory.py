@@ -4,8 +4,9 @@ a flow sleeps: no moto, no network, no waiting."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
@@ -15,8 +16,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import STATUS_CONSTANTS, BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
+from relay.attempts import Attempt, AttemptsPage, DeliveriesQuery
 from relay.errors import RelayError, Unauthorized
 from relay.models import ClientResponse, Conversation, InboundMessage, scoped
+from relay.operations import OperationalEvent
+from relay.rate_limits import MICROSECONDS, RateLimit, Verdict
 from relay.stores.clients import Credentials, hash_token
 from relay.stores.responses_log import Recorded
 
@@ -98,10 +102,14 @@ class MemoryConversations:
 
 
 class MemoryClients:
-    """Clients by token: `acme.token` is acme's."""
+    """Clients by token: `acme.token` is acme's; `rates` holds those with a rate of their own."""
 
     def __init__(self, *client_ids: str) -> None:
         self._by_token = {f"{client_id}.token": client_id for client_id in client_ids}
+        self.rates: dict[str, int] = {}
+
+    def rate_of(self, client_id: str) -> int | None:
+        return self.rates.get(client_id)
 
     def authenticate(self, token: str) -> Credentials:
         if token not in self._by_token:
@@ -112,6 +120,37 @@ class MemoryClients:
         if client_id not in self._by_token.values():
             raise Unauthorized("invalid conversation token: its client no longer exists")
         return Credentials(client_id=client_id, token_hash=hash_token(f"{client_id}.token"))
+
+
+class MemoryBuckets:
+    """The rate limits table on the clock's wall time, each client's theoretical arrival time (relay.rate_limits),
+    seen by one container: it knows a client is over without a write once it has seen it over."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.tats: dict[str, int] = {}
+        self.seen: dict[str, int] = {}
+        self.writes = 0
+
+    def over(self, client_id: str, limit: RateLimit) -> Verdict | None:
+        seen, now = self.seen.get(client_id), self._now()
+        return None if seen is None or limit.admits(seen, now) else limit.refused(seen, now)
+
+    def take(self, client_id: str, limit: RateLimit) -> Verdict:
+        tat, now = self.tats.get(client_id), self._now()
+        self.writes += 1
+        if tat is not None and not limit.admits(tat, now):
+            self.seen[client_id] = tat
+            return limit.refused(tat, now)
+        self.tats[client_id] = self.seen[client_id] = max(tat or now, now) + limit.interval
+        return limit.admitted(self.tats[client_id], now)
+
+    def spend(self, client_id: str, limit: RateLimit) -> None:
+        """Another container takes the client's whole burst."""
+        self.tats[client_id] = self._now() + limit.burst * limit.interval
+
+    def _now(self) -> int:
+        return int(self._clock.wall() * MICROSECONDS)
 
 
 class MemoryRepeats(BasePersistenceLayer):
@@ -192,3 +231,73 @@ class MemoryNudges:
 
     def send(self, client_id: str, conversation_id: str, deduplication_id: str) -> None:
         self.sent.append((client_id, conversation_id, deduplication_id))
+
+
+class MemoryAttemptLog:
+    """The attempt log: (client id, attempt) records; pages without a cursor (the real one: tests/integration)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, Attempt]] = []
+
+    def write(self, records: Sequence[tuple[str, Attempt]]) -> None:
+        self.records += records
+
+    def _of(self, client_id: str, outcome: str | None = None) -> list[Attempt]:
+        return sorted(
+            (
+                a
+                for c, a in self.records
+                if c == client_id and (outcome is None or a.delivered == (outcome == "delivered"))
+            ),
+            key=lambda a: a.at,
+        )
+
+    def page(self, client_id: str, query: DeliveriesQuery) -> AttemptsPage:
+        found = [
+            a
+            for a in reversed(self._of(client_id, query.status))
+            if (query.conversation_id is None or a.conversation_id == query.conversation_id)
+            and (query.webhook_id is None or a.webhook_id == query.webhook_id)
+            and (query.since is None or a.at >= query.since)
+            and (query.until is None or a.at <= query.until)
+        ]
+        return AttemptsPage(attempts=found[: query.limit], cursor=None)
+
+    def latest(self, client_id: str, outcome: str) -> Attempt | None:
+        found = self._of(client_id, outcome)
+        return found[-1] if found else None
+
+    def earliest(self, client_id: str, outcome: str, since: datetime | None) -> Attempt | None:
+        return next((a for a in self._of(client_id, outcome) if since is None or a.at >= since), None)
+
+    def count(self, client_id: str, outcome: str, since: datetime) -> int:
+        return sum(1 for a in self._of(client_id, outcome) if a.at >= since)
+
+
+def attempt(at: float, *, status: int | None = 204, failure: str | None = None, **fields: Any) -> Attempt:
+    """An attempt record at `at` (wall-clock seconds): delivered unless given a failure."""
+    return Attempt.model_validate(
+        {
+            "webhook_id": "msg_1",
+            "conversation_id": "c-1",
+            "type": "text",
+            "attempt": 1,
+            "trigger": "schedule",
+            "at": datetime.fromtimestamp(at, UTC),
+            "status": status,
+            "failure": failure,
+            "duration_ms": 12,
+            "body": "",
+            **fields,
+        }
+    )
+
+
+class MemoryEvents:
+    """The operations topic: each operational event published."""
+
+    def __init__(self) -> None:
+        self.published: list[OperationalEvent] = []
+
+    def publish(self, event: OperationalEvent) -> None:
+        self.published.append(event)

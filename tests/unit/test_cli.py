@@ -165,10 +165,10 @@ def test_list_shows_each_client_but_never_its_credentials(operator: Operator) ->
     assert operator("list") == 0
 
     header, *rows = operator.out.splitlines()
-    assert header.split() == ["ID", "NAME", "ENABLED", "RESPONSE", "URL"]
+    assert header.split() == ["ID", "NAME", "ENABLED", "RATE", "RESPONSE", "URL"]
     assert [row.split() for row in rows] == [
-        ["acme", "acme", "back", "end", "yes", "https://acme.example/hook"],
-        ["globex", "globex", "back", "end", "no", "-"],
+        ["acme", "acme", "back", "end", "yes", "default", "https://acme.example/hook"],
+        ["globex", "globex", "back", "end", "no", "default", "-"],
     ]
     for credential in (acme_token, acme_secret, globex_token, globex_secret):
         assert credential not in operator.out
@@ -358,6 +358,50 @@ def test_set_url_refuses_a_bad_url_and_keeps_the_old_one(operator: Operator) -> 
 
     assert "URL" in operator.err
     assert str(operator.signed_in(token).response_url) == "https://acme.example/hook"
+
+
+# ── set-rate ──
+
+
+def test_set_rate_gives_the_client_its_own_rate_and_default_gives_it_the_stacks_again(operator: Operator) -> None:
+    token, _ = operator.create("acme")
+
+    assert operator("set-rate", "acme", "50") == 0
+    assert "50 requests/s" in operator.out and "bursts of up to 100" in operator.out and "60 seconds" in operator.out
+    assert operator.store().authenticate(token).rate_limit == 50  # what the client API reads with the token
+    operator("list")
+    assert "50/s" in operator.out
+
+    assert operator("set-rate", "acme", "--default") == 0
+    assert "ClientRateLimit" in operator.out
+    assert operator.store().authenticate(token).rate_limit is None
+    assert operator.signed_in(token).rate_limit is None
+
+
+@pytest.mark.parametrize("rate", ["0", "-5", "2.5", "fast", "501"])
+def test_set_rate_refuses_what_is_not_whole_requests_per_second_and_keeps_the_rate(
+    operator: Operator, rate: str
+) -> None:
+    token, _ = operator.create("acme")
+    operator("set-rate", "acme", "50")
+
+    assert operator("set-rate", "acme", rate) == 2
+
+    assert f"{rate!r} is not a rate: give whole requests per second from 1 to 500" in operator.err
+    assert operator.signed_in(token).rate_limit == 50
+
+
+@pytest.mark.parametrize("argv", [["set-rate", "acme"], ["set-rate", "acme", "5", "--default"]])
+def test_set_rate_needs_exactly_one_of_a_rate_or_default(operator: Operator, argv: list[str]) -> None:
+    operator.create("acme")
+
+    assert operator(*argv) == 2
+    assert "--default" in operator.err
+
+
+def test_set_rate_of_an_unknown_client_names_it(operator: Operator) -> None:
+    assert operator("set-rate", "nobody", "5") == 1
+    assert "no client 'nobody'" in operator.err
 
 
 @pytest.mark.parametrize("argv", [["set-url", "acme"], ["set-url", "acme", "https://acme.example/hook", "--none"]])

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,21 +25,32 @@ from relay import signing
 from relay.adapters.outbound import Answer, PostFailed
 from relay.adapters.publisher import message_group_id
 from relay.adapters.webhook import WebhookSender
+from relay.attempts import Attempt, Failure, Trigger
 from relay.deliveries import (
     DeadLetter,
     Decision,
     Done,
     Held,
+    ProbeEndpoint,
     QueuedResponse,
     Release,
     Result,
     ResumeParked,
     Retry,
     StopConversation,
+    probe_body,
 )
 from relay.endpoints import PARKING, EndpointState, ProbeClaim
 from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS, Delivery
 from relay.models import Client, ClientResponse
+from relay.operations import (
+    ConversationStopped,
+    EndpointDisabled,
+    EndpointFailing,
+    EndpointParked,
+    EndpointRecovered,
+    OperationalEvent,
+)
 from relay.settings import DeliverySettings
 from relay.stores.clients import TransactItem
 from relay.stores.delivery_state import Park, Stop
@@ -156,6 +167,9 @@ class MemoryState:
         self.attempts[webhook_id] += 1
         return self.attempts[webhook_id]
 
+    def failed_attempts(self, webhook_id: str) -> int:
+        return self.attempts[webhook_id]
+
     def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None:
         if (client_id, conversation_id) not in self.stops:
             self.stops[client_id, conversation_id] = Stop(webhook_id, dead_lettered=False)
@@ -250,20 +264,50 @@ class Receiver:
         return [post.text for post in self.posts]
 
 
+class MemoryAttempts:
+    """The attempt log: each write's (client id, attempt) records."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[tuple[str, Attempt]]] = []
+
+    def write(self, records: Sequence[tuple[str, Attempt]]) -> None:
+        self.writes.append(list(records))
+
+    @property
+    def records(self) -> list[Attempt]:
+        return [attempt for write in self.writes for _, attempt in write]
+
+
+class MemoryEvents:
+    """The operations topic: each event published."""
+
+    def __init__(self) -> None:
+        self.published: list[OperationalEvent] = []
+
+    def publish(self, event: OperationalEvent) -> None:
+        self.published.append(event)
+
+    def of(self, kind: type[OperationalEvent]) -> list[Any]:
+        return [event for event in self.published if isinstance(event, kind)]
+
+
 class Applied:
     """The queue adapter's `apply`: what it was given, a conversation at a time; `refuse` makes it fail as a
     refusing dead-letter queue."""
 
     def __init__(self) -> None:
         self.conversations: list[Mapping[str, Decision]] = []
+        self.released: list[str] = []
+        """The messages whose conversation asked the queue to delete what is done at once."""
         self.refuse = False
         self._lock = threading.Lock()
 
-    def __call__(self, decisions: Mapping[str, Decision]) -> None:
+    def __call__(self, decisions: Mapping[str, Decision], release: bool) -> None:
         if self.refuse and any(isinstance(decision, DeadLetter) for decision in decisions.values()):
             raise RuntimeError("dead-letter queue refused messages")
         with self._lock:
             self.conversations.append(decisions)
+            self.released.extend(decisions if release else ())
         self.on_apply(decisions)
 
     on_apply: Callable[[Mapping[str, Decision]], None] = staticmethod(lambda decisions: None)
@@ -290,11 +334,14 @@ class World:
     metrics: Metrics
     log: MemoryLog
     nudged: list[tuple[str, str]]
+    attempts: MemoryAttempts
+    events: MemoryEvents
     deadline: float = float("inf")
 
     def run(self, *queued: QueuedResponse) -> list[Decision]:
         """One invocation with this batch: the decision for each of its responses, in the batch's order."""
         self.applied.conversations.clear()
+        self.applied.released.clear()
         decisions = self.flow.run(queued, self.remaining_ms, self.applied)
         applied = [message_id for conversation in self.applied.conversations for message_id in conversation]
         assert sorted(applied) == sorted(decisions), "the queue is given every decision, once, before the flow ends"
@@ -331,6 +378,8 @@ def settings(**overrides: Any) -> DeliverySettings:
         {
             "clients_table": "clients",
             "delivery_state_table": "state",
+            "attempts_table": "attempts",
+            "operations_topic_arn": "operations",
             "delivery_queue_url": "queue",
             "dead_letter_queue_url": "dead-letters",
             "webhook_timeout_seconds": WEBHOOK_TIMEOUT_SECONDS,
@@ -354,6 +403,8 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
     metrics = Metrics()
     log = MemoryLog(clock)
     nudged: list[tuple[str, str]] = []
+    attempts = MemoryAttempts()
+    events = MemoryEvents()
     flow = Delivery(
         settings(**overrides),
         memory,
@@ -361,11 +412,14 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
         sender,
         log,
         lambda client_id, conversations: nudged.extend((client_id, c) for c in conversations),
+        lambda client_id: nudged.append((client_id, "probe")),
         logging.getLogger("delivery-test"),
         metrics,
         clock,
+        attempts=attempts,
+        events=events,
     )
-    return World(clock, memory, state, receiver, flow, Applied(), metrics, log, nudged)
+    return World(clock, memory, state, receiver, flow, Applied(), metrics, log, nudged, attempts, events)
 
 
 @pytest.fixture
@@ -463,6 +517,7 @@ def test_a_conversation_is_released_as_soon_as_its_part_of_the_batch_is_done_not
     w.receiver.before["slow"] = lambda: assert_(fast_released.wait(10), "fast waited for the slow POST")
 
     assert w.run(fast, slow) == [DELIVERED, DELIVERED]
+    assert w.applied.released == [fast.message_id], "the last to finish leaves the deletes to Lambda"
 
 
 def test_one_container_has_at_most_the_endpoints_cap_of_posts_in_flight_to_it() -> None:
@@ -631,8 +686,14 @@ def record(w: World, *queued: QueuedResponse) -> None:
 
 
 def failed_probe(w: World) -> None:
+    """A response is the probe, and the receiver is still down: it is tried again."""
     (probe,) = w.run(said("probe", conversation="probe"))
     assert isinstance(probe, Retry)
+
+
+def probe_of(client_id: str = "acme") -> QueuedResponse:
+    probe = ProbeEndpoint(client_id=client_id)
+    return QueuedResponse(str(uuid.uuid4()), "probes", probe.to_json(), None, probe=probe)
 
 
 def parked_world() -> World:
@@ -649,7 +710,8 @@ def parked_world() -> World:
         "not before every container knows"
     )
     w.clock.now += HOLD_SECONDS
-    failed_probe(w)
+    assert ("acme", "probe") in w.nudged, "its probe is queued: it comes back though acme sends nothing"
+    assert isinstance(w.run(probe_of())[0], Held), "the receiver is still down"
     return w
 
 
@@ -721,6 +783,34 @@ def test_a_resume_that_fails_midway_goes_on_from_where_it_stopped() -> None:
     assert [t for t in w.receiver.texts() if t.startswith("c")] == ["c0", "c1", "c1", "c2"], "c0 not sent again"
 
 
+def test_a_parked_endpoints_probe_comes_back_while_it_fails_and_once_it_answers_resumes_every_parked_conversation() -> (
+    None
+):
+    w = parked_world()
+    conversation = [said(f"c{n}", conversation="c") for n in range(2)]
+    record(w, *conversation)
+    w.run(*conversation)
+    w.clock.now += COOLDOWN
+
+    (failed,) = w.run(probe_of())
+    w.receiver.down.clear()
+    w.clock.now += COOLDOWN
+    (answered,) = w.run(probe_of())
+
+    assert isinstance(failed, Held), "back in the queue for the next"
+    assert answered == Done(Result.PROBED)
+    probes = [post for post in w.receiver.posts if post.body == probe_body("acme")]
+    assert len(probes) == 3, "parked_world's, and these two"
+    headers = probes[-1].headers
+    webhook_id, timestamp = headers["webhook-id"], int(headers["webhook-timestamp"])
+    assert webhook_id.startswith("probe_")
+    assert headers["webhook-signature"] == signing.sign(
+        w.client().webhook_secret, webhook_id, timestamp, probe_body("acme")
+    )
+    assert w.client().endpoint_state is EndpointState.HEALTHY
+    assert ("acme", "c") in w.nudged, "its parked conversations are resumed"
+
+
 def test_an_endpoint_failing_for_the_disable_time_is_disabled_and_no_longer_probed() -> None:
     w = parked_world()
     w.clock.now += 24 * 3600
@@ -763,13 +853,13 @@ def test_what_waits_behind_a_failing_response_is_released_untried_and_keeps_all_
 
 
 def test_an_unreachable_receiver_is_a_failed_attempt(w: World) -> None:
-    w.receiver.answer("r", PostFailed("unreachable (NewConnectionError)", timed_out=False))
+    w.receiver.answer("r", PostFailed("unreachable (NewConnectionError)", kind=Failure.REFUSED))
 
     assert w.run(said("r")) == [Retry(5, "receiver unreachable (NewConnectionError)")]
 
 
 def test_a_receiver_that_answers_no_2xx_in_time_is_a_failed_attempt(w: World) -> None:
-    w.receiver.answer("r", PostFailed("no answer in time", timed_out=True), Answer(302, {"location": "/x"}))
+    w.receiver.answer("r", PostFailed("no answer in time", kind=Failure.TIMEOUT), Answer(302, {"location": "/x"}))
     queued = said("r")
 
     assert w.run(queued) == [Retry(5, "receiver no answer in time")]
@@ -966,3 +1056,164 @@ def signed_with(secret: str, post: Post) -> bool:
     timestamp = datetime.fromtimestamp(int(post.headers["webhook-timestamp"]), UTC)
     expected = Webhook(secret).sign(post.headers["webhook-id"], timestamp, post.body)
     return expected in post.headers["webhook-signature"].split(" ")
+
+
+# ── the attempt log ──
+
+
+def again(queued: QueuedResponse) -> QueuedResponse:
+    """The same message received again (after a retry's delay, a hold or a release)."""
+    return dataclasses.replace(queued, receive_count=queued.receive_count + 1)
+
+
+def test_each_attempt_is_recorded_with_its_number_outcome_and_answer_in_one_write_per_invocation(w: World) -> None:
+    queued = said("r")
+    w.receiver.answer(
+        "r", Answer(500, {}, b'{"error": "database down"}'), PostFailed("no answer", kind=Failure.TIMEOUT)
+    )
+    w.receiver.takes = 0.25
+
+    for _ in range(3):
+        w.run(queued)
+        queued = again(queued)
+
+    first, second, third = w.attempts.records
+    assert [(a.attempt, a.status, a.failure, a.trigger) for a in w.attempts.records] == [
+        (1, 500, Failure.HTTP, Trigger.SCHEDULE),
+        (2, None, Failure.TIMEOUT, Trigger.SCHEDULE),
+        (3, 204, None, Trigger.SCHEDULE),
+    ]
+    assert first.body == '{"error": "database down"}' and second.body == ""
+    assert (first.webhook_id, first.conversation_id, first.type) == (stuck_id(queued), "c", "text")
+    assert first.duration_ms == 250 and first.at.timestamp() < second.at.timestamp() < third.at.timestamp()
+    assert [len(write) for write in w.attempts.writes] == [1, 1, 1], "one write per invocation"
+    assert {client for write in w.attempts.writes for client, _ in write} == {"acme"}
+
+
+def test_a_batchs_attempts_are_one_write_and_only_posts_are_attempts(w: World) -> None:
+    batch = [said("a", conversation="x"), said("b", conversation="x"), said("c", conversation="y")]
+    w.receiver.answer("a", FAILED)
+
+    w.run(*batch)
+
+    assert len(w.attempts.writes) == 1
+    assert sorted((a.conversation_id, a.delivered) for a in w.attempts.records) == [("x", False), ("y", True)], (
+        "b waited behind a, untried: not an attempt"
+    )
+
+
+def test_an_answers_body_is_kept_to_its_first_kilobyte(w: World) -> None:
+    w.receiver.answer("r", Answer(200, {}, "é".encode() * 600))
+
+    w.run(said("r"))
+
+    (record,) = w.attempts.records
+    assert record.body == "é" * 512 and len(record.body.encode()) == 1024
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "failure"),
+    [
+        (Answer(413, {}), 413, Failure.TOO_LARGE),
+        (Answer(410, {}), 410, Failure.HTTP),
+        (Answer(302, {"location": "/x"}), 302, Failure.HTTP),
+        (PostFailed("unreachable: its host name does not resolve", kind=Failure.DNS), None, Failure.DNS),
+        (PostFailed("unreachable: the TLS handshake failed", kind=Failure.TLS), None, Failure.TLS),
+        (PostFailed("unreachable (NewConnectionError)", kind=Failure.REFUSED), None, Failure.REFUSED),
+    ],
+)
+def test_a_failed_attempt_says_its_status_or_why_there_was_none(
+    w: World, answer: Answer | PostFailed, status: int | None, failure: Failure
+) -> None:
+    w.receiver.answer("r", answer)
+
+    w.run(said("r"))
+
+    (record,) = w.attempts.records
+    assert (record.status, record.failure, record.delivered) == (status, failure, False)
+
+
+def test_a_probe_is_recorded_as_one_and_held_responses_are_not_recorded() -> None:
+    w = breaker_world()
+    open_breaker(w)
+    w.attempts.writes.clear()
+
+    w.run(said("held"))
+    w.clock.now += COOLDOWN
+    w.run(said("probe", conversation="p"))
+
+    (probe,) = w.attempts.records
+    assert (probe.trigger, probe.delivered) == (Trigger.PROBE, True)
+
+
+def test_a_recovered_response_is_recorded_as_a_recover(w: World) -> None:
+    w.run(dataclasses.replace(said("r"), trigger=Trigger.RECOVER))
+
+    (record,) = w.attempts.records
+    assert record.trigger is Trigger.RECOVER
+
+
+def test_a_first_receive_reads_no_counter_for_its_attempt_number(w: World) -> None:
+    reads: list[str] = []
+    w.state.failed_attempts = lambda webhook_id: reads.append(webhook_id) or 0  # type: ignore[method-assign]
+
+    w.run(said("r"))
+
+    assert reads == [] and w.attempts.records[0].attempt == 1
+
+
+def test_the_invocations_attempts_are_written_even_when_it_fails(w: World) -> None:
+    stuck = said("stuck", conversation="x")
+    fail_until_stopped(w, stuck)
+    w.clock.now += HOLD_SECONDS
+    w.applied.refuse = True  # the dead-letter queue refuses x's messages: the invocation fails
+    w.attempts.writes.clear()
+
+    with pytest.raises(RuntimeError):
+        w.run(said("fine", conversation="y"), again(stuck))
+
+    assert [(a.conversation_id, a.delivered) for a in w.attempts.records] == [("y", True)]
+
+
+# ── operational events ──
+
+
+def test_operators_are_told_when_the_breaker_opens_and_when_it_closes() -> None:
+    w = breaker_world()
+    started = w.clock.now
+    open_breaker(w)
+    w.clock.now += COOLDOWN
+    w.run(said("probe", conversation="p"))
+
+    (failing,) = w.events.of(EndpointFailing)
+    (recovered,) = w.events.of(EndpointRecovered)
+    assert (failing.client_id, failing.host, failing.reason) == ("acme", "acme.example", "receiver answered HTTP 500")
+    assert failing.since.timestamp() == pytest.approx(started, abs=0.01)
+    assert recovered.since == failing.since and recovered.at.timestamp() == pytest.approx(w.clock.now, abs=0.01)
+    assert '"type":"endpoint.failing"' in failing.body() and "/hook" not in failing.body(), "the host, not the URL"
+
+
+def test_operators_are_told_of_a_stopped_conversation_once(w: World) -> None:
+    stuck = said("stuck", conversation="order-42")
+    fail_until_stopped(w, stuck)
+    w.clock.now += HOLD_SECONDS
+    w.run(stuck, said("after", conversation="order-42"))
+
+    (stopped,) = w.events.published
+    assert isinstance(stopped, ConversationStopped)
+    assert (stopped.conversation_id, stopped.webhook_id, stopped.reason) == (
+        "order-42",
+        stuck_id(stuck),
+        "receiver answered HTTP 500",
+    )
+
+
+def test_operators_are_told_when_an_endpoint_is_parked_and_when_disabled() -> None:
+    w = parked_world()
+    w.clock.now += 24 * 3600
+    w.run(said("late"))
+
+    (parked,) = w.events.of(EndpointParked)
+    (disabled,) = w.events.of(EndpointDisabled)
+    assert parked.reason == f"failing for {PARK_AFTER // 60} minutes" and parked.host == "acme.example"
+    assert disabled.reason is not None and disabled.reason.startswith("failing for 24")

@@ -11,7 +11,10 @@ from memory import (
     Clock,
     Context,
     MemoryBot,
+    MemoryBuckets,
+    MemoryClients,
     MemoryConversations,
+    MemoryEvents,
     MemoryLog,
     MemoryRepeats,
     client_response,
@@ -31,6 +34,7 @@ from relay.errors import (
 )
 from relay.flows.inbound import ANSWER_MARGIN_SECONDS, Inbound
 from relay.flows.polling import QUIET_SECONDS, ResponsesQuery, ResponsesReader
+from relay.flows.throttling import Throttle
 from relay.models import InboundMessage, RepliesReceipt
 from relay.observability import metrics
 from relay.settings import InboundSettings
@@ -44,9 +48,14 @@ SETTINGS = InboundSettings(
     bot_webhook_url="https://bot.example/webhook",  # type: ignore[arg-type]
     bot_token_secret="bot-token",
     responses_table="responses",
+    attempts_table="attempts",
+    delivery_state_table="delivery-state",
+    delivery_queue_url="delivery-queue",
+    operations_topic_arn="operations",
     watermark_key_secret="watermark-key",
     conversation_token_key_secret="conversation-token-key",
     stream_url="wss://stream.example/live",
+    rate_limits_table="rate-limits",
 )
 
 
@@ -71,6 +80,9 @@ class World:
             self.repeats,
             reader,
             SETTINGS,
+            throttle=Throttle(
+                MemoryBuckets(self.clock), MemoryClients("acme"), SETTINGS.client_rate_limit, events=MemoryEvents()
+            ),
             clock=self.clock.monotonic,
         )
         self.inbound.starting(Context(self.clock, remaining_seconds))  # type: ignore[arg-type]

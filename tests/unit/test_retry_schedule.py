@@ -14,9 +14,11 @@ SVIX = (5, 300, 1800, 7200, 18000, 36000)
 NAMES = {
     "CLIENTS_TABLE": "t",
     "DELIVERY_STATE_TABLE": "s",
+    "ATTEMPTS_TABLE": "a",
     "DELIVERY_QUEUE_URL": "q",
     "DEAD_LETTER_QUEUE_URL": "d",
     "RESPONSES_TABLE": "r",
+    "OPERATIONS_TOPIC_ARN": "o",
 }
 
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from devstack.template import ROOT, Resolver, load, resources_of_type
 from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS
 from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings, InboundSettings
-from relay.stores.clients import AUTH_ATTRIBUTES
+from relay.stores.clients import AUTH_ATTRIBUTES, PROFILE_ATTRIBUTES, SIGNING_ATTRIBUTES
 
 TOOLS = ROOT / ".tools" / "bin"
 TEMPLATE = load()
@@ -112,7 +112,15 @@ def test_a_crashed_delivery_holds_its_conversations_no_longer_than_one_attempt_n
 def test_the_stop_hold_the_template_sets_is_the_settings_rule_for_the_functions_cache_time() -> None:
     """At least the client cache time, so every container knows of a stop before its conversation moves."""
     variables = FUNCTIONS["DeliveryFunction"]["Properties"]["Environment"]["Variables"]
-    names = {"clients_table": "t", "delivery_state_table": "s", "delivery_queue_url": "q", "dead_letter_queue_url": "d"}
+    names = {
+        "clients_table": "t",
+        "delivery_state_table": "s",
+        "attempts_table": "a",
+        "delivery_queue_url": "q",
+        "dead_letter_queue_url": "d",
+        "responses_table": "r",
+        "operations_topic_arn": "o",
+    }
     deployed = DeliverySettings.model_validate(
         {**names, "delivery_stop_hold_seconds": variables["DELIVERY_STOP_HOLD_SECONDS"]}
     )
@@ -134,9 +142,14 @@ INBOUND = {
     "bot_webhook_url": "https://bot.example/webhook",
     "bot_token_secret": "b",
     "responses_table": "r",
+    "attempts_table": "a",
+    "delivery_state_table": "d",
+    "delivery_queue_url": "q",
+    "operations_topic_arn": "o",
     "watermark_key_secret": "w",
     "conversation_token_key_secret": "t",
     "stream_url": "wss://stream.example/live",
+    "rate_limits_table": "l",
 }
 RETRY_SCHEDULE = re.compile(TEMPLATE["Parameters"]["DeliveryRetrySchedule"]["AllowedPattern"])
 
@@ -146,9 +159,11 @@ def function_accepts(schedule: str) -> bool:
         DeliverySettings(
             clients_table="t",
             delivery_state_table="s",
+            attempts_table="a",
             delivery_queue_url="q",
             dead_letter_queue_url="d",
             responses_table="r",
+            operations_topic_arn="o",
             delivery_retry_schedule=schedule,
         )
     except ValidationError:
@@ -198,17 +213,28 @@ def test_an_intrinsic_function_the_local_stack_cannot_resolve_is_named_with_its_
         resolver(template["Resources"]["Queue"]["Properties"])
 
 
-@pytest.mark.parametrize("function", ["InboundFunction", "StreamSocketFunction"])
-def test_what_checks_tokens_may_read_only_the_attributes_authentication_reads(function: str) -> None:
-    (statement,) = [
+@pytest.mark.parametrize(
+    ("function", "reads"),
+    [
+        ("InboundFunction", [AUTH_ATTRIBUTES, PROFILE_ATTRIBUTES + SIGNING_ATTRIBUTES]),
+        ("StreamSocketFunction", [AUTH_ATTRIBUTES]),
+    ],
+)
+def test_what_checks_tokens_may_read_only_the_attributes_its_stores_read(
+    function: str, reads: list[tuple[str, ...]]
+) -> None:
+    statements = [
         statement
         for policy in FUNCTIONS[function]["Properties"]["Policies"]
         for statement in policy["Statement"]
         if statement["Resource"] == {"Fn::GetAtt": ["ClientsTable", "Arn"]}
+        and "dynamodb:GetItem" in statement["Action"]
     ]
-    assert statement["Action"] == "dynamodb:GetItem"
-    assert statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"] == list(AUTH_ATTRIBUTES)
-    assert statement["Condition"]["StringEqualsIfExists"]["dynamodb:Select"] == "SPECIFIC_ATTRIBUTES"
+    assert [s["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"] for s in statements] == list(
+        map(list, reads)
+    )
+    assert all(s["Condition"]["StringEqualsIfExists"]["dynamodb:Select"] == "SPECIFIC_ATTRIBUTES" for s in statements)
+    assert not any({"tokenHash", "previousTokenHash"} & set(attributes) for attributes in reads[1:])
 
 
 def test_the_responses_log_is_subscribed_like_the_delivery_queue() -> None:

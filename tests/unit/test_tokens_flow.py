@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import json
 
+import memory
 import pytest
 
 from relay.caller import Caller
 from relay.conversation_tokens import ConversationGrant, ConversationTokens, is_conversation_token
 from relay.edge.access import Access
 from relay.errors import Forbidden, InvalidRequest, Unauthorized
+from relay.flows.throttling import Throttle
 from relay.flows.tokens import TokenRequest, Tokens
 from relay.models import InboundMessage
+from relay.rate_limits import DEFAULT_RATE
 from relay.stores.clients import Credentials, new_token
 
 NOW = 1_800_000_000.0
@@ -118,7 +121,10 @@ def test_a_route_for_one_kind_of_token_refuses_the_other_once_it_is_valid(
 
 def test_refresh_renews_the_grant_for_its_ttl_from_now(tokens: ConversationTokens, clock: Clock) -> None:
     access = Access(Clients(), tokens)
-    flow = Tokens(tokens, "wss://stream.example/live", clock=clock)
+    throttle = Throttle(
+        memory.MemoryBuckets(memory.Clock()), memory.MemoryClients("acme"), DEFAULT_RATE, events=memory.MemoryEvents()
+    )
+    flow = Tokens(tokens, "wss://stream.example/live", throttle=throttle, clock=clock)
     first = flow.mint(Caller("acme"), "order/42", TokenRequest(user_id="alice", ttl_seconds=120))
     clock.now = NOW + 100
 

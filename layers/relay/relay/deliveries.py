@@ -7,10 +7,12 @@ words from here, the domain, so neither depends on the other.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
 
+from relay.attempts import Trigger
 from relay.models import CamelModel, ClientResponse
 
 
@@ -20,6 +22,25 @@ class ResumeParked(CamelModel):
 
     client_id: str
     conversation_id: str
+
+
+class ProbeEndpoint(CamelModel):
+    """A parked endpoint's probe on the delivery queue, one per endpoint (in a message group of its own): it comes
+    back every cool-down (and less often the longer the endpoint fails) and POSTs a signed `test` delivery, so a
+    receiver that is back is found even when its client sends nothing new."""
+
+    client_id: str
+
+
+def probe_body(client_id: str) -> str:
+    """What a probe POSTs: a delivery of type `test` (as the Botpress integration checks a response URL at install)
+    in no conversation, signed like any other."""
+    return json.dumps({"type": "test", "payload": {"text": "test"}, "conversationId": "", "clientId": client_id})
+
+
+TRIGGER_ATTRIBUTE = "relayTrigger"
+"""The message attribute of a response put on the delivery queue again by a recover (or an operator's replay):
+its attempts are recorded with that trigger. Responses from the topic carry none: their trigger is the schedule."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +57,13 @@ class QueuedResponse:
     """The body read as a client response; None when it is not one (it cannot be delivered, waiting won't help)."""
     resume: ResumeParked | None = None
     """Set for a nudge (its body is not a response): resume the parked conversation."""
+    probe: ProbeEndpoint | None = None
+    """Set for a parked endpoint's probe."""
+
+    receive_count: int = 1
+    """How many times SQS has handed the message out, this time included: 1 means it was never attempted."""
+    trigger: Trigger = Trigger.SCHEDULE
+    """What queued it: the topic (the schedule), or a recover (TRIGGER_ATTRIBUTE)."""
 
 
 class Result(Enum):
@@ -49,6 +77,7 @@ class Result(Enum):
     HELD = "DeliveryHeld"
     PARKED = "DeliveryParked"
     RESUMED = "ParkedConversationResumed"
+    PROBED = "ParkedEndpointProbed"
     NOT_ATTEMPTED = "NotAttempted"
 
 

@@ -139,6 +139,12 @@ class Breakers:
             breaker.open_until = self._clock() + self.cooldown_seconds
             return breaker.open_until
 
+    def probing(self, endpoint: str) -> bool:
+        """Whether this container has the endpoint's probe."""
+        breaker = self._of(endpoint)
+        with self._lock:
+            return breaker.probing
+
     def lost_claim(self, endpoint: str, open_until: datetime) -> None:
         """Another container has the probe, or has opened the breaker until `open_until`."""
         breaker = self._of(endpoint)

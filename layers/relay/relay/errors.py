@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from relay.rate_limits import Verdict
+
 
 class RelayError(Exception):
     """A failure with a message meant for the caller; never carries a secret."""
@@ -40,6 +42,10 @@ class TooLarge(RelayError):
     """The request or the response it would publish is over a size limit."""
 
 
+class NoResponseUrl(RelayError):
+    """The client has no response URL to deliver to: set one first."""
+
+
 class UnknownConversation(RelayError):
     """The conversation was never sent through this relay (or not by this client)."""
 
@@ -52,6 +58,15 @@ class MessageInProgress(RelayError):
 
 class MessageIdReused(RelayError):
     """A messageId already used for a different message."""
+
+
+class RateLimited(RelayError):
+    """The client is over its rate on the client API (its own, or the stack's ClientRateLimit); nothing was done
+    and nothing counted: retry after `Retry-After` seconds. No other client is affected."""
+
+    def __init__(self, message: str, verdict: Verdict) -> None:
+        super().__init__(message)
+        self.verdict = verdict
 
 
 class BotUnavailable(RelayError):

@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from relay.endpoints import EndpointState
+from relay.rate_limits import Rate
 
 ID_MAX_LENGTH = 512
 """Ids fit in keys and message attributes."""
@@ -258,12 +259,17 @@ class Client(CamelModel):
     """When the endpoint was parked or disabled: its responses are parked once every container can know it."""
     parked_conversations: int = 0
     """Conversations with parked responses, waiting in the responses log to be delivered in order."""
+    rate_limit: Rate | None = None
+    """The client's own rate on the client API (requests per second); none: the stack's ClientRateLimit."""
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The current secret, and the previous one while its grace period after a rotation lasts."""
-        previous = self.previous_webhook_secret
-        expires = self.previous_secret_expires_at
-        return [self.webhook_secret, *([previous] if previous and expires and now < expires else [])]
+        return signing_secrets(self.webhook_secret, self.previous_webhook_secret, self.previous_secret_expires_at, now)
+
+
+def signing_secrets(current: str, previous: str | None, expires: datetime | None, now: datetime) -> list[str]:
+    """The secrets a delivery is signed with: the current one, and the previous one until `expires`."""
+    return [current, *([previous] if previous and expires and now < expires else [])]
 
 
 class StreamNudge(CamelModel):

@@ -3,7 +3,7 @@ here, so they share the service, the keys appended during an invocation and the 
 
 The X-Ray SDK is loaded only when its subsegments are wanted. Lambda records each invocation's segment by itself
 (`Tracing: Active`). The SDK adds subsegments for the handler and each AWS call, at a price on every cold start
-(README, "Design notes"), so it is loaded only where Powertools' Tracer would trace: in Lambda, with
+(docs/design.md, "X-Ray"), so it is loaded only where Powertools' Tracer would trace: in Lambda, with
 POWERTOOLS_TRACE_DISABLED false. Powertools' Tracer imports the SDK even when tracing is off, hence `Untraced`.
 """
 
@@ -52,7 +52,7 @@ def create_tracer() -> Tracer | Untraced:
     except ImportError:
         raise RuntimeError(
             "POWERTOOLS_TRACE_DISABLED is false but the X-Ray SDK is in none of the function's layers: "
-            "set the stack's XRaySdkLayerArn to the public Powertools layer (README, Design notes)"
+            "set the stack's XRaySdkLayerArn to the public Powertools layer (docs/design.md, X-Ray)"
         ) from None
 
     # botocore only, not urllib3: the URLs of the bot and of clients' webhooks can carry secrets.

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from relay.rate_limits import DEFAULT_RATE, Rate
+
 ORIGIN_PATTERN = r"https?://[^/,\s]+"
 """A browser origin as a page's Origin header carries it: scheme and host (and port), no path."""
 
@@ -62,12 +64,21 @@ class InboundSettings(_Settings):
     idempotency_ttl_seconds: PositiveInt = 24 * 3600
     conversation_ttl_days: PositiveInt = 90
     responses_table: str
+    attempts_table: str
+    delivery_state_table: str
+    delivery_queue_url: str
+    webhook_timeout_seconds: PositiveFloat = 10.0
+    """How long POST /client/test waits for the response URL, as a delivery does."""
+    operations_topic_arn: str
     watermark_key_secret: str
     conversation_token_key_secret: str
     stream_url: Annotated[str, StringConstraints(pattern=r"^wss?://[^?#\s]+$")]
     """The WebSocket stream's URL (no query); a token answer's `streamUrl` is it with `?token=…`."""
     browser_origins: tuple[str, ...] = ()
     """The origins whose pages may call the routes a conversation token may use (CORS); none by default."""
+    rate_limits_table: str
+    client_rate_limit: Rate = DEFAULT_RATE
+    """Requests per second of a client without a rate of its own (relay.rate_limits)."""
 
     @field_validator("browser_origins", mode="before")
     @classmethod
@@ -121,6 +132,10 @@ class StreamSettings(_Settings):
 class DeliverySettings(_Settings):
     clients_table: str
     delivery_state_table: str
+    attempts_table: str
+    attempt_retention_days: PositiveInt = 30
+    operations_topic_arn: str
+    """How long the attempt log keeps each attempt's record."""
     delivery_queue_url: str
     dead_letter_queue_url: str
     webhook_timeout_seconds: PositiveFloat = 10.0
@@ -144,7 +159,7 @@ class DeliverySettings(_Settings):
     (shared by every client) for most of the timeout. By default half the webhook timeout."""
     endpoint_concurrency: PositiveInt = 4
     """The most POSTs one container has in flight to one endpoint at once."""
-    endpoint_park_after_seconds: PositiveInt = 900
+    endpoint_park_after_seconds: PositiveInt = 300
     """How long an endpoint's breaker stays open before its responses are parked: they leave the shared delivery
     queue (in the responses log they wait anyway), so a dead receiver's backlog cannot grow there."""
     endpoint_disable_after_hours: PositiveFloat = 120

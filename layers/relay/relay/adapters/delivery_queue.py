@@ -22,13 +22,17 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQS
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from relay.adapters.publisher import message_group_id
+from relay.adapters.publisher import endpoint_group_id
+from relay.adapters.redelivery import BATCH_ENTRIES, Redelivery
+from relay.attempts import Trigger
 from relay.deliveries import (
     FAILURES,
+    TRIGGER_ATTRIBUTE,
     DeadLetter,
     Decision,
     Done,
     Held,
+    ProbeEndpoint,
     QueuedResponse,
     Release,
     ResumeParked,
@@ -36,9 +40,6 @@ from relay.deliveries import (
     StopConversation,
 )
 from relay.models import ClientResponse
-
-BATCH_ENTRIES = 10
-"""SQS's most entries per batch call."""
 
 
 class NotDone(Exception):
@@ -69,19 +70,17 @@ class DeliveryQueue:
 
     def nudge(self, client_id: str, conversation_ids: Sequence[str]) -> None:
         """A ResumeParked in each conversation's message group: its parked responses go before what follows."""
-        for start in range(0, len(conversation_ids), BATCH_ENTRIES):
-            entries = [
-                {
-                    "Id": str(i),
-                    "MessageBody": ResumeParked(client_id=client_id, conversation_id=conversation_id).to_json(),
-                    "MessageGroupId": message_group_id(client_id, conversation_id),
-                    "MessageDeduplicationId": str(uuid.uuid4()),  # each recovery resumes afresh
-                }
-                for i, conversation_id in enumerate(conversation_ids[start : start + BATCH_ENTRIES])
-            ]
-            answer = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
-            if answer.get("Failed"):
-                raise RuntimeError(f"delivery queue refused resume nudges: {answer['Failed']}")
+        Redelivery(self._sqs, self._url).nudge(client_id, conversation_ids)
+
+    def probe_later(self, client_id: str) -> None:
+        """The parked endpoint's probe: in its own message group, so one at a time."""
+        answer = self._sqs.send_message(
+            QueueUrl=self._url,
+            MessageBody=ProbeEndpoint(client_id=client_id).to_json(),
+            MessageGroupId=endpoint_group_id(client_id),
+            MessageDeduplicationId=str(uuid.uuid4()),
+        )
+        assert answer["MessageId"]
 
     def delete(self, records: Sequence[SQSRecord]) -> None:
         """Delete finished messages now, not when the invocation returns."""
@@ -90,10 +89,8 @@ class DeliveryQueue:
                 {"Id": str(i), "ReceiptHandle": record.receipt_handle}
                 for i, record in enumerate(records[start : start + BATCH_ENTRIES])
             ]
-            answer = self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
-            if answer.get("Failed"):
-                # Lambda deletes them when the invocation returns: only the early release is lost.
-                raise RuntimeError(f"delivery queue refused deletes: {answer['Failed']}")
+            # What SQS refuses here, Lambda deletes when the invocation returns: only the early release is lost.
+            self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
 
     def dead_letter(self, records: Sequence[SQSRecord]) -> None:
         """Copy messages to the dead-letter queue in order, in their message group; the caller then deletes them."""
@@ -128,9 +125,10 @@ class QueuedBatch:
         self._decisions: dict[str, Decision] = {}
         self._lock = threading.Lock()
 
-    def apply(self, decisions: Mapping[str, Decision]) -> None:
+    def apply(self, decisions: Mapping[str, Decision], release: bool) -> None:
         """Carry out one conversation's decisions (called from its thread as soon as it is done): dead-letter in
-        order, delete what is finished, and set when the others come back.
+        order, delete what is finished when `release` (Lambda would delete it only when the invocation returns),
+        and set when the others come back.
 
         Raises when the dead-letter queue refuses: the invocation fails and the whole batch comes back, rather
         than a message being deleted that is in neither queue.
@@ -139,7 +137,8 @@ class QueuedBatch:
             self._decisions.update(decisions)
         records = [record for record in self._records if record.message_id in decisions]
         self._queue.dead_letter([r for r in records if isinstance(decisions[r.message_id], DeadLetter)])
-        self._queue.delete([r for r in records if isinstance(decisions[r.message_id], Done | DeadLetter)])
+        if release:
+            self._queue.delete([r for r in records if isinstance(decisions[r.message_id], Done | DeadLetter)])
         visibility = []
         for record in records:
             match decisions[record.message_id]:
@@ -165,15 +164,24 @@ class QueuedBatch:
 def _queued(record: SQSRecord) -> QueuedResponse:
     response: ClientResponse | None = None
     resume: ResumeParked | None = None
+    probe: ProbeEndpoint | None = None
     try:
         response = ClientResponse.model_validate_json(record.body)
     except ValidationError:
-        with contextlib.suppress(ValidationError):  # neither: the flow dead-letters it
+        with contextlib.suppress(ValidationError):
             resume = ResumeParked.model_validate_json(record.body)
+        if resume is None:
+            with contextlib.suppress(ValidationError):  # none of them: the flow dead-letters it
+                probe = ProbeEndpoint.model_validate_json(record.body)
+    attribute = record.message_attributes[TRIGGER_ATTRIBUTE]  # its get() would give the raw dict
+    trigger = attribute.string_value if attribute is not None else None
     return QueuedResponse(
         message_id=record.message_id,
         conversation=record.attributes.message_group_id or record.message_id,
         body=record.body,
         response=response,
         resume=resume,
+        probe=probe,
+        receive_count=int(record.attributes.approximate_receive_count or 1),
+        trigger=Trigger.RECOVER if trigger == Trigger.RECOVER else Trigger.SCHEDULE,
     )

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, TimeoutError
+from urllib3.exceptions import HTTPError, MaxRetryError, NameResolutionError, NewConnectionError, SSLError, TimeoutError
+
+from relay.attempts import Failure
 
 CONCURRENT_REQUESTS = 10
 """At most this many requests at once per container: the delivery function POSTs a batch's conversations
 (a batch holds at most 10 messages) in parallel, possibly all to one client's host."""
+
+ANSWER_MAX_BYTES = 64 * 1024
+"""The most of an answer's body read: a peer answering with more (a hostile receiver streaming gigabytes) cannot
+fill the function's memory; its connection is closed instead of reused."""
 
 pool = urllib3.PoolManager(num_pools=50, maxsize=CONCURRENT_REQUESTS)
 
@@ -18,14 +24,19 @@ class Answer(NamedTuple):
     status: int
     headers: dict[str, str]
     body: bytes = b""
+    """At most ANSWER_MAX_BYTES of it."""
 
 
 class PostFailed(Exception):
-    """No HTTP answer: the peer could not be reached or did not answer in time."""
+    """No HTTP answer: the peer could not be reached or did not answer in time; `kind` says which."""
 
-    def __init__(self, reason: str, *, timed_out: bool) -> None:
+    def __init__(self, reason: str, *, kind: Failure) -> None:
         super().__init__(reason)
-        self.timed_out = timed_out
+        self.kind = kind
+
+    @property
+    def timed_out(self) -> bool:
+        return self.kind is Failure.TIMEOUT
 
 
 def post(url: str, body: str, headers: dict[str, str], timeout_seconds: float) -> int:
@@ -34,7 +45,7 @@ def post(url: str, body: str, headers: dict[str, str], timeout_seconds: float) -
 
 
 def exchange(url: str, body: str, headers: dict[str, str], timeout_seconds: float) -> Answer:
-    """POST `body` and return the answer's status and headers (names in lower case)."""
+    """POST `body` and return the answer's status, headers (names in lower case) and body (its head)."""
     try:
         response = pool.request(
             "POST",
@@ -45,16 +56,30 @@ def exchange(url: str, body: str, headers: dict[str, str], timeout_seconds: floa
             timeout=urllib3.Timeout(total=timeout_seconds, connect=min(timeout_seconds, 5.0)),
             retries=False,
             redirect=False,
+            preload_content=False,
         )
+        try:
+            data = response.read(ANSWER_MAX_BYTES + 1)
+        except HTTPError:
+            response.close()
+            raise
+        if len(data) > ANSWER_MAX_BYTES:
+            response.close()  # the rest is never read: the connection cannot serve another request
+        response.release_conn()
     except MaxRetryError as error:
         raise _failure(error.reason or error) from error
     except HTTPError as error:
         raise _failure(error) from error
-    return Answer(response.status, {name.lower(): value for name, value in response.headers.items()}, response.data)
+    headers_ = {name.lower(): value for name, value in response.headers.items()}
+    return Answer(response.status, headers_, data[:ANSWER_MAX_BYTES])
 
 
 def _failure(error: Exception) -> PostFailed:
-    # urllib3 makes a refused connection a kind of ConnectTimeoutError: it is not a timeout here.
+    # urllib3 makes a refused connection (and a name that does not resolve) a kind of ConnectTimeoutError.
+    if isinstance(error, NameResolutionError):
+        return PostFailed("unreachable: its host name does not resolve", kind=Failure.DNS)
+    if isinstance(error, SSLError):
+        return PostFailed("unreachable: the TLS handshake failed", kind=Failure.TLS)
     if isinstance(error, TimeoutError) and not isinstance(error, NewConnectionError):
-        return PostFailed("no answer in time", timed_out=True)
-    return PostFailed(f"unreachable ({type(error).__name__})", timed_out=False)
+        return PostFailed("no answer in time", kind=Failure.TIMEOUT)
+    return PostFailed(f"unreachable ({type(error).__name__})", kind=Failure.REFUSED)

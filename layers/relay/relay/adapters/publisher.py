@@ -27,6 +27,11 @@ def message_group_id(client_id: str, conversation_id: str) -> str:
     return _fifo_id(json.dumps([client_id, conversation_id]))
 
 
+def endpoint_group_id(client_id: str) -> str:
+    """The message group of a client's endpoint probes on the delivery queue: apart from every conversation's."""
+    return _fifo_id(json.dumps([client_id]))
+
+
 def routing_attributes(response: ClientResponse) -> dict[str, str]:
     """The message attributes a subscriber's filter policy selects on."""
     return {

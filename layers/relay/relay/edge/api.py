@@ -3,6 +3,8 @@ place where what went wrong becomes a status and a JSON body."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +18,7 @@ from relay.edge.bodies import parse_json
 from relay.errors import RelayError
 from relay.models import NOT_BLANK, ErrorBody, FieldError
 from relay.observability import logger
+from relay.rate_limits import Verdict
 
 STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.Unauthorized: HTTPStatus.UNAUTHORIZED,
@@ -24,8 +27,10 @@ STATUS: dict[type[RelayError], HTTPStatus] = {
     errors.InvalidRequest: HTTPStatus.BAD_REQUEST,
     errors.TooLarge: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     errors.UnknownConversation: HTTPStatus.NOT_FOUND,
+    errors.NoResponseUrl: HTTPStatus.CONFLICT,
     errors.MessageInProgress: HTTPStatus.CONFLICT,
     errors.MessageIdReused: HTTPStatus.UNPROCESSABLE_ENTITY,
+    errors.RateLimited: HTTPStatus.TOO_MANY_REQUESTS,
     errors.BotTimeout: HTTPStatus.GATEWAY_TIMEOUT,
     errors.BotUnavailable: HTTPStatus.BAD_GATEWAY,
     errors.BotRefusedMessage: HTTPStatus.UNPROCESSABLE_ENTITY,
@@ -62,12 +67,24 @@ def answer(error: RelayError) -> Response[str]:
         headers["WWW-Authenticate"] = 'Bearer realm="messages"'
     if isinstance(error, errors.MessageInProgress):
         headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, errors.RateLimited):
+        headers.update(rate_limit_headers(error.verdict))
     if isinstance(error, errors.MessageIdReused):
         problems = [FieldError(field="messageId", message="already used for a different message")]
     if isinstance(error, errors.InvalidRequest | errors.Forbidden) and error.field:
         problems = [FieldError(field=error.field, message=error.message)]
     logger.info("request refused", extra={"status": int(status), "reason": error.message})
     return error_response(status, error.message, headers, problems)
+
+
+def rate_limit_headers(verdict: Verdict) -> dict[str, str]:
+    """What a client over its rate is told: when to retry, its burst, what is left of it, when it is full again."""
+    return {
+        "Retry-After": str(verdict.retry_after_seconds),
+        "RateLimit-Limit": str(verdict.limit),
+        "RateLimit-Remaining": str(verdict.remaining),
+        "RateLimit-Reset": str(verdict.reset_seconds),
+    }
 
 
 def socket_refusal(error: RelayError) -> dict[str, Any]:
@@ -105,7 +122,29 @@ def browser_cors(origins: tuple[str, ...]) -> CORSConfig | None:
     if not origins:
         return None
     first, *others = origins
-    return CORSConfig(allow_origin=first, extra_origins=others, expose_headers=["Retry-After"], max_age=600)
+    exposed = ["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"]
+    return CORSConfig(allow_origin=first, extra_origins=others, expose_headers=exposed, max_age=600)
+
+
+class _Resolver(APIGatewayHttpResolver):
+    """Powertools keeps the event being resolved on its router class, shared by every resolver of the process. Lambda
+    runs one invocation per process, but the tests' harness runs the functions side by side in one (a bot answering
+    while a client waits): there each thread reads the event it is resolving."""
+
+    _resolving = threading.local()
+
+    @property  # type: ignore[override]
+    def current_event(self) -> APIGatewayProxyEventV2:
+        event: APIGatewayProxyEventV2 = self._resolving.event
+        return event
+
+    @current_event.setter
+    def current_event(self, event: APIGatewayProxyEventV2) -> None:
+        self._resolving.event = event
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        self._resolving.event = self._to_proxy_event(dict(event))
+        return super().resolve(event, context)
 
 
 def create_resolver(*refusals: type[RelayError], cors: CORSConfig | None = None) -> APIGatewayHttpResolver:
@@ -114,7 +153,7 @@ def create_resolver(*refusals: type[RelayError], cors: CORSConfig | None = None)
     unknown = [kind.__name__ for kind in refusals if not any(k in STATUS for k in kind.__mro__)]
     if unknown:
         raise ValueError(f"no HTTP status for {', '.join(unknown)}: add it to relay.edge.api.STATUS")
-    app = APIGatewayHttpResolver(cors=cors)
+    app = _Resolver(cors=cors)
     app.exception_handler(list(refusals))(answer)
     app.exception_handler(ValidationError)(invalid_body)
     app.not_found(no_route)
@@ -137,6 +176,13 @@ def read_json(event: APIGatewayProxyEventV2, max_bytes: int) -> Any:
 def read_body[Body: BaseModel](model: type[Body], event: APIGatewayProxyEventV2, max_bytes: int) -> Body:
     """The request body as `model`: 400 or 413 when it is no JSON to read, 422 naming each field that is wrong."""
     return model.model_validate(read_json(event, max_bytes))
+
+
+def read_optional_body[Body: BaseModel](model: type[Body], event: APIGatewayProxyEventV2, max_bytes: int) -> Body:
+    """As read_body, but no body at all (or white space) is the model's defaults."""
+    if not request_body(event).strip():
+        return model()
+    return read_body(model, event, max_bytes)
 
 
 def read_query[Query: BaseModel](model: type[Query], event: APIGatewayProxyEventV2) -> Query:

@@ -2,7 +2,9 @@
 
 A batch's conversations (SQS message groups) are delivered in parallel, each strictly in order; a failing
 conversation holds up only itself. A response's attempt number is the number of times it was actually POSTed:
-a failed attempt costs one DynamoDB write (its counter), a delivery costs no AWS call at all.
+a failed attempt costs one DynamoDB write (its counter). Every attempt is recorded in the attempt log, the
+invocation's records in one write at its end; a delivery costs no other AWS call (a delivery after earlier
+failures reads its counter, for its attempt number).
 
 When a response has used every attempt of the schedule, its conversation stops there: that response and every
 later one of the conversation go to the dead-letter queue in order, so a redrive replays the conversation whole,
@@ -20,6 +22,7 @@ import contextvars
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,21 +33,33 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from relay.adapters.outbound import CONCURRENT_REQUESTS
 from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, WebhookSender
+from relay.attempts import Attempt, Outcome, Trigger
 from relay.deliveries import (
     FAILURES,
     DeadLetter,
     Decision,
     Done,
     Held,
+    ProbeEndpoint,
     QueuedResponse,
     Release,
     Result,
     ResumeParked,
     Retry,
     StopConversation,
+    probe_body,
 )
 from relay.endpoints import PARKING, Admission, Breakers, Change, EndpointState, Hold, Post, Probe, ProbeClaim, at
 from relay.models import Client, ClientResponse
+from relay.operations import (
+    ConversationStopped,
+    EndpointDisabled,
+    EndpointFailing,
+    EndpointParked,
+    EndpointRecovered,
+    OperationalEvent,
+    host_of,
+)
 from relay.settings import DeliverySettings, retry_delay
 from relay.stores.clients import TransactItem
 from relay.stores.delivery_state import Park, Stop
@@ -74,6 +89,7 @@ class State(Protocol):
     """What delivery needs of the delivery state store (relay.stores.delivery_state.DeliveryState)."""
 
     def count_failed_attempt(self, webhook_id: str) -> int: ...
+    def failed_attempts(self, webhook_id: str) -> int: ...
     def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None: ...
     def stop_of(self, client_id: str, conversation_id: str) -> Stop | None: ...
     def mark_dead_lettered(self, client_id: str, conversation_id: str) -> None: ...
@@ -89,6 +105,18 @@ class Log(Protocol):
     """What delivery needs of the responses log (relay.stores.responses_log.ResponsesLog)."""
 
     def after(self, client_id: str, conversation_id: str, position: int, limit: int) -> list[Recorded]: ...
+
+
+class AttemptLog(Protocol):
+    """Where attempts are recorded (relay.stores.attempts.AttemptLog)."""
+
+    def write(self, records: Sequence[tuple[str, Attempt]]) -> None: ...
+
+
+class Events(Protocol):
+    """Where operational events go (relay.adapters.operations.OperationsPublisher)."""
+
+    def publish(self, event: OperationalEvent) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -110,14 +138,20 @@ class Delivery:
         webhooks: WebhookSender,
         log: Log,
         nudge: Callable[[str, Sequence[str]], None],
+        probe_later: Callable[[str], None],
         logger: Any,
         metrics: Any,
         clock: Callable[[], float] = time.time,
+        *,
+        attempts: AttemptLog,
+        events: Events,
     ) -> None:
-        """`nudge(client_id, conversation_ids)` puts a ResumeParked in each conversation's message group."""
+        """`nudge(client_id, conversation_ids)` puts a ResumeParked in each conversation's message group, and
+        `probe_later(client_id)` a parked endpoint's ProbeEndpoint in the queue."""
         self._settings = settings
         self._log = log
         self._nudge = nudge
+        self._probe_later = probe_later
         self._time_left = threading.local()
         self._metrics = metrics
         self._breakers = Breakers(
@@ -133,23 +167,49 @@ class Delivery:
         self._logger = logger
         self._clock = clock
         self._conversations = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="delivery")
+        self._attempts = attempts
+        self._events = events
+        self._records: list[tuple[str, Attempt]] = []
+        self._records_lock = threading.Lock()
 
     def run(
         self,
         responses: Sequence[QueuedResponse],
         remaining_ms: Callable[[], int],
-        apply: Callable[[Mapping[str, Decision]], None],
+        apply: Callable[[Mapping[str, Decision], bool], None],
     ) -> dict[str, Decision]:
-        """Deliver a batch: its conversations in parallel, each in order. `apply` carries out each conversation's
-        decisions as soon as its part of the batch is done, so its next response is not held back by a slower
-        conversation of the same batch (another client's receiver, say)."""
+        """Deliver a batch; then record its attempts in the attempt log, in one write."""
+        try:
+            return self._run(responses, remaining_ms, apply)
+        finally:
+            with self._records_lock:
+                records, self._records = self._records, []
+            if records:
+                self._attempts.write(records)
+
+    def _run(
+        self,
+        responses: Sequence[QueuedResponse],
+        remaining_ms: Callable[[], int],
+        apply: Callable[[Mapping[str, Decision], bool], None],
+    ) -> dict[str, Decision]:
+        """Deliver a batch: its conversations in parallel, each in order. `apply(decisions, release)` carries out
+        each conversation's decisions as soon as its part of the batch is done; `release` asks it to delete the
+        finished ones at once, so that conversation's next response is not held back by a slower one of the same
+        batch (another client's receiver, say). The last conversation to finish leaves that to Lambda, which
+        deletes the batch's successes as the invocation returns: a batch of one conversation costs no call."""
         groups: dict[str, list[QueuedResponse]] = {}
         for queued in responses:
             groups.setdefault(queued.conversation, []).append(queued)
+        running = [len(groups)]
+        lock = threading.Lock()
 
         def conversation(queue: list[QueuedResponse]) -> dict[str, Decision]:
             turn = self._conversation(queue, remaining_ms)
-            apply(turn.decisions)
+            with lock:
+                running[0] -= 1
+                others_running = running[0] > 0
+            apply(turn.decisions, others_running)
             # Only once its response is in the dead-letter queue: should sending it fail, the stop's next receive
             # dead-letters it again instead of taking it for a redrive.
             if turn.dead_lettered_stop:
@@ -181,8 +241,10 @@ class Delivery:
             if not self._has_time():
                 decisions.update(_release(queue[index:], "not enough time left in this invocation"))
                 break
-            if queued.resume is not None:
-                decision = decisions[queued.message_id] = self._resume_nudged(queued.resume)
+            if queued.resume is not None or queued.probe is not None:
+                decision = decisions[queued.message_id] = (
+                    self._resume_nudged(queued.resume) if queued.resume else self._probe_parked(queued.probe)
+                )
                 if isinstance(decision, FAILURES):
                     decisions.update(_release(queue[index + 1 :], "an earlier response failed"))
                     break
@@ -208,7 +270,7 @@ class Delivery:
                     decisions[queued.message_id] = blocked
                     decisions.update(_release(queue[index + 1 :], "an earlier response failed"))
                     break
-            decision = decisions[queued.message_id] = self._deliver(client, response, queued.body)
+            decision = decisions[queued.message_id] = self._deliver(client, response, queued)
             if isinstance(decision, FAILURES):
                 decisions.update(_release(queue[index + 1 :], "an earlier response failed"))
                 break
@@ -243,7 +305,7 @@ class Delivery:
             (client.client_id, response.conversation_id) if stopped_here else None,
         )
 
-    def _deliver(self, client: Client | None, response: ClientResponse, body: str) -> Decision:
+    def _deliver(self, client: Client | None, response: ClientResponse, queued: QueuedResponse) -> Decision:
         ids = _ids(response)
         if (reason := _not_for_a_webhook(client)) is not None:
             self._logger.info("not delivered to a webhook", extra={**ids, "reason": reason})
@@ -266,7 +328,16 @@ class Delivery:
             parked_probe = client.endpoint_state is EndpointState.PARKED and client.parked_conversations > 0
             if parked_probe and (blocked := self._resume(client, response.conversation_id)):
                 return blocked
-            failure = self._post(client, response.webhook_id, body)
+            trigger = Trigger.PROBE if isinstance(admission, Probe) else queued.trigger
+            started = at(self._clock())
+            outcome, failure = self._post(client, response.webhook_id, queued.body)
+        failed = isinstance(failure, DeliveryFailed)
+        attempt = (
+            self._state.count_failed_attempt(response.webhook_id)
+            if failed
+            else self._attempt_number(response.webhook_id, queued.receive_count > 1)
+        )
+        self._record(response, attempt, trigger, started, outcome)
         if isinstance(failure, ResponseUrlGone):
             self._clients.switch_off_url(client.client_id)
             self._logger.warning(
@@ -274,24 +345,72 @@ class Delivery:
                 extra={**ids, "response_url_host": client.response_url.host},
             )
             return Done(Result.GONE, str(failure))
+        if failure is not None and client.endpoint_state is EndpointState.PARKED:
+            return self._park(client, response, ids)  # a failed probe: its response leaves the queue like the rest
         if failure is not None:
-            return self._failed(response, failure, ids)
+            return self._failed(response, failure, ids, attempt)
         self._logger.info("delivered", extra=ids)
         return Done(Result.DELIVERED)
 
-    def _post(self, client: Client, webhook_id: str, body: str) -> DeliveryFailed | ResponseUrlGone | None:
-        """One POST, its outcome told to the breaker: the failure, or None when the receiver took it."""
+    def _post(
+        self, client: Client, webhook_id: str, body: str
+    ) -> tuple[Outcome, DeliveryFailed | ResponseUrlGone | None]:
+        """One POST, its outcome told to the breaker: what it did, and the failure (None when the receiver took
+        it)."""
         started = self._clock()
         try:
-            self._webhooks.post(str(client.response_url), client.signing_secrets(at(started)), webhook_id, body)
+            outcome = self._webhooks.post(
+                str(client.response_url), client.signing_secrets(at(started)), webhook_id, body
+            )
         except ResponseUrlGone as gone:
-            return gone
+            return gone.outcome, gone
         except DeliveryFailed as failure:
             self._breaker_outcome(client, False, self._clock() - started, str(failure))
-            return failure
+            return failure.outcome, failure
         seconds = self._clock() - started
         self._breaker_outcome(client, True, seconds, f"receiver took {seconds:.1f} s to answer")
-        return None
+        return outcome, None
+
+    def _attempt_number(self, webhook_id: str, received_before: bool) -> int:
+        """The attempt a POST that did not fail (or got 410) was: only a response received before (or parked) may
+        have failed attempts counted, so only then is its counter read."""
+        return 1 + (self._state.failed_attempts(webhook_id) if received_before else 0)
+
+    def _record(self, response: ClientResponse, attempt: int, trigger: Trigger, at: datetime, outcome: Outcome) -> None:
+        """Keep the attempt for the attempt log, written when the invocation ends."""
+        self._keep(
+            response.client_id,
+            response.webhook_id,
+            response.conversation_id,
+            response.type,
+            attempt,
+            trigger,
+            at,
+            outcome,
+        )
+
+    def _keep(
+        self,
+        client_id: str,
+        webhook_id: str,
+        conversation_id: str,
+        type_: str,
+        attempt: int,
+        trigger: Trigger,
+        at: datetime,
+        outcome: Outcome,
+    ) -> None:
+        record = Attempt.of(
+            outcome,
+            webhook_id=webhook_id,
+            conversation_id=conversation_id,
+            type=type_,
+            attempt=attempt,
+            trigger=trigger,
+            at=at,
+        )
+        with self._records_lock:
+            self._records.append((client_id, record))
 
     # ── parking: a dead endpoint's responses leave the queue; the responses log holds them in order ──
 
@@ -326,7 +445,8 @@ class Delivery:
         while page := self._log.after(client.client_id, conversation_id, position, PAGE_MAX_RESPONSES):
             for entry in page:
                 position = entry.position
-                webhook_id = ClientResponse.model_validate_json(entry.body).webhook_id
+                parked = ClientResponse.model_validate_json(entry.body)
+                webhook_id = parked.webhook_id
                 if not started:
                     started = webhook_id == park.first
                 elif after is not None:
@@ -336,7 +456,10 @@ class Delivery:
                     continue
                 if not self._has_time():
                     return Release("not enough time left in this invocation")
-                if (failure := self._post(client, webhook_id, entry.body)) is not None:
+                when = at(self._clock())
+                outcome, failure = self._post(client, webhook_id, entry.body)
+                self._record(parked, self._attempt_number(webhook_id, True), Trigger.SCHEDULE, when, outcome)
+                if failure is not None:
                     self._logger.warning("resuming a parked conversation failed", extra={**ids, "reason": str(failure)})
                     return Held(self._breakers.cooldown_seconds, f"resuming its parked responses: {failure}")
                 self._state.advance_park(client.client_id, conversation_id, webhook_id)
@@ -350,6 +473,31 @@ class Delivery:
         # The responses log records a response moments after delivery's queue gets it.
         return Held(1, "waiting for the responses log to record its parked responses")
 
+    def _probe_parked(self, probe: ProbeEndpoint | None) -> Decision:
+        """A parked endpoint's probe: a signed `test` delivery, once the cool-down allows; while it fails, back in
+        the queue (its only message there) until the next one."""
+        assert probe is not None
+        client = self._clients.get(probe.client_id)
+        if client is None or client.response_url is None or client.endpoint_state is not EndpointState.PARKED:
+            return Done(Result.SKIPPED, "its endpoint is not parked (any more)")
+        endpoint = client.client_id
+        with self._breakers.slot(endpoint):
+            admission = self._breakers.admit(endpoint, client.endpoint_open_until, client.endpoint_since)
+            failing = self._failing_for(client)
+            self._park_if_failing_long(client, failing)
+            if not isinstance(admission, Hold):  # always claimed: its success must close the breaker everywhere
+                admission = self._claim_probe(client, {"client_id": endpoint})
+            if isinstance(admission, Hold):
+                return Held(admission.seconds, "its endpoint's breaker is open")
+            if not self._breakers.probing(endpoint):
+                return Done(Result.SKIPPED, "its endpoint was switched on meanwhile")
+            webhook_id, started = f"probe_{uuid.uuid4().hex}", at(self._clock())
+            outcome, failure = self._post(client, webhook_id, probe_body(endpoint))
+        self._keep(endpoint, webhook_id, "", "test", 1, Trigger.PROBE, started, outcome)
+        if failure is not None:
+            return Held(self._breakers.cooldown_seconds, f"probe failed: {failure}")
+        return Done(Result.PROBED)
+
     def _resume_nudged(self, nudge: ResumeParked) -> Decision:
         client = self._clients.get(nudge.client_id)
         if client is None or client.endpoint_state in PARKING:
@@ -359,7 +507,8 @@ class Delivery:
         return Done(Result.RESUMED)
 
     def _claim_probe(self, client: Client, ids: dict[str, str]) -> Admission:
-        """The breaker's cool-down is over: one container, the one whose claim lands, POSTs one response."""
+        """The breaker's cool-down is over: one container, the one whose claim lands, POSTs one response (the
+        probe: Probe when the claim is ours, Post when another container has closed the breaker)."""
         now = self._clock()
         endpoint = client.client_id
         claim = self._clients.claim_probe(endpoint, at(now), at(now + self._breakers.cooldown_seconds))
@@ -372,7 +521,7 @@ class Delivery:
         self._breakers.claimed(endpoint)
         self._logger.info("breaker open: probing the endpoint with this response", extra=ids)
         self._metrics.add_metric(name=Change.PROBED, unit=MetricUnit.Count, value=1)
-        return Post()
+        return Probe()
 
     def _failing_for(self, client: Client) -> float | None:
         """How long the endpoint has been failing, as this container saw it or the client record says."""
@@ -393,18 +542,25 @@ class Delivery:
     def _held(self, response: ClientResponse, failing: float | None, seconds: int, ids: dict[str, str]) -> Decision:
         if failing is not None and failing >= self._settings.retry_window_seconds:
             # The schedule's time is spent: the conversation stops as if its attempts were used.
-            return self._stop(response, DeliveryFailed("its endpoint failed for the whole retry window"), ids, 0)
+            return self._stop(response, "its endpoint failed for the whole retry window", ids, 0)
         return Held(seconds, "its endpoint's breaker is open")
 
     def _endpoint_parked(self, client: Client, state: EndpointState, reason: str) -> None:
         if not self._clients.park_endpoint(client.client_id, state, at(self._clock()), reason):
             return  # parked already, or recovered
         change = Change.PARKED if state is EndpointState.PARKED else Change.DISABLED
+        if state is EndpointState.PARKED:
+            self._probe_later(client.client_id)
         self._logger.warning(
             f"endpoint {state}: its responses leave the queue for the responses log until it is back",
             extra={"client_id": client.client_id, "reason": reason},
         )
         self._metrics.add_metric(name=change, unit=MetricUnit.Count, value=1)
+        now = at(self._clock())
+        told = EndpointParked if state is EndpointState.PARKED else EndpointDisabled
+        self._events.publish(
+            told(client_id=client.client_id, at=now, host=host_of(client.response_url), since=now, reason=reason)
+        )
 
     def _breaker_outcome(self, client: Client, succeeded: bool, seconds: float, reason: str) -> None:
         change = self._breakers.outcome(client.client_id, succeeded, seconds)
@@ -417,19 +573,35 @@ class Delivery:
                 client.client_id, at(since), at(self._breakers.open_until(client.client_id)), reason
             )
             self._logger.warning("endpoint failing: breaker opened, its responses are held without a POST", extra=extra)
+            self._events.publish(
+                EndpointFailing(
+                    client_id=client.client_id,
+                    at=at(self._clock()),
+                    host=host_of(client.response_url),
+                    since=at(since),
+                    reason=reason,
+                )
+            )
         else:
             self._clients.close_endpoint(client.client_id)
             self._logger.info("endpoint answered promptly: breaker closed", extra=extra)
+            self._events.publish(
+                EndpointRecovered(
+                    client_id=client.client_id,
+                    at=at(self._clock()),
+                    host=host_of(client.response_url),
+                    since=client.endpoint_since,
+                )
+            )
             if client.parked_conversations > 0 or client.endpoint_state in PARKING:
                 parked = self._state.parked(client.client_id)
                 self._nudge(client.client_id, parked)
                 self._logger.info("parked conversations resumed", extra={**extra, "conversations": len(parked)})
         self._metrics.add_metric(name=change, unit=MetricUnit.Count, value=1)
 
-    def _failed(self, response: ClientResponse, failure: DeliveryFailed, ids: dict[str, str]) -> Decision:
-        attempt = self._state.count_failed_attempt(response.webhook_id)
+    def _failed(self, response: ClientResponse, failure: DeliveryFailed, ids: dict[str, str], attempt: int) -> Decision:
         if attempt >= self._settings.delivery_max_attempts:
-            return self._stop(response, failure, ids, attempt)
+            return self._stop(response, str(failure), ids, attempt)
         delay = retry_delay(attempt, self._settings.delivery_retry_schedule)
         if failure.retry_after is not None:
             delay = max(delay, failure.retry_after)
@@ -439,7 +611,8 @@ class Delivery:
         )
         return Retry(delay, str(failure))
 
-    def _stop(self, response: ClientResponse, failure: DeliveryFailed, ids: dict[str, str], attempt: int) -> Decision:
+    def _stop(self, response: ClientResponse, reason: str, ids: dict[str, str], attempt: int) -> Decision:
+        client = self._clients.get(response.client_id)  # cached: before the stop makes it read afresh
         self._state.stop(
             response.client_id,
             response.conversation_id,
@@ -449,9 +622,19 @@ class Delivery:
         self._clients.forget(response.client_id)
         self._logger.warning(
             "last attempt failed: the conversation stops here and goes to the dead-letter queue",
-            extra={**ids, "attempt": attempt, "reason": str(failure)},
+            extra={**ids, "attempt": attempt, "reason": reason},
         )
-        return StopConversation(self._settings.delivery_stop_hold_seconds, str(failure))
+        self._events.publish(
+            ConversationStopped(
+                client_id=response.client_id,
+                at=at(self._clock()),
+                host=host_of(client.response_url if client else None),
+                reason=reason,
+                conversation_id=response.conversation_id,
+                webhook_id=response.webhook_id,
+            )
+        )
+        return StopConversation(self._settings.delivery_stop_hold_seconds, reason)
 
 
 def _not_for_a_webhook(client: Client | None) -> str | None:

@@ -1,8 +1,9 @@
-"""The client API. POST /messages: may the caller send it · drop a repeated messageId · record the conversation ·
-forward to the bot (· with ?wait, the bot's responses from the responses log).
-GET /conversations/{conversationId}/responses: may the caller read it · read the conversation's responses log.
+"""The client API. POST /messages: may the caller send it · drop a repeated messageId · count it against the client's
+rate · record the conversation · forward to the bot (· with ?wait, the bot's responses from the responses log).
+GET /conversations/{conversationId}/responses: count it against the client's rate · may the caller read it · read
+the conversation's responses log.
 Both take a client token or a conversation token: the edge authenticates the caller (relay.edge.access) and reads
-the body and query into their models (relay.edge.api)."""
+the body and query into their models (relay.edge.api). The client's rate is relay.flows.throttling's."""
 
 from __future__ import annotations
 
@@ -31,12 +32,14 @@ from relay.errors import (
     InvalidRequest,
     MessageIdReused,
     MessageInProgress,
+    RateLimited,
     RelayError,
     TooLarge,
     Unauthorized,
     UnknownConversation,
 )
 from relay.flows.polling import ResponsesQuery, ResponsesReader
+from relay.flows.throttling import Throttle
 from relay.models import ClientMessage, ForwardRecord, InboundMessage, MessageReceipt, RepliesReceipt, ResponsesPage
 from relay.observability import logger, metrics
 from relay.settings import InboundSettings
@@ -49,13 +52,20 @@ REFUSALS: tuple[type[RelayError], ...] = (
     TooLarge,
     MessageInProgress,
     MessageIdReused,
+    RateLimited,
     BotRefusedMessage,
     BotRejectedToken,
     BotUnavailable,
 )
 """What POST /messages can refuse a request with: its handler answers these, openapi.yaml describes them."""
 
-POLL_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, UnknownConversation)
+POLL_REFUSALS: tuple[type[RelayError], ...] = (
+    Unauthorized,
+    Forbidden,
+    InvalidRequest,
+    UnknownConversation,
+    RateLimited,
+)
 """What GET /conversations/{conversationId}/responses can refuse a request with."""
 
 FORWARD_MARGIN_SECONDS = 5.0
@@ -87,8 +97,10 @@ class Inbound:
         reader: ResponsesReader,
         settings: InboundSettings,
         *,
+        throttle: Throttle,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._throttle = throttle
         self._conversations = conversations
         self._bot = bot
         self._reader = reader
@@ -124,6 +136,7 @@ class Inbound:
         the first copy's forward for a repeat), once the bot has been quiet a moment or `wait` seconds after now.
         """
         arrived = self._clock()
+        self._throttle.check(caller.client_id)  # counted only once it is known not to be a repeat: in _forward
         caller.may_send(message)
         logger.append_keys(conversation_id=message.conversation_id, message_id=message.message_id)
         metrics.add_metric(name="Accepted", unit=MetricUnit.Count, value=1)
@@ -147,6 +160,7 @@ class Inbound:
 
     def responses(self, caller: Caller, conversation_id: str, query: ResponsesQuery) -> ResponsesPage:
         """The caller's conversation's responses after `query.after`; with `query.wait`, held until there is one."""
+        self._throttle.take(caller.client_id)
         caller.may_read(conversation_id)
         logger.append_keys(conversation_id=conversation_id)
         return self._reader.read(caller.client_id, conversation_id, query, self._until(self._clock() + query.wait))
@@ -161,8 +175,11 @@ class Inbound:
     def _forward(self, inbound: ClientMessage, wait: bool = False) -> ForwardRecord:
         """Runs once per (client, messageId); a failure releases the messageId so the client can retry.
 
-        With `wait`, it first notes where the conversation's responses log ends, to answer with what comes after.
+        Counted against the client's rate here, so that a repeat is never counted; a refusal (RateLimited) releases
+        the messageId like any failure, and nothing is forwarded. With `wait`, it first notes where the
+        conversation's responses log ends, to answer with what comes after.
         """
+        self._throttle.take(inbound.client_id)
         self._conversations.record(inbound.conversation())
         message = inbound.message
         position = self._reader.position(inbound.client_id, message.conversation_id) if wait else None

@@ -1,7 +1,9 @@
 """Conversation tokens, for the caller the edge authenticated (relay.edge.access).
 
-POST /conversations/{conversationId}/tokens: client token · a token for that conversation and a user.
-POST /tokens/refresh: conversation token, not expired · a new one for the same grant, from now.
+POST /conversations/{conversationId}/tokens: client token · counted against the client's rate · a token for that
+conversation and a user.
+POST /tokens/refresh: conversation token, not expired · counted against its client's rate · a new one for the same
+grant, from now.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from pydantic import ConfigDict, ValidationError
 
 from relay.caller import Caller
 from relay.conversation_tokens import TTL_DEFAULT_SECONDS, ConversationGrant, ConversationTokens, TokenTtl
-from relay.errors import Forbidden, InvalidRequest, RelayError, TooLarge, Unauthorized
+from relay.errors import Forbidden, InvalidRequest, RateLimited, RelayError, TooLarge, Unauthorized
+from relay.flows.throttling import Throttle
 from relay.models import ID_MAX_LENGTH, CamelModel, Id
 from relay.observability import logger, metrics
 
-TOKEN_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, TooLarge)
+TOKEN_REFUSALS: tuple[type[RelayError], ...] = (Unauthorized, Forbidden, InvalidRequest, TooLarge, RateLimited)
 """What the two token routes can refuse a request with."""
 
 
@@ -47,13 +50,22 @@ class TokenAnswer(CamelModel):
 
 
 class Tokens:
-    def __init__(self, tokens: ConversationTokens, stream_url: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        tokens: ConversationTokens,
+        stream_url: str,
+        *,
+        throttle: Throttle,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._tokens = tokens
+        self._throttle = throttle
         self._stream_url = stream_url
         self._clock = clock
 
     def mint(self, caller: Caller, conversation_id: str, request: TokenRequest) -> TokenAnswer:
         """A token for the caller's conversation (the path's, decoded) and the request's user."""
+        self._throttle.take(caller.client_id)
         try:
             grant = ConversationGrant.starting(
                 caller.client_id, conversation_id, request.user_id, request.ttl_seconds, self._clock()
@@ -68,6 +80,7 @@ class Tokens:
 
     def refresh(self, grant: ConversationGrant) -> TokenAnswer:
         """A new token for the grant of a conversation token that is valid now."""
+        self._throttle.take(grant.client_id)
         metrics.add_metric(name="ConversationTokenRefreshed", unit=MetricUnit.Count, value=1)
         return self._answer(grant.renewed(self._clock()))
 

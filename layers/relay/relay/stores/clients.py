@@ -14,18 +14,28 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from cachetools import TTLCache
 from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from relay import signing
+from relay.client_status import ClientProfile
 from relay.endpoints import EndpointState, ProbeClaim
 from relay.errors import Unauthorized
-from relay.models import CLIENT_ID_PATTERN, CamelModel, Client
+from relay.models import CLIENT_ID_PATTERN, CamelModel, Client, signing_secrets
+from relay.rate_limits import Rate
 
 type TransactItem = dict[str, Any]
 """One item of a DynamoDB TransactWriteItems call."""
 
-AUTH_ATTRIBUTES = ("clientId", "tokenHash", "previousTokenHash", "previousTokenExpiresAt", "enabled")
-"""All that authenticating a client reads from its record: never its signing secret. The client API's IAM
-policy allows reading only these (template.yaml, checked by a test)."""
+AUTH_ATTRIBUTES = ("clientId", "tokenHash", "previousTokenHash", "previousTokenExpiresAt", "enabled", "rateLimit")
+"""All that authenticating a client reads from its record, its own rate with it: never its signing secret. The
+client API's IAM policy allows reading only these (template.yaml, checked by a test)."""
+
+PROFILE_ATTRIBUTES = tuple(to_camel(name) for name in ClientProfile.model_fields)
+"""What self-service reads of a client's record (GET /client): never its token hashes or signing secrets."""
+
+SIGNING_ATTRIBUTES = ("webhookSecret", "previousWebhookSecret", "previousSecretExpiresAt")
+"""What signs a delivery: read by the client API only for POST /client/test. Its IAM policy allows reading these
+and PROFILE_ATTRIBUTES (template.yaml, checked by a test), never the token hashes but through AUTH_ATTRIBUTES."""
 
 
 class Credentials(CamelModel):
@@ -38,6 +48,7 @@ class Credentials(CamelModel):
     previous_token_hash: str | None = None
     previous_token_expires_at: datetime | None = None
     enabled: bool = True
+    rate_limit: Rate | None = None
 
     def accepts(self, token: str, now: datetime) -> bool:
         """The current token, or the previous one while its grace period after a rotation lasts; constant time."""
@@ -109,6 +120,35 @@ class ClientStore:
                 self._cache[client_id] = client
         return client
 
+    def profile(self, client_id: str) -> ClientProfile | None:
+        """The client's record without its token hashes and secrets, as it is now (not cached)."""
+        item = self._read(client_id, PROFILE_ATTRIBUTES)
+        return ClientProfile.model_validate(_plain(item)) if item else None
+
+    def signing(self, client_id: str, now: datetime) -> tuple[ClientProfile, list[str]] | None:
+        """The client's profile and the secrets a delivery to it is signed with now."""
+        item = self._read(client_id, PROFILE_ATTRIBUTES + SIGNING_ATTRIBUTES)
+        if not item:
+            return None
+        record = _plain(item)
+        secrets_ = signing_secrets(
+            record["webhookSecret"],
+            record.get("previousWebhookSecret"),
+            datetime.fromisoformat(record["previousSecretExpiresAt"]) if "previousSecretExpiresAt" in record else None,
+            now,
+        )
+        return ClientProfile.model_validate(record), secrets_
+
+    def _read(self, client_id: str, attributes: tuple[str, ...]) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._dynamodb.get_item(
+            TableName=self._table,
+            Key={"clientId": {"S": client_id}},
+            ProjectionExpression=", ".join(f"#{n}" for n in range(len(attributes))),
+            ExpressionAttributeNames={f"#{n}": name for n, name in enumerate(attributes)},
+            ConsistentRead=True,
+        ).get("Item")
+        return item
+
     def forget(self, client_id: str) -> None:
         """Read the client's record afresh next time: it has just changed."""
         with self._lock:
@@ -142,11 +182,21 @@ class ClientStore:
         """Set or remove the response URL, and switch the endpoint on (after a 410, a breaker, a park or a disable).
         Its parked conversations are then resumed by whoever called this (relay.flows.parking.resume_parked)."""
         fields = f"responseUrlOff, {_ENDPOINT_FIELDS}"
+        # When it was switched on: GET /client counts no failure before it against the endpoint.
+        healthy = "endpointState = :healthy, switchedOnAt = :now"
+        now = {":now": {"S": datetime.now(UTC).isoformat()}, **_HEALTHY}
         if url is None:
-            self._update(client_id, f"SET endpointState = :healthy REMOVE responseUrl, {fields}", _HEALTHY)
+            self._update(client_id, f"SET {healthy} REMOVE responseUrl, {fields}", now)
         else:
-            values = {":url": {"S": url}, **_HEALTHY}
-            self._update(client_id, f"SET responseUrl = :url, endpointState = :healthy REMOVE {fields}", values)
+            values = {":url": {"S": url}, **now}
+            self._update(client_id, f"SET responseUrl = :url, {healthy} REMOVE {fields}", values)
+
+    def set_rate(self, client_id: str, rate: int | None) -> None:
+        """Give the client a rate of its own on the client API, or (None) the stack's again."""
+        if rate is None:
+            self._update(client_id, "REMOVE rateLimit", {})
+        else:
+            self._update(client_id, "SET rateLimit = :rate", {":rate": {"N": str(rate)}})
 
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
         """Enable or disable the client; returns whether it was enabled before."""
@@ -293,6 +343,11 @@ class ClientStore:
         if not credentials.enabled:
             raise Unauthorized(f"client '{client_id}' is disabled")
         return credentials
+
+    def rate_of(self, client_id: str) -> int | None:
+        """The client's own rate on the client API (None: the stack's), read with its credentials and cached."""
+        credentials = self._credentials_of(client_id)
+        return credentials.rate_limit if credentials else None
 
     def _credentials_of(self, client_id: str) -> Credentials | None:
         with self._lock:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from relay.client_status import StoppedConversation
 from relay.stores.clients import TransactItem
 
 CLIENT_INDEX = "ByClient"
-"""The table's sparse index of the items that name a client (parked conversations), by client."""
+"""The table's sparse index of the items that name a client (parked and stopped conversations), by client: only
+their puts and deletes write to it."""
 
 STATE_TTL_SECONDS = 15 * 24 * 3600
 """An attempt counter outlives any message it counts for: SQS keeps a message 14 days at most."""
@@ -59,6 +62,11 @@ class DeliveryState:
         )
         return int(answer["Attributes"]["attempts"]["N"])
 
+    def failed_attempts(self, webhook_id: str) -> int:
+        """How many failed attempts the response has had (0 when none): one consistent read."""
+        item = self._dynamodb.get_item(TableName=self._table, Key=_attempts_key(webhook_id), ConsistentRead=True)
+        return int(item["Item"]["attempts"]["N"]) if "Item" in item else 0
+
     def stop(self, client_id: str, conversation_id: str, webhook_id: str, counted: TransactItem) -> None:
         """Stop the conversation at this response, with `counted` (the client's count of stops) in the transaction."""
         stop = {
@@ -68,12 +76,27 @@ class DeliveryState:
                     **_stop_key(client_id, conversation_id),
                     "webhookId": {"S": webhook_id},
                     "deadLettered": {"BOOL": False},
+                    "clientId": {"S": client_id},
+                    "conversationId": {"S": conversation_id},
+                    "stoppedAt": {"S": datetime.now(UTC).isoformat()},
                 },
                 "ConditionExpression": "attribute_not_exists(id)",
             }
         }
         # Stopped already (an earlier try got this far): nothing to add.
         self._transact([stop, counted])
+
+    def stops_of(self, client_id: str) -> list[StoppedConversation]:
+        """The client's stopped conversations (CLIENT_INDEX; a stop written before it named its client is not
+        listed)."""
+        return [
+            StoppedConversation(
+                conversation_id=item["conversationId"]["S"],
+                webhook_id=item["webhookId"]["S"],
+                since=item["stoppedAt"]["S"],
+            )
+            for item in self._by_client(client_id, "stop#")
+        ]
 
     def stop_of(self, client_id: str, conversation_id: str) -> Stop | None:
         item = self._dynamodb.get_item(
@@ -187,15 +210,19 @@ class DeliveryState:
     def parked(self, client_id: str) -> list[str]:
         """The client's parked conversations (the index is eventually consistent: one parked this instant may be
         missing; it is resumed with its next response)."""
-        conversations = []
+        return [item["conversationId"]["S"] for item in self._by_client(client_id, "park#")]
+
+    def _by_client(self, client_id: str, kind: str) -> list[dict[str, Any]]:
+        """The client's items of one kind (`park#`, `stop#`) through CLIENT_INDEX."""
+        items = []
         for page in self._dynamodb.get_paginator("query").paginate(
             TableName=self._table,
             IndexName=CLIENT_INDEX,
-            KeyConditionExpression="clientId = :client AND begins_with(id, :park)",
-            ExpressionAttributeValues={":client": {"S": client_id}, ":park": {"S": "park#"}},
+            KeyConditionExpression="clientId = :client AND begins_with(id, :kind)",
+            ExpressionAttributeValues={":client": {"S": client_id}, ":kind": {"S": kind}},
         ):
-            conversations += [item["conversationId"]["S"] for item in page["Items"]]
-        return conversations
+            items += page["Items"]
+        return items
 
     def _transact(self, items: list[TransactItem]) -> None:
         """Write `items` together; a transaction cancelled by one of their conditions has nothing left to do."""

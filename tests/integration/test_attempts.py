@@ -1,0 +1,131 @@
+"""The attempt log on moto: the delivery function records every attempt (one batch write per invocation), and a
+client reads its own with GET /deliveries, newest first, filtered and paged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from devstack.esm import EventSourceMapping
+from devstack.lambdas import LocalFunction
+from harness import Relay, scripted
+
+# Retried at once; the breaker kept out of the way (it has tests of its own).
+QUICK = {"CACHE_TTL_SECONDS": "0.5", "DELIVERY_RETRY_SCHEDULE": "0", "ENDPOINT_FAILURE_THRESHOLD": "1000"}
+
+
+@pytest.fixture
+def relay(relay: Relay) -> Relay:
+    relay.delivery = LocalFunction(relay.delivery.spec, QUICK)
+    relay.mapping = EventSourceMapping(relay.sqs, relay.delivery)
+    return relay
+
+
+def deliveries(relay: Relay, token: str, **query: Any) -> dict[str, Any]:
+    answer = relay.call("GET", "/deliveries", token, **query)
+    assert answer.status == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def test_every_attempt_is_shown_newest_first_with_its_status_and_the_answers_first_kilobyte(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    url = scripted(receiver, {"first": [(500, "database down"), (503, "x" * 3000)]})
+    _, token = relay.add_client("acme", response_url=url)
+    first, second = relay.say(token, "c-1", "first", "second")
+
+    relay.drain()
+
+    attempts = deliveries(relay, token)["attempts"]
+    assert [(a["webhookId"], a["attempt"], a["status"], a["failure"]) for a in attempts] == [
+        (second, 1, 204, None),
+        (first, 3, 204, None),
+        (first, 2, 503, "http"),
+        (first, 1, 500, "http"),
+    ]
+    assert attempts[3]["body"] == "database down" and attempts[2]["body"] == "x" * 1024
+    assert {(a["conversationId"], a["type"], a["trigger"]) for a in attempts} == {("c-1", "text", "schedule")}
+    assert all(isinstance(a["durationMs"], int) and a["at"].endswith("Z") for a in attempts)
+    assert deliveries(relay, token)["cursor"] is None
+
+
+def test_filters_and_a_cursor_walk_every_matching_attempt_once_in_order(relay: Relay, receiver: HTTPServer) -> None:
+    url = scripted(receiver, {"a": [(500, "")], "b": [(502, "")]})
+    _, token = relay.add_client("acme", response_url=url)
+    (a,) = relay.say(token, "c-1", "a")
+    (b,) = relay.say(token, "c-2", "b")
+    relay.drain()
+    everything = deliveries(relay, token)["attempts"]
+
+    walked, cursor = [], None
+    while True:
+        page = deliveries(relay, token, limit=1, **({"cursor": cursor} if cursor else {}))
+        walked += page["attempts"]
+        if (cursor := page["cursor"]) is None:
+            break
+
+    assert walked == everything and len(everything) == 4
+    assert [x["webhookId"] for x in deliveries(relay, token, status="failed")["attempts"]] == [b, a]
+    assert {x["webhookId"] for x in deliveries(relay, token, status="delivered")["attempts"]} == {a, b}
+    assert {x["webhookId"] for x in deliveries(relay, token, conversationId="c-2")["attempts"]} == {b}
+    assert len(deliveries(relay, token, webhookId=a, status="delivered")["attempts"]) == 1
+    newest = everything[0]["at"]
+    assert deliveries(relay, token, since=newest)["attempts"] == everything[:1]
+    assert deliveries(relay, token, until=everything[1]["at"])["attempts"] == everything[1:]
+
+
+def test_a_client_sees_only_its_own_attempts(relay: Relay, receiver: HTTPServer) -> None:
+    url = scripted(receiver, {})
+    _, acme = relay.add_client("acme", response_url=url)
+    _, globex = relay.add_client("globex", response_url=url)
+    relay.say(acme, "c-1", "hello")
+    relay.drain()
+
+    assert len(deliveries(relay, acme)["attempts"]) == 1
+    assert deliveries(relay, globex) == {"attempts": [], "cursor": None}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"status": "lost"}, "status"),
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2026-01-01T00:00:00"}, "until"),  # no offset: which time would it be?
+        ({"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "until"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"color": "red"}, "color"),
+    ],
+)
+def test_a_bad_query_is_refused_naming_the_parameter(relay: Relay, query: dict[str, str], field: str) -> None:
+    _, token = relay.add_client("acme")
+
+    answer = relay.call("GET", "/deliveries", token, **query)
+
+    assert answer.status == 400, answer.text
+    assert answer.json()["errors"][0]["field"] == field
+
+
+def test_a_cursor_of_another_query_is_refused(relay: Relay, receiver: HTTPServer) -> None:
+    url = scripted(receiver, {"a": [(500, "")]})
+    _, token = relay.add_client("acme", response_url=url)
+    relay.say(token, "c-1", "a")
+    relay.drain()
+    cursor = deliveries(relay, token, limit=1)["cursor"]
+
+    answer = relay.call("GET", "/deliveries", token, status="failed", cursor=cursor)
+
+    assert answer.status == 400 and answer.json()["errors"][0]["field"] == "cursor"
+
+
+def test_a_conversation_token_cannot_read_deliveries(relay: Relay) -> None:
+    _, token = relay.add_client("acme")
+    grant = relay.mint_token(token, "c-1", {"userId": "alice"}).json()["token"]
+
+    answer = relay.call("GET", "/deliveries", grant)
+
+    assert answer.status == 403
+    assert "client token" in answer.json()["message"]

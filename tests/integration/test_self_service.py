@@ -1,0 +1,272 @@
+"""Client self-service on moto, through the client API's handler: GET /client from the client record, the attempt
+log and the stops' index; every call checked against the function's IAM policy."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from standardwebhooks import Webhook
+
+from devstack.esm import EventSourceMapping
+from devstack.lambdas import LocalFunction
+from harness import MAX_ATTEMPTS, Receiver, Relay, scripted
+from relay.endpoints import EndpointState
+from relay.stores.delivery_state import DeliveryState
+
+# Retried at once, a stop held 1 s; the breaker kept out of the way (it has tests of its own).
+QUICK = {
+    "CACHE_TTL_SECONDS": "0.5",
+    "DELIVERY_STOP_HOLD_SECONDS": "1",
+    "DELIVERY_RETRY_SCHEDULE": "0",
+    "ENDPOINT_FAILURE_THRESHOLD": "1000",
+}
+
+
+@pytest.fixture
+def relay(relay: Relay) -> Relay:
+    relay.delivery = LocalFunction(relay.delivery.spec, QUICK)
+    relay.mapping = EventSourceMapping(relay.sqs, relay.delivery)
+    return relay
+
+
+def when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
+
+
+def client(relay: Relay, token: str) -> dict[str, Any]:
+    answer = relay.call("GET", "/client", token)
+    assert answer.status == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def test_a_failing_endpoint_is_shown_failing_then_healthy_once_it_delivers(relay: Relay, receiver: HTTPServer) -> None:
+    url = scripted(receiver, {"a": [(500, "busy"), (503, "still busy")]})
+    _, token = relay.add_client("acme", response_url=url)
+    assert client(relay, token)["endpoint"]["state"] == "healthy"
+    relay.say(token, "c-1", "a")
+
+    relay.mapping.poll()
+    relay.mapping.poll()
+    failing = client(relay, token)
+    relay.drain()
+    healthy = client(relay, token)
+
+    assert failing["endpoint"]["state"] == "failing"
+    assert failing["endpoint"]["reason"] == "receiver answered HTTP 503"
+    first = relay.call("GET", "/deliveries", token, status="failed").json()["attempts"][-1]
+    assert when(failing["endpoint"]["since"]) == when(first["at"]) < when(failing["lastFailure"]["at"])
+    assert failing["lastFailure"]["body"] == "still busy" and failing["lastSuccess"] is None
+    assert healthy["endpoint"] == {"state": "healthy", "since": None, "reason": None, "openUntil": None}
+    assert healthy["last24Hours"] == {"delivered": 1, "failed": 2}
+    assert healthy["lastSuccess"]["attempt"] == 3
+    assert {healthy["clientId"], healthy["name"], healthy["responseUrl"]} == {"acme", "acme back end", url}
+    assert not {"webhookSecret", "tokenHash", "signingSecret"} & set(healthy)
+
+
+def test_a_stopped_conversation_is_listed_with_the_response_it_stopped_at(relay: Relay, receiver: HTTPServer) -> None:
+    url = scripted(receiver, {"x": [(500, "")] * MAX_ATTEMPTS})
+    _, token = relay.add_client("acme", response_url=url)
+    (stuck,) = relay.say(token, "order-42", "x")
+    relay.say(token, "fine", "y")
+
+    relay.drain()
+
+    (stopped,) = client(relay, token)["stoppedConversations"]
+    assert (stopped["conversationId"], stopped["webhookId"]) == ("order-42", stuck)
+    assert stopped["since"] is not None
+
+
+def test_a_url_switched_off_by_a_410_is_off(relay: Relay, receiver: HTTPServer) -> None:
+    url = scripted(receiver, {"gone": [(410, "")]})
+    _, token = relay.add_client("acme", response_url=url)
+    relay.say(token, "c-1", "gone")
+
+    relay.drain()
+
+    endpoint = client(relay, token)["endpoint"]
+    assert endpoint["state"] == "off" and endpoint["reason"] == "the receiver answered 410 Gone"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/client", None),
+        ("POST", "/client/test", None),
+        ("PUT", "/client/response-url", {"responseUrl": "https://evil.example/hook"}),
+        ("POST", "/client/signing-secret", {}),
+    ],
+)
+def test_a_conversation_token_is_refused(relay: Relay, method: str, path: str, body: Any) -> None:
+    client_, token = relay.add_client("acme", response_url="https://acme.example/hook")
+    grant = relay.mint_token(token, "c-1", {"userId": "alice"}).json()["token"]
+
+    answer = relay.call(method, path, grant, body)
+
+    assert answer.status == 403 and "client token" in answer.json()["message"]
+    assert relay.clients.get("acme") == client_, "nothing changed"
+
+
+# ── POST /client/test ──
+
+
+def test_a_test_delivery_to_a_teapot_reports_its_418_and_is_in_the_attempt_log(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    receiver.expect_request("/hook", method="POST").respond_with_data("I'm a teapot", status=418)
+    client_, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+
+    answer = relay.call("POST", "/client/test", token)
+
+    assert answer.status == 200, answer.text
+    tested = answer.json()
+    assert (tested["status"], tested["failure"], tested["body"], tested["trigger"]) == (
+        418,
+        "http",
+        "I'm a teapot",
+        "test",
+    )
+    ((request, _),) = receiver.log
+    delivered = Webhook(client_.webhook_secret).verify(request.get_data(), dict(request.headers))
+    assert delivered["type"] == "test" and request.headers["webhook-id"] == tested["webhookId"]
+    assert relay.call("GET", "/deliveries", token).json()["attempts"] == [tested]
+
+
+def test_a_test_without_a_response_url_is_a_409_saying_how_to_set_one(relay: Relay) -> None:
+    _, token = relay.add_client("acme")
+
+    answer = relay.call("POST", "/client/test", token)
+
+    assert answer.status == 409 and "PUT /client/response-url" in answer.json()["message"]
+
+
+# ── PUT /client/response-url ──
+
+
+def test_a_new_url_after_a_410_switches_the_endpoint_on_and_deliveries_go_there(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    gone = scripted(receiver, {"first": [(410, "")]}, path="/old")
+    new = scripted(receiver, {}, path="/new")
+    _, token = relay.add_client("acme", response_url=gone)
+    relay.say(token, "c-1", "first")
+    relay.drain()
+    assert client(relay, token)["endpoint"]["state"] == "off"
+
+    answer = relay.call("PUT", "/client/response-url", token, {"responseUrl": new})
+    time.sleep(0.5)  # the delivery function's cached client record (QUICK's cache time)
+    relay.say(token, "c-1", "second")
+    relay.drain()
+
+    assert answer.status == 200, answer.text
+    assert answer.json()["responseUrl"] == new and answer.json()["endpoint"]["state"] == "healthy"
+    assert [request.path for request, _ in receiver.log] == ["/old", "/new"]
+
+
+def test_switching_a_parked_endpoint_on_delivers_its_parked_conversation_in_order(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    acme, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    hook = Receiver(receiver, {"acme": acme.webhook_secret})
+    ids = relay.say(token, "c-1", "a", "b", "c")
+    relay.record()
+    # Parked as the delivery function parks (tests/unit/test_delivery_flow.py): the responses left the queue,
+    # the log holds them, the conversation's park record names the first and the latest.
+    relay.sqs.purge_queue(QueueUrl=relay.stack.ref("DeliveryQueue"))
+    now = datetime.now(UTC)
+    relay.clients.open_endpoint("acme", now, now, "receiver answered HTTP 500")
+    assert relay.clients.park_endpoint("acme", EndpointState.PARKED, now, "failing for 15 minutes")
+    state = DeliveryState(relay.session.client("dynamodb"), relay.stack.ref("DeliveryStateTable"))
+    for webhook_id in ids:
+        assert state.park("acme", "c-1", webhook_id, relay.clients.parked_counted("acme"))
+    assert client(relay, token)["endpoint"]["state"] == "parked"
+
+    answer = relay.call("PUT", "/client/response-url", token, {"responseUrl": hook.url})
+    relay.drain()
+
+    assert answer.status == 200 and answer.json()["endpoint"]["state"] == "healthy"
+    assert hook.delivered("c-1") == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"responseUrl": "ftp://acme.example/hook"}, "responseUrl"), ({}, "responseUrl"), ({"url": None}, "url")],
+)
+def test_a_bad_url_is_refused_naming_the_field(relay: Relay, body: dict[str, Any], field: str) -> None:
+    _, token = relay.add_client("acme", response_url="https://acme.example/hook")
+
+    answer = relay.call("PUT", "/client/response-url", token, body)
+
+    assert answer.status == 422 and field in {error["field"] for error in answer.json()["errors"]}
+    assert relay.clients.get("acme").response_url is not None  # type: ignore[union-attr]
+
+
+# ── POST /client/signing-secret ──
+
+
+def test_a_new_secret_signs_deliveries_beside_the_previous_one_during_its_grace(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    old, token = relay.add_client("acme", response_url=scripted(receiver, {}))
+
+    answer = relay.call("POST", "/client/signing-secret", token, {"graceSeconds": 600})
+    time.sleep(0.5)  # the delivery function's cached client record (QUICK's cache time)
+    relay.say(token, "c-1", "signed twice")
+    relay.drain()
+
+    assert answer.status == 200, answer.text
+    new = answer.json()
+    assert set(new) == {"signingSecret", "previousValidUntil"} and new["signingSecret"].startswith("whsec_")
+    ((request, _),) = receiver.log
+    for secret in (old.webhook_secret, new["signingSecret"]):
+        Webhook(secret).verify(request.get_data(), dict(request.headers))
+
+
+def test_without_a_body_the_grace_is_rotates_and_a_bad_one_is_refused(relay: Relay) -> None:
+    _, token = relay.add_client("acme")
+
+    default = relay.call("POST", "/client/signing-secret", token)
+    refused = relay.call("POST", "/client/signing-secret", token, {"graceSeconds": -1})
+
+    until = datetime.fromisoformat(default.json()["previousValidUntil"])
+    assert default.status == 200 and 23.9 < (until - datetime.now(UTC)).total_seconds() / 3600 <= 24
+    assert refused.status == 422 and refused.json()["errors"][0]["field"] == "graceSeconds"
+
+
+# ── operational events ──
+
+
+def test_operators_subscribed_to_the_operations_topic_are_told_of_a_stopped_conversation(
+    relay: Relay, receiver: HTTPServer
+) -> None:
+    inbox = relay.sqs.create_queue(QueueName="operator-inbox")["QueueUrl"]
+    arn = relay.sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    relay.session.client("sns").subscribe(
+        TopicArn=relay.stack.ref("OperationsTopic"),
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"type": ["conversation.stopped"]})},
+    )
+    url = scripted(receiver, {"x": [(500, "")] * MAX_ATTEMPTS})
+    _, token = relay.add_client("acme", response_url=url)
+    (stuck,) = relay.say(token, "order-42", "x")
+
+    relay.drain()
+
+    (message,) = relay.sqs.receive_message(QueueUrl=inbox, MessageAttributeNames=["All"])["Messages"]
+    event = json.loads(message["Body"])
+    assert {name: value["StringValue"] for name, value in message["MessageAttributes"].items()} == {
+        "clientId": "acme",
+        "type": "conversation.stopped",
+    }
+    assert (event["type"], event["clientId"], event["conversationId"], event["webhookId"]) == (
+        "conversation.stopped",
+        "acme",
+        "order-42",
+        stuck,
+    )
+    assert event["host"] == "127.0.0.1" and event["reason"] == "receiver answered HTTP 500" and "at" in event
