@@ -408,12 +408,21 @@ def main() -> None:
                 parts.append(run_part(kind, api_url, healthy, deliveries, neighbours))
                 print(f"  ... {kind} done after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
             healthy.wait_for_all(FINAL_WAIT)
+            report(parts, neighbours, healthy, bot, log_path, time.monotonic() - started)
         finally:
             for neighbour in neighbours:
                 neighbour.receiver.close()
-            os.killpg(process.pid, signal.SIGINT)
-            process.wait(60)
-    report(parts, neighbours, healthy, bot, log_path, time.monotonic() - started)
+            stop(process)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Stop the stack as Ctrl-C does, with SIGTERM: a background job ignores SIGINT, and so would the stack."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def report(
