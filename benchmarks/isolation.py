@@ -16,10 +16,11 @@ a client of its own, made with `relay-clients --dev create` as a user would, so 
   after 8 s), failing (answers 500) or refusing (a closed port); or, flooding, it POSTs /messages from 12 threads
   as fast as it is answered, to a receiver that answers at once (a 429 is what a per-client rate limit answers a
   flood: counted, and the flood goes on).
-- The baseline is the healthy client alone, first and again last. After its part a neighbour is disabled (as an
-  operator would) and the delivery queue is given up to 90 s to empty, so that a kind meets as little as can be of
-  the previous one's backlog (what is left is printed). A turn not done in 20 s is late: the next one starts, and
-  its latency is read when its responses come; the healthy client's last responses have 60 s after the last part.
+- The baseline is the healthy client alone, first and again last. After its part a neighbour is disabled and its
+  response URL removed (as an operator would), and the delivery queue is given up to 90 s to empty, so that a kind
+  meets as little as can be of the previous one's backlog (what is left is printed). A turn not done in 20 s is
+  late: the next one starts, and its latency is read when its responses come; the healthy client's last responses
+  have 60 s after the last part.
 
 It prints, per part, the healthy client's turn p50 and p95 with their ratios to the first baseline's, whether p95
 is within 1.5x (the issue's goal), the ratio of its POST /messages p95, what the neighbour's POSTs were answered
@@ -221,14 +222,15 @@ class Neighbour:
             thread.start()
 
     def stop(self) -> None:
-        """Stop sending, and disable the client, as an operator would: what it left in the delivery queue is then
-        dropped rather than tried (once the functions' cached client records expire), so the next part meets less
-        of it."""
+        """Stop sending, then switch the client off as an operator would, disabled and without a response URL: what
+        it left in the delivery queue is dropped rather than tried (once the functions' cached client records
+        expire), and its parked endpoint is no longer probed, so the next part meets as little of it as can be."""
         self._stop.set()
         for thread in self._threads:
             thread.join()
         self._part.neighbour_posts = self.receiver.posts
         relay_clients(self._api_url, "disable", self.client_id)
+        relay_clients(self._api_url, "set-url", self.client_id, "--none")
 
     def _send(self, index: int) -> None:
         with ThreadPoolExecutor(4) as pool:  # every 0.5 s even while an answer is slow
