@@ -155,9 +155,9 @@ class AttemptsPage(CamelModel):
 
 def _rfc3339(value: object) -> object:
     """A time as RFC 3339 writes it: pydantic alone also reads a number as seconds since 1970."""
-    if isinstance(value, str) and not re.match(r"\d{4}-\d\d-\d\d[Tt ]", value):
-        raise ValueError("not an RFC 3339 date and time, such as 2026-12-07T08:00:00Z")
-    return value
+    if isinstance(value, datetime) or (isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\d[Tt ]", value)):
+        return value
+    raise ValueError("not an RFC 3339 date and time, such as 2026-12-07T08:00:00Z")
 
 
 Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import AwareDatetime, ConfigDict
+from pydantic import ConfigDict
 
-from relay.attempts import TEST_CONVERSATION
+from relay.attempts import TEST_CONVERSATION, Rfc3339
 from relay.caller import Caller
 from relay.client_status import StoppedConversation
 from relay.deliveries import RecoverJob
@@ -46,9 +46,9 @@ class RecoverRequest(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime
+    since: Rfc3339
     """The window's start (RFC 3339)."""
-    until: AwareDatetime | None = None
+    until: Rfc3339 | None = None
     """The window's end (RFC 3339); now when left out."""
 
 
