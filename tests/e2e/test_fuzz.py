@@ -78,12 +78,11 @@ def test_any_request_is_answered_as_described(
             # A watermark or a page's cursor is the relay's to issue: a drawn one is rightly a 400 naming it
             # (test_polling, the attempt log's tests).
             del case.query[issued]
-    if isinstance(body, dict) and isinstance(body.get("since"), str) and isinstance(body.get("until"), str):
+    since, until = (body.get("since"), body.get("until")) if isinstance(body, dict) else (None, None)
+    if isinstance(body, dict) and isinstance(since, str) and isinstance(until, str) and _parsed(until) < _parsed(since):
         # A window's order is a rule the schema cannot state: an inverted one is rightly a 400 naming `until`
         # (test_recovery_flow). A drawn pair is put in order, still valid, so the window itself is fuzzed.
-        since, until = body["since"], body["until"]
-        if _parsed(until) < _parsed(since):
-            body["since"], body["until"] = until, since
+        body["since"], body["until"] = until, since
     case.call_and_validate(base_url=stack.api_url, headers=headers)
 
 
