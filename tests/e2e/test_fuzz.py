@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import schemathesis
+import urllib3
+import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 from schemathesis.core.parameters import ParameterLocation
 
-from parties import BOT_SECRET, CLIENT_TOKEN
+from harness import local_server
+from parties import BOT_SECRET, CLIENT_TOKEN, relay_clients
 from relay.models import ID_MAX_LENGTH
-from stack_process import ROOT, StackProcess
+from relay.rate_limits import MAX_RATE
+from stack_process import ROOT, StackProcess, post_json
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 """Examples per operation and credentials; raise it for a longer run (`FUZZ_EXAMPLES=500 make e2e`)."""
@@ -24,11 +32,50 @@ WAIT_SECONDS = 0.2
 
 schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
 
+SELF_SERVICE = ("/client", "/deliveries")
+"""The routes that change or read a client's own endpoint: fuzzed as a client of their own, so that a drawn URL
+or secret never reaches the shared stack's client."""
+
+_http = urllib3.PoolManager(timeout=30, retries=False)
+
+
+@dataclass(frozen=True)
+class Fuzzed:
+    """The client the self-service routes are fuzzed as, and where its deliveries (a test's) go."""
+
+    token: str
+    sink: str
+
+
+@pytest.fixture(scope="module")
+def fuzzed(stack: StackProcess) -> Iterator[Fuzzed]:
+    for sink in local_server():
+        sink.expect_request("/sink", method="POST").respond_with_data("", status=204)
+        client_id = f"fuzz-{secrets.token_hex(3)}"
+        created = relay_clients(stack, "create", "--id", client_id, "--name", client_id)
+        relay_clients(stack, "set-rate", client_id, str(MAX_RATE))  # what is checked is the answers, not the rate
+        yield Fuzzed(
+            next(line.split()[-1] for line in created.splitlines() if "bearer token:" in line), sink.url_for("/sink")
+        )
+
+
+def client_token_only() -> list[tuple[str, str]]:
+    """(method, path) of every route a client token alone may call, as openapi.yaml says."""
+    described = yaml.safe_load((ROOT / "openapi.yaml").read_text())["paths"]
+    return [
+        (method.upper(), path)
+        for path, operations in described.items()
+        for method, operation in operations.items()
+        if operation.get("security") == [{"clientToken": []}]
+    ]
+
 
 @pytest.mark.parametrize("credentials", ["valid", "none"])
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-def test_any_request_is_answered_as_described(case: Case[Any], credentials: str, stack: StackProcess) -> None:
+def test_any_request_is_answered_as_described(
+    case: Case[Any], credentials: str, stack: StackProcess, fuzzed: Fuzzed
+) -> None:
     if case.method.upper() != case.operation.method.upper():
         return  # a method no route has is the gateway's to answer: test_hostile_requests.py
     headers = {}
@@ -37,6 +84,12 @@ def test_any_request_is_answered_as_described(case: Case[Any], credentials: str,
     if credentials == "valid" and not (case.meta and case.meta.is_negative_at(ParameterLocation.HEADER)):
         if case.path_parameters and "secret" in case.path_parameters:
             case.path_parameters["secret"] = BOT_SECRET
+        elif case.path.startswith(SELF_SERVICE):
+            headers["Authorization"] = f"Bearer {fuzzed.token}"
+            if case.path == "/client/test":  # to the sink, whatever URL an earlier example set
+                set_url = json.dumps({"responseUrl": fuzzed.sink})
+                put = _http.request("PUT", f"{stack.api_url}/client/response-url", body=set_url, headers=headers)
+                assert put.status == 200, put.data
         else:
             headers["Authorization"] = f"Bearer {CLIENT_TOKEN}"
     body = case.body
@@ -58,4 +111,30 @@ def test_any_request_is_answered_as_described(case: Case[Any], credentials: str,
     if case.query and "after" in case.query:
         # A watermark is the relay's to issue, signed: a drawn one is rightly a 400 naming `after` (test_polling).
         del case.query["after"]
+    if case.query and "cursor" in case.query:
+        # Likewise a cursor, of one query: a drawn one is rightly a 400 naming `cursor` (test_attempts).
+        del case.query["cursor"]
     case.call_and_validate(base_url=stack.api_url, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "path"), client_token_only())
+def test_a_conversation_token_is_refused_on_every_route_for_a_client_token_alone(
+    stack: StackProcess, fuzzed: Fuzzed, method: str, path: str
+) -> None:
+    _, minted = post_json(
+        f"{stack.api_url}/conversations/c-1/tokens", {"userId": "u-1"}, {"authorization": f"Bearer {fuzzed.token}"}
+    )
+    before = _http.request("GET", f"{stack.api_url}/client", headers={"authorization": f"Bearer {fuzzed.token}"})
+
+    answer = _http.request(
+        method,
+        f"{stack.api_url}{path.replace('{conversationId}', 'c-1')}",
+        body=b"{}",
+        headers={"authorization": f"Bearer {minted['token']}", "content-type": "application/json"},
+    )
+
+    assert before.status == 200, before.data
+    assert answer.status == 403, answer.data
+    assert "client token" in answer.json()["message"]
+    after = _http.request("GET", f"{stack.api_url}/client", headers={"authorization": f"Bearer {fuzzed.token}"})
+    assert after.json()["responseUrl"] == before.json()["responseUrl"], "nothing changed"

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import ConfigDict, Field, HttpUrl
+from pydantic import BeforeValidator, ConfigDict, Field, HttpUrl, StrictInt, WithJsonSchema
 
 from relay import signing
 from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, WebhookSender
@@ -44,12 +44,37 @@ GRACE_MAX_SECONDS = 30 * 86400
 """The longest a rotated signing secret stays valid beside the new one."""
 
 
+RESPONSE_URL_MAX_LENGTH = 2000
+"""The longest response URL taken, as it is written: under HttpUrl's own 2083, which counts the URL as it
+normalizes it (a `/` more, say)."""
+
+
+def _not_too_long(value: object) -> object:
+    if isinstance(value, str) and len(value) > RESPONSE_URL_MAX_LENGTH:
+        raise ValueError(f"a response URL has at most {RESPONSE_URL_MAX_LENGTH} characters")
+    return value
+
+
+ResponseUrl = Annotated[
+    HttpUrl,
+    BeforeValidator(_not_too_long),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "uri",
+            "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+            "maxLength": RESPONSE_URL_MAX_LENGTH,
+        }
+    ),
+]
+
+
 class ResponseUrlChange(CamelModel):
     """The body of PUT /client/response-url."""
 
     model_config = ConfigDict(extra="forbid")
 
-    response_url: HttpUrl | None
+    response_url: ResponseUrl | None
     """Where responses are POSTed from now on (http or https); null: no webhook, SNS and polling only."""
 
 
@@ -58,7 +83,7 @@ class SecretRotation(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grace_seconds: Annotated[int, Field(ge=0, le=GRACE_MAX_SECONDS)] = 24 * 3600
+    grace_seconds: Annotated[StrictInt, Field(ge=0, le=GRACE_MAX_SECONDS)] = 24 * 3600
     """How long the previous secret stays valid: deliveries carry both signatures meanwhile. 0: it stops now."""
 
 
@@ -121,9 +146,9 @@ class SelfService:
 
     def deliveries(self, caller: Caller, query: DeliveriesQuery) -> AttemptsPage:
         """The caller's attempts matching `query`, newest first, and the cursor to the page after."""
-        if query.since is not None and query.until is not None and query.until < query.since:
-            raise InvalidRequest("query parameter until: must not be before since", field="until")
         self._count(caller)
+        if query.since is not None and query.until is not None and query.until < query.since:
+            return AttemptsPage(attempts=[], cursor=None)  # an empty window
         page = self._attempts.page(caller.client_id, query)
         logger.info("attempts read", extra={"attempts": len(page.attempts), "more": page.cursor is not None})
         return page

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from relay.attempts import EARLIEST, Attempt, AttemptsPage, DeliveriesQuery, Skip
+from relay.attempts import EARLIEST, LATEST, Attempt, AttemptsPage, DeliveriesQuery, Skip
 from relay.errors import InvalidRequest
 from relay.observability import logger
 
@@ -38,8 +38,6 @@ OUTCOMES = ("delivered", "failed")
 FILTER_VALUES = 100
 """The most values one IN of a filter expression takes."""
 
-_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-
 
 def _stamp(at: datetime) -> str:
     """A time as the sort key holds it: UTC, fixed width, so text order is time order."""
@@ -52,8 +50,10 @@ def _sort_key(attempt: Attempt) -> str:
 
 
 def _bounds(outcome: str, since: datetime | None, until: datetime | None) -> tuple[str, str]:
-    # '$' sorts right after '#': the upper bound takes every record stamped `until`, whatever follows its stamp.
-    return f"{outcome}#{_stamp(since or EARLIEST)}", f"{outcome}#{_stamp(until or _LATEST)}$"
+    # Within the years the stamp writes with four digits. '$' sorts right after '#': the upper bound takes every
+    # record stamped `until`, whatever follows its stamp.
+    low, high = max(since or EARLIEST, EARLIEST), min(until or LATEST, LATEST)
+    return f"{outcome}#{_stamp(low)}", f"{outcome}#{_stamp(high)}$"
 
 
 @dataclass
