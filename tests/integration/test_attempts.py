@@ -88,26 +88,24 @@ def test_a_client_sees_only_its_own_attempts(relay: Relay, receiver: HTTPServer)
     assert deliveries(relay, globex) == {"attempts": [], "cursor": None}
 
 
-@pytest.mark.parametrize(
-    ("query", "field"),
-    [
-        ({"limit": "0"}, "limit"),
-        ({"limit": "101"}, "limit"),
-        ({"status": "lost"}, "status"),
-        ({"since": "yesterday"}, "since"),
-        ({"until": "2026-01-01T00:00:00"}, "until"),  # no offset: which time would it be?
-        ({"since": "1700000000"}, "since"),  # seconds: not RFC 3339
-        ({"cursor": "not-a-cursor"}, "cursor"),
-        ({"color": "red"}, "color"),
-    ],
-)
-def test_a_bad_query_is_refused_naming_the_parameter(relay: Relay, query: dict[str, str], field: str) -> None:
+BAD_QUERIES = [
+    ({"limit": "0"}, "limit"),
+    ({"limit": "101"}, "limit"),
+    ({"status": "lost"}, "status"),
+    ({"since": "yesterday"}, "since"),
+    ({"until": "2026-01-01T00:00:00"}, "until"),  # no offset: which time would it be?
+    ({"since": "1700000000"}, "since"),  # seconds: not RFC 3339
+    ({"cursor": "not-a-cursor"}, "cursor"),
+    ({"color": "red"}, "color"),
+]
+
+
+def test_a_bad_query_is_refused_naming_the_parameter(relay: Relay) -> None:
     _, token = relay.add_client("acme")
 
-    answer = relay.call("GET", "/deliveries", token, **query)
+    answers = [relay.call("GET", "/deliveries", token, **query) for query, _ in BAD_QUERIES]
 
-    assert answer.status == 400, answer.text
-    assert answer.json()["errors"][0]["field"] == field
+    assert [(a.status, a.json()["errors"][0]["field"]) for a in answers] == [(400, field) for _, field in BAD_QUERIES]
 
 
 def test_a_cursor_of_another_query_is_refused(relay: Relay, receiver: HTTPServer) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BeforeValidator, ConfigDict, Field, HttpUrl, StrictInt, WithJsonSchema
+from pydantic import BeforeValidator, ConfigDict, Field, HttpUrl, WithJsonSchema
 
 from relay import signing
 from relay.adapters.webhook import DeliveryFailed, ResponseUrlGone, WebhookSender
@@ -78,12 +78,19 @@ class ResponseUrlChange(CamelModel):
     """Where responses are POSTed from now on (http or https); null: no webhook, SNS and polling only."""
 
 
+def _not_a_boolean(value: object) -> object:
+    """JSON's true is no number of seconds (pydantic would take it for 1); 3600.0 is one."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number of seconds")
+    return value
+
+
 class SecretRotation(CamelModel):
     """The body of POST /client/signing-secret (optional)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    grace_seconds: Annotated[StrictInt, Field(ge=0, le=GRACE_MAX_SECONDS)] = 24 * 3600
+    grace_seconds: Annotated[int, Field(ge=0, le=GRACE_MAX_SECONDS), BeforeValidator(_not_a_boolean)] = 24 * 3600
     """How long the previous secret stays valid: deliveries carry both signatures meanwhile. 0: it stops now."""
 
 
