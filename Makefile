@@ -82,7 +82,8 @@ fuzz: $(VENV)/.installed
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest -q tests/e2e/test_fuzz.py
 
 ## make bench: figures for the note (cold start per function; delivery batch ratio; a client's rate across
-## containers; AWS calls per message, poll and function's policy; the local stack; the stream beside the webhook)
+## containers; AWS calls per message, poll and function's policy; the local stack; the stream beside the webhook;
+## a healthy client beside troubled neighbours)
 bench: $(VENV)/.installed
 	$(PY) benchmarks/cold_start.py
 	$(PY) benchmarks/layer_bytecode.py
@@ -93,6 +94,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/dev_start.py
 	$(PY) benchmarks/local_stack.py
 	$(PY) benchmarks/stream.py
+	$(PY) benchmarks/isolation.py
 	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
 	REPLY_LATENCY_RUNS=10 $(PY) -m pytest -q -s tests/e2e/test_replies_over_http.py -k latency
 

@@ -28,7 +28,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import urllib3
 
@@ -158,7 +158,9 @@ class Receiver:
                 raise RuntimeError(f"{len(missing)} replies not delivered within {timeout} s, e.g. {missing[:3]}")
 
 
-def start_stack(bot: Bot, receiver: Receiver) -> tuple[subprocess.Popen[str], str]:
+def start_stack(bot: Bot, receiver: Receiver, log: TextIO | None = None) -> tuple[subprocess.Popen[str], str]:
+    """The stack serving, with `bot` and `receiver` as its bot and the demo client's receiver; its output goes
+    to `log` if given."""
     environment = {
         **os.environ,
         "PORT": "0",
@@ -185,7 +187,15 @@ def start_stack(bot: Bot, receiver: Receiver) -> tuple[subprocess.Popen[str], st
             break
     else:
         raise RuntimeError(f"the stack exited without serving:\n{''.join(output)}")
-    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+    if log:
+        log.writelines(output)
+
+    def drain(stdout: TextIO) -> None:
+        for line in stdout:
+            if log:
+                log.write(line)
+
+    threading.Thread(target=drain, args=(process.stdout,), daemon=True).start()
     api_url = re.search(r"API URL\s+(\S+)", "".join(output))
     assert api_url
     bot.response_url = f"{api_url.group(1)}/bot/responses/{BOT_SECRET}"

@@ -36,8 +36,9 @@ WAIT_SECONDS = 0.2
 """A drawn `wait` longer than this is cut to it."""
 
 SELF_SERVICE = ("/client", "/deliveries")
-"""The routes that change or read a client's own endpoint: fuzzed as a client of their own, so that a drawn URL
-or secret never reaches the shared stack's client."""
+"""The routes that change or read a client's own endpoint: fuzzed as a client of their own, so that a drawn URL,
+secret or recover never reaches the shared stack's client (its response URL, its signing secret and its
+conversations are the other tests')."""
 
 _http = urllib3.PoolManager(timeout=30, retries=False)
 
@@ -127,12 +128,11 @@ def answered_as_described(case: Case[Any], credentials: str, stack: StackProcess
         # The answer's shape is what is checked here, not the waiting (test_polling, test_replies_over_http):
         # a drawn wait, up to 25 s and each valid POST a second of the bot's quiet at least, is cut short.
         case.query["wait"] = WAIT_SECONDS
-    if case.query and "after" in case.query:
-        # A watermark is the relay's to issue, signed: a drawn one is rightly a 400 naming `after` (test_polling).
-        del case.query["after"]
-    if case.query and "cursor" in case.query:
-        # Likewise a cursor, of one query: a drawn one is rightly a 400 naming `cursor` (test_attempts).
-        del case.query["cursor"]
+    for issued in ("after", "cursor"):
+        if case.query and issued in case.query:
+            # A watermark or a page's cursor is the relay's to issue: a drawn one is rightly a 400 naming it
+            # (test_polling, the attempt log's tests).
+            del case.query[issued]
     case.call_and_validate(base_url=stack.api_url, headers=headers)
 
 

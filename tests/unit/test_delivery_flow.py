@@ -819,6 +819,16 @@ def test_a_parked_endpoints_probe_comes_back_while_it_fails_and_once_it_answers_
     assert ("acme", "c") in w.nudged, "its parked conversations are resumed"
 
 
+def test_a_disabled_clients_parked_endpoint_is_not_probed() -> None:
+    w = parked_world()
+    w.clients.records["acme"] = w.client().model_copy(update={"enabled": False})
+    w.clock.now += COOLDOWN
+    posts = len(w.receiver.posts)
+
+    assert w.run(probe_of()) == [Done(Result.SKIPPED, "client disabled")]
+    assert len(w.receiver.posts) == posts
+
+
 def test_an_endpoint_failing_for_the_disable_time_is_disabled_and_no_longer_probed() -> None:
     w = parked_world()
     w.clock.now += 24 * 3600

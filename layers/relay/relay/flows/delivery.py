@@ -495,7 +495,10 @@ class Delivery:
         the queue (its only message there) until the next one."""
         assert probe is not None
         client = self._clients.get(probe.client_id)
-        if client is None or client.response_url is None or client.endpoint_state is not EndpointState.PARKED:
+        if (reason := _not_for_a_webhook(client)) is not None:
+            return Done(Result.SKIPPED, reason)  # a disabled client, or no URL: nothing to probe
+        assert client is not None and client.response_url is not None
+        if client.endpoint_state is not EndpointState.PARKED:
             return Done(Result.SKIPPED, "its endpoint is not parked (any more)")
         endpoint = client.client_id
         with self._breakers.slot(endpoint):

@@ -44,29 +44,16 @@ GRACE_MAX_SECONDS = 30 * 86400
 """The longest a rotated signing secret stays valid beside the new one."""
 
 
-RESPONSE_URL_MAX_LENGTH = 2000
-"""The longest response URL taken, as it is written: under HttpUrl's own 2083, which counts the URL as it
-normalizes it (a `/` more, say)."""
+URL_MAX_LENGTH = 2000
+URL_SCHEMA = {"type": "string", "format": "uri", "minLength": 1, "maxLength": URL_MAX_LENGTH}
+"""A response URL as openapi.yaml describes it. Checked as sent: pydantic's own limit, 2,083 characters, counts the
+URL as it normalizes it (with a '/' added to one without a path), so a URL sent at that limit was refused."""
 
 
-def _not_too_long(value: object) -> object:
-    if isinstance(value, str) and len(value) > RESPONSE_URL_MAX_LENGTH:
-        raise ValueError(f"a response URL has at most {RESPONSE_URL_MAX_LENGTH} characters")
+def _within_url_limit(value: object) -> object:
+    if isinstance(value, str) and len(value) > URL_MAX_LENGTH:
+        raise ValueError(f"URL should have at most {URL_MAX_LENGTH} characters")
     return value
-
-
-ResponseUrl = Annotated[
-    HttpUrl,
-    BeforeValidator(_not_too_long),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "format": "uri",
-            "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
-            "maxLength": RESPONSE_URL_MAX_LENGTH,
-        }
-    ),
-]
 
 
 class ResponseUrlChange(CamelModel):
@@ -74,14 +61,14 @@ class ResponseUrlChange(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    response_url: ResponseUrl | None
+    response_url: Annotated[HttpUrl, BeforeValidator(_within_url_limit), WithJsonSchema(URL_SCHEMA)] | None
     """Where responses are POSTed from now on (http or https); null: no webhook, SNS and polling only."""
 
 
 def _not_a_boolean(value: object) -> object:
-    """JSON's true is no number of seconds (pydantic would take it for 1); 3600.0 is one."""
+    """JSON's true and false are not numbers, though pydantic reads them as 1 and 0."""
     if isinstance(value, bool):
-        raise ValueError("must be a whole number of seconds")
+        raise ValueError("Input should be a valid integer")
     return value
 
 
@@ -155,7 +142,7 @@ class SelfService:
         """The caller's attempts matching `query`, newest first, and the cursor to the page after."""
         self._count(caller)
         if query.since is not None and query.until is not None and query.until < query.since:
-            return AttemptsPage(attempts=[], cursor=None)  # an empty window
+            return AttemptsPage(attempts=[], cursor=None)  # an empty window: openapi.yaml cannot say it is wrong
         page = self._attempts.page(caller.client_id, query)
         logger.info("attempts read", extra={"attempts": len(page.attempts), "more": page.cursor is not None})
         return page

@@ -1,0 +1,478 @@
+"""Isolation between clients in the local stack: a healthy client's turn latency beside a troubled neighbour, as
+ratios to the healthy client alone measured in the same run (issue 19, "How to show it").
+
+Run: .venv/bin/python benchmarks/isolation.py  (or `make bench`). It starts `python -m devstack` as `make dev` does,
+with a bot and receivers of its own on 127.0.0.1. The healthy client is the stack's demo client; each neighbour is
+a client of its own, made with `relay-clients --dev create` as a user would, so no kind inherits another's breaker.
+
+- The healthy client has 6 conversations and sends 4 turns in each, the conversations at once. A turn is its
+  POST /messages, then waiting for the bot's 3 responses at its receiver; its latency runs from the POST to the 3rd
+  response's arrival. Between turns a conversation pauses 3 s, so that the turns span a neighbour's first seconds
+  (before its breaker opens), its open breaker and its parking (after 10 s in the local stack).
+- The bot answers each forwarded message with 3 responses POSTed back to back to /bot/responses/{secret}, in order
+  per conversation.
+- A neighbour sends a message every 0.5 s over 6 conversations while the healthy client's turns run, to a receiver
+  that is hanging (takes the request, never answers: each POST runs into the webhook timeout), slow (answers 204
+  after 8 s), failing (answers 500) or refusing (a closed port); or, flooding, it POSTs /messages from 12 threads
+  as fast as it is answered, to a receiver that answers at once (a 429 is what a per-client rate limit answers a
+  flood: counted, and the flood goes on).
+- The baseline is the healthy client alone, first and again last. After its part a neighbour is disabled and its
+  response URL removed (as an operator would), and the delivery queue is given up to 90 s to empty, so that a kind
+  meets as little as can be of the previous one's backlog (what is left is printed). A turn not done in 20 s is
+  late: the next one starts, and its latency is read when its responses come; the healthy client's last responses
+  have 60 s after the last part.
+
+It prints, per part, the healthy client's turn p50 and p95 with their ratios to the first baseline's, whether p95
+is within 1.5x (the issue's goal), the ratio of its POST /messages p95, what the neighbour's POSTs were answered
+and how many POSTs its receiver took; then whether every response of the healthy client arrived, in order per
+conversation. The stack's output (the delivery function's "breaker", "held", "parked" lines...) is kept in the
+file named last.
+
+Environment: ISOLATION_TURNS (4), ISOLATION_CONVERSATIONS (6), ISOLATION_TURN_GAP (3 s), ISOLATION_KINDS
+(hanging,slow,failing,refusing,flooding), ISOLATION_SETTLE (90 s), ISOLATION_LOG (default: a new file in the
+temporary directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import queue
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import urllib3
+from local_stack import CLIENT_TOKEN, ROOT, Receiver, _Handler, _Server, message, percentile, start_stack
+
+from relay_clients import dev
+
+TURNS = int(os.environ.get("ISOLATION_TURNS", "4"))
+CONVERSATIONS = int(os.environ.get("ISOLATION_CONVERSATIONS", "6"))
+TURN_GAP = float(os.environ.get("ISOLATION_TURN_GAP", "3"))
+KINDS = tuple(os.environ.get("ISOLATION_KINDS", "hanging,slow,failing,refusing,flooding").split(","))
+SETTLE_SECONDS = float(os.environ.get("ISOLATION_SETTLE", "90"))
+RESPONSES = 3
+"""Bot responses to each message."""
+NEIGHBOUR_INTERVAL = 0.5
+NEIGHBOUR_CONVERSATIONS = 6
+FLOOD_THREADS = 12
+SLOW_SECONDS = 8.0
+GOAL = 1.5
+"""The issue's goal: with any neighbour, the healthy client's turn p95 at most this many times its baseline's."""
+TURN_TIMEOUT = 20.0
+"""How long a conversation waits for a turn's responses before its next turn (the late turn's latency is still
+read when its responses come)."""
+FINAL_WAIT = 60.0
+"""How long the healthy client's last responses may take, after its last part, before they count as lost."""
+HEALTHY = CLIENT_TOKEN.partition(".")[0]
+RELAY_CLIENTS = Path(sys.executable).parent / "relay-clients"
+_http = urllib3.PoolManager(maxsize=128, timeout=30, retries=False)
+
+
+class Bot:
+    """Takes a message, answers 200 at once, then POSTs RESPONSES responses to the response URL back to back, in
+    order per conversation (a thread for each)."""
+
+    def __init__(self) -> None:
+        self.response_url = ""
+        self.refused: Counter[str] = Counter()
+        """Bot responses the relay did not take, by client."""
+        self._lanes: dict[str, queue.Queue[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        bot = self
+
+        class Handler(_Handler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                bot._lane(body["conversationId"]).put(body)
+                self.answer(200, b'{"message":{"id":"bp-msg"}}')
+
+        self.server = _Server(Handler)
+
+    def _lane(self, conversation: str) -> queue.Queue[dict[str, Any]]:
+        with self._lock:
+            if conversation not in self._lanes:
+                self._lanes[conversation] = queue.Queue()
+                threading.Thread(target=self._answer, args=(self._lanes[conversation],), daemon=True).start()
+            return self._lanes[conversation]
+
+    def _answer(self, messages: queue.Queue[dict[str, Any]]) -> None:
+        while True:
+            forwarded = messages.get()
+            for number in range(1, RESPONSES + 1):
+                response = {
+                    "type": "text",
+                    "payload": {"text": f"{forwarded['text']}/{number}"},
+                    "conversationId": forwarded["conversationId"],
+                    "botpressUserId": "bp-user",
+                    "botpressMessageId": f"{forwarded['messageId']}/{number}",
+                    "botpressConversationId": "bp-conversation",
+                }
+                try:
+                    status = _http.request("POST", self.response_url, json=response).status
+                except urllib3.exceptions.HTTPError:
+                    status = 0
+                if status != 200:
+                    with self._lock:
+                        self.refused[forwarded["conversationId"].partition(":")[0]] += 1
+
+
+class NeighbourReceiver:
+    """A neighbour's response URL: a server of its kind on 127.0.0.1, or a closed port (refusing)."""
+
+    def __init__(self, kind: str) -> None:
+        self.posts = 0
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        """Set when the run ends: the hanging and slow handlers return."""
+        self.server: _Server | None = None
+        if kind == "refusing":
+            with socket.socket() as probe:  # a port nothing listens on once this socket is closed
+                probe.bind(("127.0.0.1", 0))
+                self.url = f"http://127.0.0.1:{probe.getsockname()[1]}/responses"
+            return
+        receiver = self
+
+        class Handler(_Handler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["content-length"]))
+                with receiver._lock:
+                    receiver.posts += 1
+                if kind == "hanging":
+                    receiver._release.wait()
+                    self.close_connection = True
+                elif kind == "slow":
+                    receiver._release.wait(SLOW_SECONDS)
+                    self.answer(204, b"")
+                elif kind == "failing":
+                    self.answer(500, b'{"error":"failing on purpose"}')
+                else:
+                    self.answer(204, b"")
+
+        self.server = _Server(Handler)
+        self.url = f"{self.server.url}/responses"
+
+    def close(self) -> None:
+        self._release.set()
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@dataclass
+class Turn:
+    started: float
+    responses: list[str]
+
+
+@dataclass
+class Part:
+    """One part of the run: the healthy client's turns, beside a neighbour of one kind or none."""
+
+    kind: str
+    turns: list[Turn] = field(default_factory=list)
+    posts: list[float] = field(default_factory=list)
+    """The healthy client's POST /messages, until answered."""
+    refused: Counter[int] = field(default_factory=Counter)
+    """The healthy client's POST /messages answered otherwise than 200, by status (0: no answer in 30 s)."""
+    late: int = 0
+    """Turns whose responses had not all come after TURN_TIMEOUT."""
+    neighbour_sent: Counter[int] = field(default_factory=Counter)
+    """The neighbour's POST /messages by the status it was answered (0: no answer)."""
+    neighbour_posts: int = 0
+    """The POSTs its receiver took (none when it refuses)."""
+    backlog_before: int = 0
+    """Messages in the delivery queue when the part began."""
+
+
+class Neighbour:
+    """A client of its own, sending to the relay while the healthy client's turns run."""
+
+    def __init__(self, api_url: str, kind: str, part: Part) -> None:
+        self.receiver = NeighbourReceiver(kind)
+        self.client_id = f"neighbour-{kind}"
+        self._token = create_client(api_url, self.client_id, self.receiver.url)
+        self._api_url = api_url
+        self._flooding = kind == "flooding"
+        self._part = part
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._send, args=(index,), daemon=True)
+            for index in range(FLOOD_THREADS if self._flooding else 1)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop sending, then switch the client off as an operator would, disabled and without a response URL: what
+        it left in the delivery queue is dropped rather than tried (once the functions' cached client records
+        expire), and its parked endpoint is no longer probed, so the next part meets as little of it as can be."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self._part.neighbour_posts = self.receiver.posts
+        relay_clients(self._api_url, "disable", self.client_id)
+        relay_clients(self._api_url, "set-url", self.client_id, "--none")
+
+    def _send(self, index: int) -> None:
+        with ThreadPoolExecutor(4) as pool:  # every 0.5 s even while an answer is slow
+            started, number = time.monotonic(), 0
+            while not self._stop.is_set():
+                conversation = f"n{(index + number) % NEIGHBOUR_CONVERSATIONS}"
+                text = f"{self.client_id}-{index}-{number}"
+                if self._flooding:
+                    self._post(conversation, text)
+                else:
+                    pool.submit(self._post, conversation, text)
+                    self._stop.wait(started + (number + 1) * NEIGHBOUR_INTERVAL - time.monotonic())
+                number += 1
+
+    def _post(self, conversation: str, text: str) -> None:
+        try:
+            status = _http.request(
+                "POST",
+                f"{self._api_url}/messages",
+                json=message(conversation, text),
+                headers={"authorization": f"Bearer {self._token}"},
+            ).status
+        except urllib3.exceptions.HTTPError:
+            status = 0
+        with self._lock:
+            self._part.neighbour_sent[status] += 1
+
+
+def create_client(api_url: str, client_id: str, response_url: str) -> str:
+    """A new client, made as a user would with `relay-clients --dev create`; its bearer token."""
+    created = relay_clients(api_url, "create", "--id", client_id, "--name", client_id, "--response-url", response_url)
+    token = re.search(r"bearer token:\s+(\S+)", created)
+    assert token, created
+    return token.group(1)
+
+
+def relay_clients(api_url: str, *arguments: str) -> str:
+    """`relay-clients --dev ...` on the stack serving `api_url`; its output."""
+    done = subprocess.run(  # noqa: S603 - the project's own command
+        [str(RELAY_CLIENTS), "--dev", *arguments],
+        cwd=ROOT,
+        env={**os.environ, "PORT": api_url.rsplit(":", 1)[1]},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"relay-clients --dev {arguments[0]}: exit {done.returncode}: {done.stderr}")
+    return done.stdout
+
+
+class DeliveryQueue:
+    """The local stack's delivery queue, found as `relay-clients --dev` finds it."""
+
+    def __init__(self, api_url: str) -> None:
+        local = dev.LocalStack.model_validate_json(dev.state_file(ROOT, int(api_url.rsplit(":", 1)[1])).read_text())
+        self._url = local.outputs["DeliveryQueueUrl"]
+        self._sqs = boto3.client(
+            "sqs",
+            endpoint_url=local.endpoint_url,
+            region_name=local.region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - moto's, not a secret
+        )
+
+    def size(self) -> int:
+        """Its messages, waiting or in flight (held ones among them)."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = self._sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=names)["Attributes"]
+        return sum(int(attributes[name]) for name in names)
+
+    def settle(self, seconds: float) -> int:
+        """Wait until it is empty, at most `seconds`; what is left."""
+        deadline = time.monotonic() + seconds
+        while (left := self.size()) and time.monotonic() < deadline:
+            time.sleep(1)
+        return left
+
+
+class Healthy:
+    """The healthy client: its turns, and every response its receiver must get, per conversation in order."""
+
+    def __init__(self, api_url: str, receiver: Receiver) -> None:
+        self._api_url = api_url
+        self._receiver = receiver
+        self.expected: dict[str, list[str]] = {}
+        """Each conversation's responses in the order the bot sends them."""
+
+    def turns(self, part: Part, label: str, turns: int, gap: float) -> None:
+        with ThreadPoolExecutor(CONVERSATIONS) as pool:
+            list(pool.map(lambda c: self._conversation(part, f"h{c}", label, turns, gap), range(CONVERSATIONS)))
+
+    def _conversation(self, part: Part, conversation: str, label: str, turns: int, gap: float) -> None:
+        for number in range(turns):
+            if number:
+                time.sleep(gap)
+            text = f"{label}-{conversation}-{number}"
+            turn = Turn(time.perf_counter(), [f"{text}/{n}" for n in range(1, RESPONSES + 1)])
+            part.turns.append(turn)
+            try:
+                status = _http.request(
+                    "POST",
+                    f"{self._api_url}/messages",
+                    json=message(conversation, text),
+                    headers={"authorization": f"Bearer {CLIENT_TOKEN}"},
+                ).status
+            except urllib3.exceptions.HTTPError:
+                status = 0
+            part.posts.append(time.perf_counter() - turn.started)
+            if status != 200:  # not accepted (or not known to be): its responses are not expected, the turn failed
+                part.refused[status] += 1
+                continue
+            self.expected.setdefault(conversation, []).extend(turn.responses)
+            try:
+                self._receiver.wait_for(turn.responses, TURN_TIMEOUT)
+            except RuntimeError:
+                part.late += 1
+
+    def latencies(self, part: Part) -> list[float]:
+        """Each turn's, from its POST to its last response's arrival; infinite for one whose POST failed or whose
+        responses never came."""
+        arrived = self._receiver.arrived
+        return [
+            max(arrived[text] for text in turn.responses) - turn.started
+            if all(text in arrived for text in turn.responses)
+            else math.inf
+            for turn in part.turns
+        ]
+
+    def wait_for_all(self, seconds: float) -> None:
+        with contextlib.suppress(RuntimeError):  # what has not come by then is counted lost
+            self._receiver.wait_for([text for texts in self.expected.values() for text in texts], seconds)
+
+    def lost_and_disordered(self) -> tuple[int, list[str]]:
+        """How many responses never came, and the conversations whose responses came in another order."""
+        arrived = self._receiver.arrived
+        lost = sum(text not in arrived for texts in self.expected.values() for text in texts)
+        disordered = [
+            conversation
+            for conversation, texts in self.expected.items()
+            if [text for text in self._receiver.order.get(conversation, []) if text in texts]
+            != [text for text in texts if text in arrived]
+        ]
+        return lost, disordered
+
+
+def run_part(kind: str, api_url: str, healthy: Healthy, deliveries: DeliveryQueue, neighbours: list[Neighbour]) -> Part:
+    part = Part(kind)
+    part.backlog_before = deliveries.settle(SETTLE_SECONDS)
+    label = kind.replace(" ", "-")
+    if kind.startswith("baseline"):
+        healthy.turns(part, label, TURNS, TURN_GAP)
+        return part
+    neighbour = Neighbour(api_url, kind, part)
+    neighbours.append(neighbour)
+    neighbour.start()
+    try:
+        healthy.turns(part, label, TURNS, TURN_GAP)
+    finally:
+        neighbour.stop()
+    return part
+
+
+def main() -> None:
+    log_path = Path(os.environ.get("ISOLATION_LOG") or tempfile.mkstemp(prefix="isolation-stack-", suffix=".log")[1])
+    bot, receiver = Bot(), Receiver()
+    parts: list[Part] = []
+    neighbours: list[Neighbour] = []
+    started = time.monotonic()
+    with log_path.open("w", buffering=1) as log:
+        process, api_url = start_stack(bot, receiver, log)
+        try:
+            healthy = Healthy(api_url, receiver)
+            deliveries = DeliveryQueue(api_url)
+            healthy.turns(Part("warm-up"), "warm", 2, 0)  # the functions' first requests import more
+            for kind in ("baseline", *KINDS, "baseline again"):
+                parts.append(run_part(kind, api_url, healthy, deliveries, neighbours))
+                print(f"  ... {kind} done after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+            healthy.wait_for_all(FINAL_WAIT)
+            report(parts, neighbours, healthy, bot, log_path, time.monotonic() - started)
+        finally:
+            for neighbour in neighbours:
+                neighbour.receiver.close()
+            stop(process)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Stop the stack as Ctrl-C does, with SIGTERM: a background job ignores SIGINT, and so would the stack."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def report(
+    parts: list[Part], neighbours: list[Neighbour], healthy: Healthy, bot: Bot, log_path: Path, seconds: float
+) -> None:
+    base = healthy.latencies(parts[0])
+    base50, base95, base_post = statistics.median(base), percentile(base, 0.95), percentile(parts[0].posts, 0.95)
+    print(
+        f"isolation, local stack: the healthy client's turn (its POST /messages until its {RESPONSES}rd response"
+        f" reaches its receiver), {CONVERSATIONS} conversations x {TURNS} turns {TURN_GAP:g} s apart, per neighbour;"
+        f" ratios to the baseline (alone, first) of this run; goal: p95 <= {GOAL}x"
+    )
+    print(
+        f"  {'neighbour':15} {'p50':>8} {'p95':>8}  {'p50 ratio':>9} {'p95 ratio':>9} {'goal':>4} {'POST p95':>8}"
+        "  the neighbour's POST /messages answered / its receiver took"
+    )
+    for part in parts:
+        latencies = healthy.latencies(part)
+        p50, p95 = statistics.median(latencies), percentile(latencies, 0.95)
+        goal = "-" if part is parts[0] else "yes" if p95 <= GOAL * base95 else "NO"
+        answered = ", ".join(f"{n} x {status or 'none'}" for status, n in sorted(part.neighbour_sent.items()))
+        notes = [f"{answered} / {part.neighbour_posts} POSTs"] if part.neighbour_sent else ["-"]
+        if part.refused:
+            refused = ", ".join(f"{n} x {status or 'none'}" for status, n in sorted(part.refused.items()))
+            notes.append(f"the healthy client's POST /messages answered {refused}")
+        if part.late:
+            notes.append(f"{part.late} turns late over {TURN_TIMEOUT:.0f} s")
+        if part.backlog_before:
+            notes.append(f"{part.backlog_before} in the delivery queue at its start")
+        print(
+            f"  {part.kind:15} {_ms(p50)} {_ms(p95)}  {p50 / base50:>8.2f}x {p95 / base95:>8.2f}x {goal:>4}"
+            f" {percentile(part.posts, 0.95) / base_post:>7.2f}x  {'; '.join(notes)}"
+        )
+    lost, disordered = healthy.lost_and_disordered()
+    expected = sum(len(texts) for texts in healthy.expected.values())
+    print(
+        f"  healthy client: {expected - lost} of {expected} responses arrived ({lost} lost;"
+        f" {bot.refused.get(HEALTHY, 0)} refused to the bot); conversations whose responses came out of order:"
+        f" {len(disordered)}{' (' + ', '.join(disordered) + ')' if disordered else ''}"
+    )
+    posts = ", ".join(f"{n.client_id} {n.receiver.posts}" for n in neighbours if n.receiver.server)
+    print(f"  POSTs each neighbour's receiver took in the whole run: {posts}")
+    print(f"  {seconds:.0f} s in all; the stack's output: {log_path}")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:>5.0f} ms" if math.isfinite(seconds) else "    lost"
+
+
+if __name__ == "__main__":
+    main()
