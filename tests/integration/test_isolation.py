@@ -126,7 +126,7 @@ def parked(relay: Relay) -> tuple[EndpointState, int]:
     return record.endpoint_state, record.parked_conversations
 
 
-def poll_until(relay: Relay, done: Callable[[], bool], timeout: float = 30) -> None:
+def poll_until(relay: Relay, done: Callable[[], bool], timeout: float = 90) -> None:
     """Poll the delivery queue as Lambda does until `done()`."""
     deadline = time.monotonic() + timeout
     while not done():
