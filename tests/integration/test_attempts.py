@@ -3,14 +3,19 @@ client reads its own with GET /deliveries, newest first, filtered and paged."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 from pytest_httpserver import HTTPServer
 
 from devstack.esm import EventSourceMapping
 from devstack.lambdas import LocalFunction
 from harness import Relay, scripted
+from relay.attempts import Attempt, Outcome, Trigger
+from relay.stores.attempts import AttemptLog
 
 # Retried at once; the breaker kept out of the way (it has tests of its own).
 QUICK = {"CACHE_TTL_SECONDS": "0.5", "DELIVERY_RETRY_SCHEDULE": "0", "ENDPOINT_FAILURE_THRESHOLD": "1000"}
@@ -128,3 +133,23 @@ def test_a_conversation_token_cannot_read_deliveries(relay: Relay) -> None:
 
     assert answer.status == 403
     assert "client token" in answer.json()["message"]
+
+
+def test_records_dynamodb_refuses_are_logged_and_the_delivery_goes_on(
+    aws: boto3.Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = AttemptLog(aws.client("dynamodb"), "no-such-table")
+    record = Attempt.of(
+        Outcome(204, None, "", 12),
+        webhook_id="msg_1",
+        conversation_id="c-1",
+        type="text",
+        attempt=1,
+        trigger=Trigger.SCHEDULE,
+        at=datetime.now(UTC),
+    )
+
+    with caplog.at_level(logging.ERROR):
+        log.write([("acme", record)])
+
+    assert "attempt records not written" in caplog.text
