@@ -277,6 +277,11 @@ def retention_region(template: dict[str, Any]) -> str:
             "each queue's `MessageRetentionPeriod`",
         ),
         (
+            "a delivery attempt's record (the attempt log) and a response skipped while its endpoint was off",
+            f"{template['Parameters']['AttemptRetentionDays']['Default']} days",
+            "`AttemptRetentionDays`",
+        ),
+        (
             "a failing response's attempt counter",
             _days(STATE_TTL_SECONDS),
             "`STATE_TTL_SECONDS` (relay/stores/delivery_state.py)",
@@ -521,7 +526,23 @@ def costs_region(template: dict[str, Any]) -> str:
         " cache, as `tests/integration/test_aws_calls.py` counts); responses read by webhook, not by polling.\n\n"
         + table
         + "\n"
+        + attempt_costs()
+        + "\n"
         + fixed_costs(template)
+    )
+
+
+def attempt_costs() -> str:
+    """What one delivery attempt costs in AWS calls (tests/integration/test_aws_calls.py counts them)."""
+    per_million = f"${PRICE_WRITE_UNIT * MILLION:g} per million"
+    return (
+        "What an attempt costs on top of its invocation: a **delivered** one, its record in the attempt log: one"
+        f" write unit ({per_million}; two when it holds much of the answer's first KB, as an error page fills it),"
+        " an invocation's records in one `BatchWriteItem`, and no other AWS call (a delivery after failed"
+        " attempts reads their count first, half a read unit). A **failed** one also writes its count (one"
+        " more write unit) and sets when its message comes back (an SQS request). A response skipped while its"
+        " endpoint is off (a 410, a disabled client) writes a record too, so that `POST /client/recover` finds"
+        " it; one held by an open breaker writes nothing.\n"
     )
 
 

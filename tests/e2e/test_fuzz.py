@@ -2,50 +2,103 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import schemathesis
+import urllib3
+import yaml
 from hypothesis import HealthCheck, settings
 from pydantic import TypeAdapter, ValidationError
 from schemathesis import Case
 from schemathesis.core.parameters import ParameterLocation
 
+from harness import local_server
 from parties import BOT_SECRET, CLIENT_TOKEN, relay_clients
 from relay.attempts import Rfc3339
 from relay.models import ID_MAX_LENGTH
-from stack_process import ROOT, StackProcess
+from relay.rate_limits import MAX_RATE
+from stack_process import ROOT, StackProcess, post_json
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 """Examples per operation and credentials; raise it for a longer run (`FUZZ_EXAMPLES=500 make e2e`)."""
 
+SELF_SERVICE_EXAMPLES = max(EXAMPLES // 5, 1)
+"""For the self-service routes: their bodies and queries are few fields, each one validated by a model the
+integration tests try value by value (tests/integration/test_attempts.py, test_self_service.py), and the suite's
+time is spent on the stack's busiest worker."""
+
 WAIT_SECONDS = 0.2
 """A drawn `wait` longer than this is cut to it."""
 
+SELF_SERVICE = ("/client", "/deliveries")
+"""The routes that change or read a client's own endpoint: fuzzed as a client of their own, so that a drawn URL,
+secret or recover never reaches the shared stack's client (its response URL, its signing secret and its
+conversations are the other tests')."""
+
+_http = urllib3.PoolManager(timeout=30, retries=False)
+
 schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
+SELF_SERVICE_PATHS = "^/(client|deliveries)"
 
 
-CHANGES_ITS_CLIENT = ("/client/response-url", "/client/signing-secret")
-"""Routes whose valid requests change the caller's own client: fuzzed as a client of their own, so the shared
-stack's client keeps its response URL and signing secret for the other tests."""
+@dataclass(frozen=True)
+class Fuzzed:
+    """The client the self-service routes are fuzzed as, and where its deliveries (a test's) go."""
+
+    token: str
+    sink: str
 
 
 @pytest.fixture(scope="module")
-def own_client(stack: StackProcess) -> str:
-    """A client made for the fuzz with `relay-clients --dev create`: its token."""
-    created = relay_clients(stack, "create", "--id", f"fuzz-{uuid.uuid4().hex[:8]}", "--name", "fuzz")
-    return next(line.split()[-1] for line in created.splitlines() if "bearer token:" in line)
+def fuzzed(stack: StackProcess) -> Iterator[Fuzzed]:
+    for sink in local_server():
+        sink.expect_request("/sink", method="POST").respond_with_data("", status=204)
+        client_id = f"fuzz-{secrets.token_hex(3)}"
+        created = relay_clients(stack, "create", "--id", client_id, "--name", client_id)
+        relay_clients(stack, "set-rate", client_id, str(MAX_RATE))  # what is checked is the answers, not the rate
+        yield Fuzzed(
+            next(line.split()[-1] for line in created.splitlines() if "bearer token:" in line), sink.url_for("/sink")
+        )
+
+
+def client_token_only() -> list[tuple[str, str]]:
+    """(method, path) of every route a client token alone may call, as openapi.yaml says."""
+    described = yaml.safe_load((ROOT / "openapi.yaml").read_text())["paths"]
+    return [
+        (method.upper(), path)
+        for path, operations in described.items()
+        for method, operation in operations.items()
+        if operation.get("security") == [{"clientToken": []}]
+    ]
 
 
 @pytest.mark.parametrize("credentials", ["valid", "none"])
-@schema.parametrize()
+@schema.exclude(path_regex=SELF_SERVICE_PATHS).parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_any_request_is_answered_as_described(
-    case: Case[Any], credentials: str, stack: StackProcess, own_client: str
+    case: Case[Any], credentials: str, stack: StackProcess, fuzzed: Fuzzed
 ) -> None:
+    answered_as_described(case, credentials, stack, fuzzed)
+
+
+@pytest.mark.parametrize("credentials", ["valid", "none"])
+@schema.include(path_regex=SELF_SERVICE_PATHS).parametrize()
+@settings(max_examples=SELF_SERVICE_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_self_service_request_is_answered_as_described(
+    case: Case[Any], credentials: str, stack: StackProcess, fuzzed: Fuzzed
+) -> None:
+    answered_as_described(case, credentials, stack, fuzzed)
+
+
+def answered_as_described(case: Case[Any], credentials: str, stack: StackProcess, fuzzed: Fuzzed) -> None:
     if case.method.upper() != case.operation.method.upper():
         return  # a method no route has is the gateway's to answer: test_hostile_requests.py
     headers = {}
@@ -54,9 +107,14 @@ def test_any_request_is_answered_as_described(
     if credentials == "valid" and not (case.meta and case.meta.is_negative_at(ParameterLocation.HEADER)):
         if case.path_parameters and "secret" in case.path_parameters:
             case.path_parameters["secret"] = BOT_SECRET
+        elif case.path.startswith(SELF_SERVICE):
+            headers["Authorization"] = f"Bearer {fuzzed.token}"
+            if case.path == "/client/test":  # to the sink, whatever URL an earlier example set
+                set_url = json.dumps({"responseUrl": fuzzed.sink})
+                put = _http.request("PUT", f"{stack.api_url}/client/response-url", body=set_url, headers=headers)
+                assert put.status == 200, put.data
         else:
-            token = own_client if case.operation.path in CHANGES_ITS_CLIENT else CLIENT_TOKEN
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"Bearer {CLIENT_TOKEN}"
     body = case.body
     message_id = body.get("messageId") if isinstance(body, dict) else None
     if (
@@ -95,3 +153,26 @@ def _parsed(text: str) -> datetime:
 
 
 RFC3339: TypeAdapter[datetime] = TypeAdapter(Rfc3339)
+
+
+@pytest.mark.parametrize(("method", "path"), client_token_only())
+def test_a_conversation_token_is_refused_on_every_route_for_a_client_token_alone(
+    stack: StackProcess, fuzzed: Fuzzed, method: str, path: str
+) -> None:
+    _, minted = post_json(
+        f"{stack.api_url}/conversations/c-1/tokens", {"userId": "u-1"}, {"authorization": f"Bearer {fuzzed.token}"}
+    )
+    before = _http.request("GET", f"{stack.api_url}/client", headers={"authorization": f"Bearer {fuzzed.token}"})
+
+    answer = _http.request(
+        method,
+        f"{stack.api_url}{path.replace('{conversationId}', 'c-1')}",
+        body=b"{}",
+        headers={"authorization": f"Bearer {minted['token']}", "content-type": "application/json"},
+    )
+
+    assert before.status == 200, before.data
+    assert answer.status == 403, answer.data
+    assert "client token" in answer.json()["message"]
+    after = _http.request("GET", f"{stack.api_url}/client", headers={"authorization": f"Bearer {fuzzed.token}"})
+    assert after.json()["responseUrl"] == before.json()["responseUrl"], "nothing changed"

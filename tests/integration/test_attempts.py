@@ -3,14 +3,19 @@ client reads its own with GET /deliveries, newest first, filtered and paged."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import pytest
 from pytest_httpserver import HTTPServer
 
 from devstack.esm import EventSourceMapping
 from devstack.lambdas import LocalFunction
 from harness import Relay, scripted
+from relay.attempts import Attempt, Outcome, Trigger
+from relay.stores.attempts import AttemptLog
 
 # Retried at once; the breaker kept out of the way (it has tests of its own).
 QUICK = {"CACHE_TTL_SECONDS": "0.5", "DELIVERY_RETRY_SCHEDULE": "0", "ENDPOINT_FAILURE_THRESHOLD": "1000"}
@@ -88,25 +93,24 @@ def test_a_client_sees_only_its_own_attempts(relay: Relay, receiver: HTTPServer)
     assert deliveries(relay, globex) == {"attempts": [], "cursor": None}
 
 
-@pytest.mark.parametrize(
-    ("query", "field"),
-    [
-        ({"limit": "0"}, "limit"),
-        ({"limit": "101"}, "limit"),
-        ({"status": "lost"}, "status"),
-        ({"since": "yesterday"}, "since"),
-        ({"until": "2026-01-01T00:00:00"}, "until"),  # no offset: which time would it be?
-        ({"cursor": "not-a-cursor"}, "cursor"),
-        ({"color": "red"}, "color"),
-    ],
-)
-def test_a_bad_query_is_refused_naming_the_parameter(relay: Relay, query: dict[str, str], field: str) -> None:
+BAD_QUERIES = [
+    ({"limit": "0"}, "limit"),
+    ({"limit": "101"}, "limit"),
+    ({"status": "lost"}, "status"),
+    ({"since": "yesterday"}, "since"),
+    ({"until": "2026-01-01T00:00:00"}, "until"),  # no offset: which time would it be?
+    ({"since": "1700000000"}, "since"),  # seconds: not RFC 3339
+    ({"cursor": "not-a-cursor"}, "cursor"),
+    ({"color": "red"}, "color"),
+]
+
+
+def test_a_bad_query_is_refused_naming_the_parameter(relay: Relay) -> None:
     _, token = relay.add_client("acme")
 
-    answer = relay.call("GET", "/deliveries", token, **query)
+    answers = [relay.call("GET", "/deliveries", token, **query) for query, _ in BAD_QUERIES]
 
-    assert answer.status == 400, answer.text
-    assert answer.json()["errors"][0]["field"] == field
+    assert [(a.status, a.json()["errors"][0]["field"]) for a in answers] == [(400, field) for _, field in BAD_QUERIES]
 
 
 def test_a_cursor_of_another_query_is_refused(relay: Relay, receiver: HTTPServer) -> None:
@@ -129,3 +133,23 @@ def test_a_conversation_token_cannot_read_deliveries(relay: Relay) -> None:
 
     assert answer.status == 403
     assert "client token" in answer.json()["message"]
+
+
+def test_records_dynamodb_refuses_are_logged_and_the_delivery_goes_on(
+    aws: boto3.Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = AttemptLog(aws.client("dynamodb"), "no-such-table")
+    record = Attempt.of(
+        Outcome(204, None, "", 12),
+        webhook_id="msg_1",
+        conversation_id="c-1",
+        type="text",
+        attempt=1,
+        trigger=Trigger.SCHEDULE,
+        at=datetime.now(UTC),
+    )
+
+    with caplog.at_level(logging.ERROR):
+        log.write([("acme", record)])
+
+    assert "attempt records not written" in caplog.text

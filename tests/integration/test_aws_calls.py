@@ -183,3 +183,50 @@ def test_calls_per_streamed_response(counted: tuple[Relay, CallCounter]) -> None
     print(f"\nstream, {MESSAGES} responses to 2 connections: {sum(streamed.values())} calls {dict(streamed)}")
     assert streamed["execute-api:PostToConnection"] == frames
     assert sum(streamed.values()) - frames <= 4 * batches  # connections, log per connection, cursor per connection
+
+
+def test_calls_per_self_service_request_and_per_failed_attempt(
+    counted: tuple[Relay, CallCounter], receiver: HTTPServer
+) -> None:
+    """GET /client: the record, the newest success and failure, the day's two counts (and, failing, the first
+    failure; stopped, the stops); GET /deliveries: one query per outcome; each also its count against the rate."""
+    relay, counter = counted
+    receiver.expect_request("/hook").respond_with_data("down", status=503)
+    _, token = relay.add_client("acme", response_url=receiver.url_for("/hook"))
+    relay.post_message(token, message("c-1"))
+    relay.reply(relay.forwarded()[-1])
+    counter.take()
+    relay.mapping.poll()  # one attempt, failed
+    failed = counter.take()
+    relay.call("GET", "/client", token)  # warms the client API
+    counter.take()
+
+    status = relay.call("GET", "/client", token)
+    client_calls = counter.take()
+    page = relay.call("GET", "/deliveries", token)
+    deliveries_calls = counter.take()
+
+    print(f"\na failed attempt: {dict(failed)}")
+    print(f"GET /client, failing: {dict(client_calls)}; GET /deliveries: {dict(deliveries_calls)}")
+    assert status.json()["endpoint"]["state"] == "failing" and len(page.json()["attempts"]) == 1
+    # Its counter, its record, when it comes back (and the client's record, read in a cold container).
+    assert failed - Counter({"dynamodb:GetItem": 1}) == {
+        "dynamodb:UpdateItem": 1,
+        "dynamodb:BatchWriteItem": 1,
+        "sqs:ChangeMessageVisibilityBatch": 1,
+    }
+    assert client_calls == {"dynamodb:GetItem": 1, "dynamodb:Query": 5, "dynamodb:UpdateItem": 1}
+    assert deliveries_calls == {"dynamodb:Query": 2, "dynamodb:UpdateItem": 1}
+
+
+def test_operators_are_told_of_a_client_over_its_rate_by_the_client_api(
+    counted: tuple[Relay, CallCounter], iam_checked: CallRecorder
+) -> None:
+    relay, counter = counted
+    _, token = relay.add_client("acme")
+    relay.clients.set_rate("acme", 1)  # bursts of 2
+
+    statuses = [relay.call("GET", "/client", token).status for _ in range(4)]
+
+    assert statuses[-1] == 429
+    assert counter.take()["sns:Publish"] == 1, "told once, however many are refused"

@@ -1269,3 +1269,18 @@ def test_a_response_skipped_while_the_endpoint_is_off_is_kept_for_a_recover(fiel
     skips = [record for write in w.attempts.writes for _, record in write if isinstance(record, Skip)]
     assert [(s.webhook_id, s.conversation_id) for s in skips] == ([(stuck_id(queued), "c")] if kept else [])
     assert w.attempts.records == [], "not an attempt"
+
+
+def test_a_response_about_to_be_skipped_reads_its_client_afresh_as_it_may_have_been_switched_on() -> None:
+    w = world(new_client(response_url_off=True))
+    cached: dict[str, Client] = {}
+    read = w.clients.get
+    w.clients.get = lambda client_id: cached.setdefault(client_id, read(client_id))  # type: ignore[method-assign,assignment,return-value]
+    w.clients.forget = lambda client_id: cached.pop(client_id, None)  # type: ignore[method-assign,assignment,return-value]
+    (skipped,) = w.run(said("while off"))
+    w.clients.records["acme"] = w.clients.records["acme"].model_copy(update={"response_url_off": False})
+
+    (delivered,) = w.run(said("switched on"))
+
+    assert isinstance(skipped, Done) and skipped.result is Result.SKIPPED
+    assert delivered == DELIVERED and w.receiver.texts() == ["switched on"]

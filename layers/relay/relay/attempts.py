@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from relay.models import ID_MAX_LENGTH, CamelModel, Id
 
@@ -21,6 +21,31 @@ PAGE_MAX_ATTEMPTS = 100
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 """Before any attempt: the lower bound of a window without one."""
+
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+"""After any attempt: the upper bound of a window without one."""
+
+
+RFC_3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d")
+
+
+def _written(value: object) -> object:
+    """Only a time written as RFC 3339 does: pydantic would take a number of seconds too, which the API's
+    description does not offer."""
+    if (isinstance(value, str) and RFC_3339.match(value)) or isinstance(value, datetime):
+        return value
+    raise ValueError("must be a time in RFC 3339, such as 2026-12-02T18:00:00Z")
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # a time at the calendar's very edge, whose offset takes it past it
+        raise ValueError("the time is out of range") from None
+
+
+UtcTime = Annotated[AwareDatetime, BeforeValidator(_written), AfterValidator(_in_utc)]
+"""A time given in RFC 3339, with its offset; in UTC."""
 
 TEST_CONVERSATION = "relay-test"
 """The conversation and user of a test delivery (POST /client/test): no conversation of the client's own."""
@@ -153,16 +178,6 @@ class AttemptsPage(CamelModel):
     """Pass it back as `cursor` for the next page, with the same filters; null: there is nothing older."""
 
 
-def _rfc3339(value: object) -> object:
-    """A time as RFC 3339 writes it: pydantic alone also reads a number as seconds since 1970."""
-    if isinstance(value, datetime) or (isinstance(value, str) and re.match(r"\d{4}-\d\d-\d\d[Tt ]", value)):
-        return value
-    raise ValueError("not an RFC 3339 date and time, such as 2026-12-07T08:00:00Z")
-
-
-Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
-
-
 class DeliveriesQuery(CamelModel):
     """The query parameters of GET /deliveries (read by relay.edge.api.read_query)."""
 
@@ -177,8 +192,8 @@ class DeliveriesQuery(CamelModel):
     status: Annotated[
         Literal["failed", "delivered"] | None, Field(description="Only failed, or only delivered, attempts.")
     ] = None
-    since: Annotated[Rfc3339 | None, Field(description="Only attempts at or after this time (RFC 3339).")] = None
-    until: Annotated[Rfc3339 | None, Field(description="Only attempts at or before this time (RFC 3339).")] = None
+    since: Annotated[UtcTime | None, Field(description="Only attempts at or after this time (RFC 3339).")] = None
+    until: Annotated[UtcTime | None, Field(description="Only attempts at or before this time (RFC 3339).")] = None
     limit: Annotated[int, Field(ge=1, le=PAGE_MAX_ATTEMPTS, description="Attempts per answer at most.")] = (
         PAGE_MAX_ATTEMPTS
     )

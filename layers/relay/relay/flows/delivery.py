@@ -315,7 +315,12 @@ class Delivery:
 
     def _deliver(self, client: Client | None, response: ClientResponse, queued: QueuedResponse) -> Decision:
         ids = _ids(response)
-        if (reason := _not_for_a_webhook(client)) is not None:
+        if (reason := _not_for_a_webhook(client)) in SKIPS_KEPT and client is not None:
+            # Read afresh before skipping: the client may have switched its URL on within the cache time.
+            self._clients.forget(client.client_id)
+            client = self._clients.get(client.client_id)
+            reason = _not_for_a_webhook(client)
+        if reason is not None:
             self._logger.info("not delivered to a webhook", extra={**ids, "reason": reason})
             if reason in SKIPS_KEPT:  # for a recover once the client is back
                 skip = Skip(response.webhook_id, response.conversation_id, at(self._clock()))

@@ -24,7 +24,7 @@ from typing import Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ConfigDict
 
-from relay.attempts import TEST_CONVERSATION, Rfc3339
+from relay.attempts import TEST_CONVERSATION, UtcTime
 from relay.caller import Caller
 from relay.client_status import StoppedConversation
 from relay.deliveries import RecoverJob
@@ -46,9 +46,9 @@ class RecoverRequest(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: Rfc3339
+    since: UtcTime
     """The window's start (RFC 3339)."""
-    until: Rfc3339 | None = None
+    until: UtcTime | None = None
     """The window's end (RFC 3339); now when left out."""
 
 
@@ -113,7 +113,7 @@ class Recovery:
             self._throttle.take(client_id)
         since, until = request.since, request.until or datetime.fromtimestamp(self._clock(), UTC)
         if until < since:
-            raise InvalidRequest("until: must not be before since", field="until")
+            return RecoverAnswer(responses=0, conversations=0)  # an empty window
         starts: dict[str, set[str]] = {}
         for conversation, webhook_id in self._attempts.undelivered(client_id, since, until):
             starts.setdefault(conversation, set()).add(webhook_id)

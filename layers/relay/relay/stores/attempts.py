@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from relay.attempts import EARLIEST, Attempt, AttemptsPage, DeliveriesQuery, Skip
+from botocore.exceptions import BotoCoreError, ClientError
+
+from relay.attempts import EARLIEST, LATEST, Attempt, AttemptsPage, DeliveriesQuery, Skip
 from relay.errors import InvalidRequest
 from relay.observability import logger
 
@@ -38,8 +40,6 @@ OUTCOMES = ("delivered", "failed")
 FILTER_VALUES = 100
 """The most values one IN of a filter expression takes."""
 
-_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
-
 
 def _stamp(at: datetime) -> str:
     """A time as the sort key holds it: UTC, fixed width, so text order is time order."""
@@ -52,8 +52,10 @@ def _sort_key(attempt: Attempt) -> str:
 
 
 def _bounds(outcome: str, since: datetime | None, until: datetime | None) -> tuple[str, str]:
-    # '$' sorts right after '#': the upper bound takes every record stamped `until`, whatever follows its stamp.
-    return f"{outcome}#{_stamp(since or EARLIEST)}", f"{outcome}#{_stamp(until or _LATEST)}$"
+    # Within the years the stamp writes with four digits. '$' sorts right after '#': the upper bound takes every
+    # record stamped `until`, whatever follows its stamp.
+    low, high = max(since or EARLIEST, EARLIEST), min(until or LATEST, LATEST)
+    return f"{outcome}#{_stamp(low)}", f"{outcome}#{_stamp(high)}$"
 
 
 @dataclass
@@ -94,20 +96,30 @@ class AttemptLog:
 
     def write(self, records: Sequence[tuple[str, Attempt | Skip]]) -> None:
         """Write (client id, attempt or skip) records, BATCH_ITEMS a call. What DynamoDB still leaves unprocessed after
-        UNPROCESSED_TRIES is logged and given up: a record is never worth failing a delivery for."""
+        UNPROCESSED_TRIES, or refuses, is logged and given up: a record is never worth failing a delivery for (a
+        failed invocation would deliver its batch's last conversation again)."""
         for start in range(0, len(records), BATCH_ITEMS):
             requests = [
                 {"PutRequest": {"Item": self._item(*record)}} for record in records[start : start + BATCH_ITEMS]
             ]
-            for tries in range(1, UNPROCESSED_TRIES + 1):
-                answer = self._dynamodb.batch_write_item(RequestItems={self._table: requests})
-                requests = answer.get("UnprocessedItems", {}).get(self._table, [])
-                if not requests:
-                    break
-                if tries < UNPROCESSED_TRIES:
-                    self._sleep(0.05 * 2**tries)
+            try:
+                requests = self._put(requests)
+            except (BotoCoreError, ClientError) as error:
+                logger.error("attempt records not written", extra={"records": len(requests), "error": str(error)})
+                continue
             if requests:
                 logger.error("attempt records not written: DynamoDB throttled them", extra={"records": len(requests)})
+
+    def _put(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The puts, sent again while DynamoDB leaves some unprocessed; what it still leaves after the last try."""
+        for tries in range(1, UNPROCESSED_TRIES + 1):
+            answer = self._dynamodb.batch_write_item(RequestItems={self._table: requests})
+            requests = answer.get("UnprocessedItems", {}).get(self._table, [])
+            if not requests:
+                break
+            if tries < UNPROCESSED_TRIES:
+                self._sleep(0.05 * 2**tries)
+        return requests
 
     def _item(self, client_id: str, attempt: Attempt | Skip) -> dict[str, Any]:
         expires = int(attempt.at.timestamp()) + self._retention_seconds
