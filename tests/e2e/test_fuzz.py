@@ -22,7 +22,7 @@ from schemathesis.core.parameters import ParameterLocation
 
 from harness import local_server
 from parties import BOT_SECRET, CLIENT_TOKEN, relay_clients
-from relay.attempts import Rfc3339
+from relay.attempts import UtcTime
 from relay.models import ID_MAX_LENGTH
 from relay.rate_limits import MAX_RATE
 from stack_process import ROOT, StackProcess, post_json
@@ -152,7 +152,7 @@ def _parsed(text: str) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-RFC3339: TypeAdapter[datetime] = TypeAdapter(Rfc3339)
+RFC3339: TypeAdapter[datetime] = TypeAdapter(UtcTime)
 
 
 @pytest.mark.parametrize(("method", "path"), client_token_only())
