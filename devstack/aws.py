@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
-from devstack.moto_fidelity import growing_fifo_sequence_numbers
+from devstack.moto_fidelity import behave_as_aws
 from devstack.servers import LocalRequestHandler, LocalServer
 
 READY = "moto listening at "
@@ -131,7 +131,7 @@ def main() -> None:
         def get_backend_for_host(self, host: str | None) -> Any:
             return super().get_backend_for_host(host)
 
-    growing_fifo_sequence_numbers()  # in the process that runs moto: the responses log orders by them
+    behave_as_aws()  # in the process that runs moto, where the relay relies on AWS's behaviour
     _remember_names()
     server = AwsServer(Dispatcher(create_backend_app))
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()

@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from devstack.moto_fidelity import growing_fifo_sequence_numbers
+from devstack.moto_fidelity import behave_as_aws
 from devstack.template import ROOT, Resolver, load, parameter_values, resources_of_type
 
 STACK_NAME = "relay-dev"
@@ -48,7 +48,7 @@ def provision(
     parameters: dict[str, str], secret_values: dict[str, str] | None = None, session: boto3.Session | None = None
 ) -> Stack:
     """Create every stateful resource of the template; return where each one is and how each function is set up."""
-    growing_fifo_sequence_numbers()
+    behave_as_aws()
     template = load()
     session = session or boto3.Session(region_name=REGION)
     resolver = Resolver(

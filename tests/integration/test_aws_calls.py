@@ -226,7 +226,9 @@ def test_operators_are_told_of_a_client_over_its_rate_by_the_client_api(
     _, token = relay.add_client("acme")
     relay.clients.set_rate("acme", 1)  # bursts of 2
 
-    statuses = [relay.call("GET", "/client", token).status for _ in range(4)]
+    statuses: list[int] = []
+    while statuses.count(429) < 2 and len(statuses) < 40:  # calls, however slow, until two are refused
+        statuses.append(relay.call("GET", "/client", token).status)
 
-    assert statuses[-1] == 429
+    assert statuses.count(429) == 2
     assert counter.take()["sns:Publish"] == 1, "told once, however many are refused"
