@@ -21,6 +21,7 @@ from relay.errors import RelayError, Unauthorized
 from relay.models import ClientResponse, Conversation, InboundMessage, scoped
 from relay.operations import OperationalEvent
 from relay.rate_limits import MICROSECONDS, RateLimit, Verdict
+from relay.settings import InboundSettings
 from relay.stores.clients import Credentials, hash_token
 from relay.stores.responses_log import Recorded
 
@@ -316,3 +317,22 @@ class MemoryEvents:
 
     def publish(self, event: OperationalEvent) -> None:
         self.published.append(event)
+
+
+SETTINGS = InboundSettings(
+    clients_table="clients",
+    conversations_table="conversations",
+    idempotency_table="idempotency",
+    bot_webhook_url="https://bot.example/webhook",  # type: ignore[arg-type]
+    bot_token_secret="bot-token",
+    responses_table="responses",
+    attempts_table="attempts",
+    delivery_state_table="delivery-state",
+    delivery_queue_url="delivery-queue",
+    operations_topic_arn="operations",
+    watermark_key_secret="watermark-key",
+    conversation_token_key_secret="conversation-token-key",
+    stream_url="wss://stream.example/live",
+    rate_limits_table="rate-limits",
+)
+"""The client API's settings in the flows' unit tests (names, not resources: the stores are in memory)."""

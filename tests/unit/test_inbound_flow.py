@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from memory import (
+    SETTINGS,
     Clock,
     Context,
     MemoryBot,
@@ -37,26 +38,9 @@ from relay.flows.polling import QUIET_SECONDS, ResponsesQuery, ResponsesReader
 from relay.flows.throttling import Throttle
 from relay.models import InboundMessage, RepliesReceipt
 from relay.observability import metrics
-from relay.settings import InboundSettings
 from relay.watermarks import Watermarks
 
 ACME = Caller("acme")
-SETTINGS = InboundSettings(
-    clients_table="clients",
-    conversations_table="conversations",
-    idempotency_table="idempotency",
-    bot_webhook_url="https://bot.example/webhook",  # type: ignore[arg-type]
-    bot_token_secret="bot-token",
-    responses_table="responses",
-    attempts_table="attempts",
-    delivery_state_table="delivery-state",
-    delivery_queue_url="delivery-queue",
-    operations_topic_arn="operations",
-    watermark_key_secret="watermark-key",
-    conversation_token_key_secret="conversation-token-key",
-    stream_url="wss://stream.example/live",
-    rate_limits_table="rate-limits",
-)
 
 
 class World:

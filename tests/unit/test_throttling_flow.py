@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from memory import (
+    SETTINGS,
     Clock,
     Context,
     MemoryBot,
@@ -28,25 +29,7 @@ from relay.flows.tokens import TokenRequest, Tokens
 from relay.models import InboundMessage, MessageReceipt
 from relay.observability import metrics
 from relay.rate_limits import DEFAULT_RATE, RateLimit
-from relay.settings import InboundSettings
 from relay.watermarks import Watermarks
-
-SETTINGS = InboundSettings(
-    clients_table="clients",
-    conversations_table="conversations",
-    idempotency_table="idempotency",
-    bot_webhook_url="https://bot.example/webhook",  # type: ignore[arg-type]
-    bot_token_secret="bot-token",
-    responses_table="responses",
-    attempts_table="attempts",
-    delivery_state_table="delivery-state",
-    delivery_queue_url="delivery-queue",
-    operations_topic_arn="operations",
-    watermark_key_secret="watermark-key",
-    conversation_token_key_secret="conversation-token-key",
-    stream_url="wss://stream.example/live",
-    rate_limits_table="rate-limits",
-)
 
 
 class Api:
