@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, ConfigDict, HttpUrl
+from pydantic import AwareDatetime, ConfigDict
 
 from relay.attempts import EARLIEST, Attempt
 from relay.endpoints import PARKING, EndpointState
-from relay.models import CamelModel
+from relay.models import CamelModel, ClientEndpoint
 
 type EndpointHealth = Literal["healthy", "failing", "open", "parked", "disabled", "off"]
 """What GET /client says of the endpoint: the breaker's states as the client record keeps them (relay.endpoints),
@@ -21,24 +21,12 @@ COUNT_HOURS = 24
 """The window of GET /client's delivered and failed counts."""
 
 
-class ClientProfile(CamelModel):
+class ClientProfile(ClientEndpoint):
     """What self-service reads of the client record: everything but its token hashes, and its signing secrets only
     where a delivery is signed (POST /client/test). relay.stores.clients reads just these attributes."""
 
     model_config = ConfigDict(extra="ignore")
 
-    client_id: str
-    name: str
-    response_url: HttpUrl | None = None
-    response_url_off: bool = False
-    enabled: bool = True
-    stopped_conversations: int = 0
-    endpoint_state: EndpointState = EndpointState.HEALTHY
-    endpoint_since: datetime | None = None
-    endpoint_open_until: datetime | None = None
-    endpoint_reason: str | None = None
-    endpoint_parked_at: datetime | None = None
-    parked_conversations: int = 0
     switched_on_at: datetime | None = None
     """When the client (or an operator) last set the URL: failures before it no longer count against it."""
 

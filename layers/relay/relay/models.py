@@ -229,22 +229,16 @@ class ClientResponse(BotResponse):
         return f"msg_{self.botpress_message_id}"
 
 
-class Client(CamelModel):
-    """A back-end application allowed to talk to the bot."""
+class ClientEndpoint(CamelModel):
+    """What a client record says of the client and its response URL, secrets apart: what GET /client reads
+    (relay.client_status.ClientProfile) as well as the whole record (Client)."""
 
     client_id: ClientId
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    token_hash: str = Field(repr=False)
-    webhook_secret: str = Field(repr=False)
     response_url: HttpUrl | None = None
     response_url_off: bool = False
     """Set when the receiver answered 410 Gone: nothing is POSTed there until an operator sets the URL again."""
     enabled: bool = True
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-    previous_token_hash: str | None = Field(default=None, repr=False)
-    previous_token_expires_at: datetime | None = None
-    previous_webhook_secret: str | None = Field(default=None, repr=False)
-    previous_secret_expires_at: datetime | None = None
     stopped_conversations: int = 0
     """Conversations whose delivery stopped at an undeliverable response (see relay.delivery)."""
     endpoint_state: EndpointState = EndpointState.HEALTHY
@@ -259,6 +253,18 @@ class Client(CamelModel):
     """When the endpoint was parked or disabled: its responses are parked once every container can know it."""
     parked_conversations: int = 0
     """Conversations with parked responses, waiting in the responses log to be delivered in order."""
+
+
+class Client(ClientEndpoint):
+    """A back-end application allowed to talk to the bot."""
+
+    token_hash: str = Field(repr=False)
+    webhook_secret: str = Field(repr=False)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    previous_token_hash: str | None = Field(default=None, repr=False)
+    previous_token_expires_at: datetime | None = None
+    previous_webhook_secret: str | None = Field(default=None, repr=False)
+    previous_secret_expires_at: datetime | None = None
     rate_limit: Rate | None = None
     """The client's own rate on the client API (requests per second); none: the stack's ClientRateLimit."""
 
