@@ -20,6 +20,7 @@ Every command is `run(context, args) -> int`, listed with its options in COMMAND
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -40,6 +41,7 @@ from relay.errors import RelayError
 from relay.flows.recovery import RecoverRequest, Recovery
 from relay.flows.self_service import SelfService
 from relay.models import Client, ClientId
+from relay.observability import logger
 from relay.rate_limits import MAX_RATE, Rate, RateLimit
 from relay.settings import DeliverySettings
 from relay.stores.attempts import AttemptLog
@@ -100,6 +102,10 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
+    # The flows' log lines are diagnostics: on stderr, so what a command prints (JSON for health, attempts, test,
+    # recover) is all there is on stdout, for jq or a script.
+    if isinstance(handler := logger.registered_handler, logging.StreamHandler):
+        handler.stream = sys.stderr  # not setStream: it would flush the stream of a previous main() (a test's, closed)
     try:
         args = parser.parse_args(argv)
         run: Callable[[Context, argparse.Namespace], int] = args.run

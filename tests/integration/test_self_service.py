@@ -4,6 +4,8 @@ log and the stops' index; every call checked against the function's IAM policy."
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +18,7 @@ from devstack.esm import EventSourceMapping
 from devstack.lambdas import LocalFunction
 from harness import MAX_ATTEMPTS, Receiver, Relay, scripted
 from relay.endpoints import EndpointState
+from relay.observability import logger
 from relay.stores.delivery_state import DeliveryState
 from relay_clients import cli
 
@@ -323,7 +326,7 @@ def test_a_bad_recover_window_is_refused_naming_the_field(relay: Relay) -> None:
 # ── relay-clients health, attempts, test, recover: the same answers, for an operator ──
 
 
-def operator(relay: Relay, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+def operator(relay: Relay, capfd: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     where = [
         "--table",
         relay.stack.ref("ClientsTable"),
@@ -333,23 +336,26 @@ def operator(relay: Relay, capsys: pytest.CaptureFixture[str], *argv: str) -> tu
         relay.stack.ref("DeliveryStateTable"),
     ]
     command, client_id, *rest = argv
-    capsys.readouterr()
+    capfd.readouterr()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    handler.stream = sys.stdout  # as in a process of its own, where the log's handler starts on stdout
     status = cli.main([command, client_id, *where, *rest])
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     return status, out, err
 
 
 def test_an_operator_sees_what_the_client_sees(
-    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+    relay: Relay, receiver: HTTPServer, capfd: pytest.CaptureFixture[str]
 ) -> None:
     url = scripted(receiver, {"a": [(503, "busy")]})
     _, token = relay.add_client("acme", response_url=url)
     relay.say(token, "c-1", "a")
     relay.drain()
 
-    health = operator(relay, capsys, "health", "acme")
-    failed = operator(relay, capsys, "attempts", "acme", "--status", "failed")
-    paged = operator(relay, capsys, "attempts", "acme", "--limit", "1")
+    health = operator(relay, capfd, "health", "acme")
+    failed = operator(relay, capfd, "attempts", "acme", "--status", "failed")
+    paged = operator(relay, capfd, "attempts", "acme", "--limit", "1")
 
     assert health[0] == 0 and json.loads(health[1]) == client(relay, token)
     assert failed[0] == 0 and json.loads(failed[1]) == relay.call("GET", "/deliveries", token, status="failed").json()
@@ -357,15 +363,15 @@ def test_an_operator_sees_what_the_client_sees(
 
 
 def test_an_operator_tests_a_clients_url_and_recovers_its_window(
-    relay: Relay, receiver: HTTPServer, capsys: pytest.CaptureFixture[str]
+    relay: Relay, receiver: HTTPServer, capfd: pytest.CaptureFixture[str]
 ) -> None:
     receiver.expect_request("/teapot", method="POST").respond_with_data("I'm a teapot", status=418)
     _, token = relay.add_client("acme", response_url=receiver.url_for("/teapot"))
 
-    status, out, _ = operator(relay, capsys, "test", "acme")
+    status, out, _ = operator(relay, capfd, "test", "acme")
     recovered = operator(
         relay,
-        capsys,
+        capfd,
         "recover",
         "acme",
         "--since",
@@ -383,7 +389,7 @@ def test_an_operator_tests_a_clients_url_and_recovers_its_window(
     assert recovered[0] == 0 and json.loads(recovered[1]) == {"responses": 0, "conversations": 0}
 
 
-def test_an_operators_mistake_is_named(relay: Relay, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_operators_mistake_is_named(relay: Relay, capfd: pytest.CaptureFixture[str]) -> None:
     relay.add_client("acme")
     mistakes = [
         (("attempts", "acme", "--since", "yesterday"), "--since"),
@@ -393,5 +399,5 @@ def test_an_operators_mistake_is_named(relay: Relay, capsys: pytest.CaptureFixtu
     ]
 
     for argv, named in mistakes:
-        status, _, err = operator(relay, capsys, *argv)
+        status, _, err = operator(relay, capfd, *argv)
         assert status in (1, 2) and named in err, (argv, err)
