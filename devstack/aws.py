@@ -115,9 +115,9 @@ def _remember_names() -> None:
     from moto.sqs import models
 
     snake_case = functools.lru_cache(maxsize=4096)(utils.camelcase_to_underscores)
-    responses.camelcase_to_underscores = models.camelcase_to_underscores = snake_case  # type: ignore[attr-defined]
+    responses.camelcase_to_underscores = models.camelcase_to_underscores = snake_case
     names = functools.cache(lambda cls: frozenset(utils.method_names_from_class(cls)))
-    responses.method_names_from_class = names  # type: ignore[attr-defined,assignment]
+    responses.method_names_from_class = names
 
 
 def main() -> None:
@@ -126,7 +126,7 @@ def main() -> None:
     # Imported here, not at the top: the stack imports this module for READY, and moto takes a second to import.
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    class Dispatcher(DomainDispatcherApplication):
+    class Dispatcher(DomainDispatcherApplication):  # type: ignore[misc]  # moto is not type-checked: see pyproject
         @functools.cache  # noqa: B019 - one dispatcher, a handful of hosts; moto lists its package's folders per call
         def get_backend_for_host(self, host: str | None) -> Any:
             return super().get_backend_for_host(host)

@@ -41,7 +41,7 @@ def _growing_fifo_sequence_numbers() -> None:
                 message.sequence_number = str(next(numbers))
             add_message(queue, message)
 
-    Queue.add_message = numbered  # type: ignore[method-assign,assignment]
+    Queue.add_message = numbered
 
 
 def _atomic_queue_calls() -> None:
@@ -61,7 +61,7 @@ def _atomic_queue_calls() -> None:
 
         return guarded
 
-    SQSBackend.receive_message = unless_waiting(SQSBackend.receive_message)  # type: ignore[method-assign]
+    SQSBackend.receive_message = unless_waiting(SQSBackend.receive_message)
     for name in (
         "delete_message",
         "delete_message_batch",
