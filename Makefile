@@ -56,7 +56,9 @@ dev: $(VENV)/.installed
 	@$(PY) -m devstack
 
 ## make test: lint, then every test: unit (with the template's sam validate and checkov), integration, e2e
-test: lint $(TOOLS)/.installed $(CHROMIUM)
+# The lint (mostly mypy's CPU) and the installing of .tools (mostly waiting on the registry) run at once.
+test: $(CHROMIUM)
+	@$(MAKE) --no-print-directory -j2 lint $(TOOLS)/.installed
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: $(VENV)/.installed
