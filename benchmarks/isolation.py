@@ -13,7 +13,9 @@ a client of its own, made with `relay-clients --dev create` as a user would, so 
   per conversation.
 - A neighbour sends a message every 0.5 s over 6 conversations while the healthy client's turns run (from a second
   before the first), to a receiver that is hanging (takes the request, never answers: each POST runs into the
-  webhook timeout), slow (answers 204 after 8 s), failing (answers 500) or refusing (a closed port); or, flooding,
+  webhook timeout), slow (answers 204 after 8 s), failing (answers 500) or refusing (a closed port); or, as a
+  control, busy: a receiver that answers at once, so that its ratio is what a neighbour's ordinary traffic costs
+  the healthy client on this machine, where every function and moto share the same cores; or, flooding,
   it POSTs /messages from 12 threads as fast as it is answered, to a receiver that answers at once. The flooding
   client has a rate of 2/s of its own (FLOOD_RATE: the stack's 20/s scaled to what this machine carries), and a
   thread answered 429 waits its Retry-After, as told, then floods on (each 429 is counted).
@@ -32,7 +34,7 @@ conversation. The stack's output (the delivery function's "breaker", "held", "pa
 file named last.
 
 Environment: ISOLATION_TURNS (4), ISOLATION_CONVERSATIONS (6), ISOLATION_TURN_GAP (3 s), ISOLATION_KINDS
-(hanging,slow,failing,refusing,flooding), ISOLATION_SETTLE (90 s), ISOLATION_LOG (default: a new file in the
+(busy,hanging,slow,failing,refusing,flooding), ISOLATION_SETTLE (90 s), ISOLATION_LOG (default: a new file in the
 temporary directory).
 """
 
@@ -67,7 +69,7 @@ from relay_clients import dev
 TURNS = int(os.environ.get("ISOLATION_TURNS", "4"))
 CONVERSATIONS = int(os.environ.get("ISOLATION_CONVERSATIONS", "6"))
 TURN_GAP = float(os.environ.get("ISOLATION_TURN_GAP", "3"))
-KINDS = tuple(os.environ.get("ISOLATION_KINDS", "hanging,slow,failing,refusing,flooding").split(","))
+KINDS = tuple(os.environ.get("ISOLATION_KINDS", "busy,hanging,slow,failing,refusing,flooding").split(","))
 SETTLE_SECONDS = float(os.environ.get("ISOLATION_SETTLE", "90"))
 RESPONSES = 3
 """Bot responses to each message."""
