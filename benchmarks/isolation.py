@@ -11,11 +11,16 @@ a client of its own, made with `relay-clients --dev create` as a user would, so 
   (before its breaker opens), its open breaker and its parking (after 10 s in the local stack).
 - The bot answers each forwarded message with 3 responses POSTed back to back to /bot/responses/{secret}, in order
   per conversation.
-- A neighbour sends a message every 0.5 s over 6 conversations while the healthy client's turns run, to a receiver
-  that is hanging (takes the request, never answers: each POST runs into the webhook timeout), slow (answers 204
-  after 8 s), failing (answers 500) or refusing (a closed port); or, flooding, it POSTs /messages from 12 threads
-  as fast as it is answered, to a receiver that answers at once (a 429 is what a per-client rate limit answers a
-  flood: counted, and the flood goes on).
+- A neighbour sends a message every 0.5 s over 6 conversations while the healthy client's turns run (from a second
+  before the first), to a receiver that is hanging (takes the request, never answers: each POST runs into the
+  webhook timeout), slow (answers 204 after 8 s), failing (answers 500) or refusing (a closed port); or, as a
+  control, busy: a receiver that answers at once, so that its ratio is what a neighbour's ordinary traffic costs
+  the healthy client on this machine, where every function and moto share the same cores; or, flooding,
+  it POSTs /messages from 12 threads as fast as it is answered, to a receiver that answers at once. The flooding
+  client has a rate of 2/s of its own (FLOOD_RATE: the stack's 20/s scaled to what this machine carries), and a
+  thread answered 429 waits its Retry-After, as told, then floods on (each 429 is counted).
+- First a warm-up brings the functions to the containers the parts need (warm_up), as a deployment that has seen
+  such traffic has them warm.
 - The baseline is the healthy client alone, first and again last. After its part a neighbour is disabled and its
   response URL removed (as an operator would), and the delivery queue is given up to 90 s to empty, so that a kind
   meets as little as can be of the previous one's backlog (what is left is printed). A turn not done in 20 s is
@@ -29,7 +34,7 @@ conversation. The stack's output (the delivery function's "breaker", "held", "pa
 file named last.
 
 Environment: ISOLATION_TURNS (4), ISOLATION_CONVERSATIONS (6), ISOLATION_TURN_GAP (3 s), ISOLATION_KINDS
-(hanging,slow,failing,refusing,flooding), ISOLATION_SETTLE (90 s), ISOLATION_LOG (default: a new file in the
+(busy,hanging,slow,failing,refusing,flooding), ISOLATION_SETTLE (90 s), ISOLATION_LOG (default: a new file in the
 temporary directory).
 """
 
@@ -64,14 +69,26 @@ from relay_clients import dev
 TURNS = int(os.environ.get("ISOLATION_TURNS", "4"))
 CONVERSATIONS = int(os.environ.get("ISOLATION_CONVERSATIONS", "6"))
 TURN_GAP = float(os.environ.get("ISOLATION_TURN_GAP", "3"))
-KINDS = tuple(os.environ.get("ISOLATION_KINDS", "hanging,slow,failing,refusing,flooding").split(","))
+KINDS = tuple(os.environ.get("ISOLATION_KINDS", "busy,hanging,slow,failing,refusing,flooding").split(","))
 SETTLE_SECONDS = float(os.environ.get("ISOLATION_SETTLE", "90"))
 RESPONSES = 3
 """Bot responses to each message."""
 NEIGHBOUR_INTERVAL = 0.5
 NEIGHBOUR_CONVERSATIONS = 6
+NEIGHBOUR_LEAD = 1.0
+"""Seconds a neighbour sends before the healthy client's first turn: a flood's first dozen requests at once would
+otherwise meet that turn on this machine's few cores, which deployed they do not share."""
 FLOOD_THREADS = 12
+FLOOD_RATE = 2
+"""The flooding neighbour's rate (requests per second, bursts of twice it), set with `relay-clients set-rate`. The
+stack's 20/s is a fraction of what AWS carries (the bot's route alone takes 200 responses/s). This stack, on a
+2-core machine, carries all clients together less than that: a flood at 20/s was answered about 6 times a second,
+every time 200, and took the whole machine. So the rate is scaled down, as the local stack's retry delays are, to
+about a third of what the stack carries, as 20/s is of the bot's route with 3 responses a message."""
 SLOW_SECONDS = 8.0
+WARM_UP_SECONDS = 2.0
+"""How long the warm-up neighbour's receiver takes to answer: each of its conversations holds a delivery execution,
+as a hanging or slow receiver's do, but within the time that counts against a breaker (half the webhook timeout)."""
 GOAL = 1.5
 """The issue's goal: with any neighbour, the healthy client's turn p95 at most this many times its baseline's."""
 TURN_TIMEOUT = 20.0
@@ -159,6 +176,9 @@ class NeighbourReceiver:
                 elif kind == "slow":
                     receiver._release.wait(SLOW_SECONDS)
                     self.answer(204, b"")
+                elif kind == "warm-up":
+                    receiver._release.wait(WARM_UP_SECONDS)
+                    self.answer(204, b"")
                 elif kind == "failing":
                     self.answer(500, b'{"error":"failing on purpose"}')
                 else:
@@ -203,10 +223,13 @@ class Part:
 class Neighbour:
     """A client of its own, sending to the relay while the healthy client's turns run."""
 
-    def __init__(self, api_url: str, kind: str, part: Part) -> None:
+    def __init__(self, api_url: str, kind: str, part: Part, conversations: int = NEIGHBOUR_CONVERSATIONS) -> None:
         self.receiver = NeighbourReceiver(kind)
+        self._conversations = conversations
         self.client_id = f"neighbour-{kind}"
         self._token = create_client(api_url, self.client_id, self.receiver.url)
+        if kind == "flooding":
+            relay_clients(api_url, "set-rate", self.client_id, str(FLOOD_RATE))
         self._api_url = api_url
         self._flooding = kind == "flooding"
         self._part = part
@@ -236,27 +259,32 @@ class Neighbour:
         with ThreadPoolExecutor(4) as pool:  # every 0.5 s even while an answer is slow
             started, number = time.monotonic(), 0
             while not self._stop.is_set():
-                conversation = f"n{(index + number) % NEIGHBOUR_CONVERSATIONS}"
+                conversation = f"n{(index + number) % self._conversations}"
                 text = f"{self.client_id}-{index}-{number}"
                 if self._flooding:
-                    self._post(conversation, text)
+                    self._stop.wait(self._post(conversation, text))  # a 429's Retry-After, as told
                 else:
                     pool.submit(self._post, conversation, text)
                     self._stop.wait(started + (number + 1) * NEIGHBOUR_INTERVAL - time.monotonic())
                 number += 1
 
-    def _post(self, conversation: str, text: str) -> None:
+    def _post(self, conversation: str, text: str) -> float:
+        """POST the message; the seconds its answer says to wait before the next (its Retry-After), else 0."""
+        wait = 0.0
         try:
-            status = _http.request(
+            answer = _http.request(
                 "POST",
                 f"{self._api_url}/messages",
                 json=message(conversation, text),
                 headers={"authorization": f"Bearer {self._token}"},
-            ).status
+            )
+            status = answer.status
+            wait = float(answer.headers.get("retry-after", 0))
         except urllib3.exceptions.HTTPError:
             status = 0
         with self._lock:
             self._part.neighbour_sent[status] += 1
+        return wait
 
 
 def create_client(api_url: str, client_id: str, response_url: str) -> str:
@@ -388,10 +416,27 @@ def run_part(kind: str, api_url: str, healthy: Healthy, deliveries: DeliveryQueu
     neighbours.append(neighbour)
     neighbour.start()
     try:
+        time.sleep(NEIGHBOUR_LEAD)
         healthy.turns(part, label, TURNS, TURN_GAP)
     finally:
         neighbour.stop()
     return part
+
+
+def warm_up(api_url: str, healthy: Healthy, neighbours: list[Neighbour]) -> None:
+    """Bring each function to the containers a part needs. A neighbour whose receiver takes WARM_UP_SECONDS to answer
+    sends over as many conversations as the healthy client and a neighbour have together, so that delivery runs an
+    execution for each at once, as it does beside a hanging or slow receiver. A container's first request imports
+    the handler: deployed, that init runs in an execution environment of its own, here on the cores every function
+    shares, so the parts measure a neighbour beside warm containers."""
+    part = Part("warm-up")
+    neighbour = Neighbour(api_url, "warm-up", part, CONVERSATIONS + NEIGHBOUR_CONVERSATIONS)
+    neighbours.append(neighbour)
+    neighbour.start()
+    try:
+        healthy.turns(part, "warm", 3, TURN_GAP)
+    finally:
+        neighbour.stop()
 
 
 def main() -> None:
@@ -405,7 +450,7 @@ def main() -> None:
         try:
             healthy = Healthy(api_url, receiver)
             deliveries = DeliveryQueue(api_url)
-            healthy.turns(Part("warm-up"), "warm", 2, 0)  # the functions' first requests import more
+            warm_up(api_url, healthy, neighbours)
             for kind in ("baseline", *KINDS, "baseline again"):
                 parts.append(run_part(kind, api_url, healthy, deliveries, neighbours))
                 print(f"  ... {kind} done after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)

@@ -17,7 +17,12 @@ _IDLE_SECONDS = (0.05, 0.1, 0.25)
 class EventSourceMapping:
     """Batches from the queue to the function; what it does not report failed is deleted.
 
-    The failed messages stay in flight until their visibility timeout ends, as with Lambda.
+    The failed messages stay in flight until their visibility timeout ends, as with Lambda. Each of the mapping's
+    pollers (`run`) makes one invocation at a time, so as many pollers as the mapping's concurrency run: for a FIFO
+    queue Lambda invokes the function as many times at once as there are message groups with messages to hand out,
+    up to the mapping's MaximumConcurrency. A poller whose receive filled a batch wakes another at once, since more
+    groups may be waiting; SQS hands out no group that is in flight, so the pollers beyond the active groups find
+    nothing and idle.
     """
 
     def __init__(self, sqs: Any, function: Invocable, invoked: Callable[[Invocable], None] = lambda _: None) -> None:
@@ -57,6 +62,8 @@ class EventSourceMapping:
             ).get("Messages", [])
         if not messages:
             return 0
+        if len(messages) == self._function.spec.batch_size:
+            self.wake()  # more message groups may be waiting: another poller takes them while this one invokes
         try:
             result = self._function.invoke(sqs_event(messages, self._arn)) or {}
             failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}

@@ -44,9 +44,10 @@ ENDPOINT_COOLDOWN_SECONDS = "2"
 ENDPOINT_PARK_AFTER_SECONDS = "10"
 """Likewise: an open breaker probes a receiver that is back within seconds, and a dead one is parked in 10."""
 CONCURRENCY = 4
-"""Containers per function at most, to spare a laptop; further requests wait for one to be free."""
-POLLERS = 2
-"""Pollers of each event source mapping."""
+"""Containers per function at most, to spare a laptop; further requests wait for one to be free. A function fed by
+an event source mapping with a MaximumConcurrency gets that many, as deployed: Lambda invokes it up to that many times
+at once (for a FIFO queue, once per message group that has messages waiting), and a slow receiver holds its
+invocation."""
 _DEAD_LETTER_CHECK_SECONDS = 2
 # Settings that could point the stack's AWS clients at an account instead of moto.
 _ACCOUNT_VARIABLES = {"AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"}
@@ -101,7 +102,7 @@ class LocalStack:
         endpoints = {"STREAM_URL": self.stream.url, "STREAM_CONNECTIONS_URL": self.stream.connections.url}
         with self._step("functions", "a container for each function"):
             self._functions = [
-                Function(_with_endpoints(spec, endpoints), CONCURRENCY, self._aws_environment)
+                Function(_with_endpoints(spec, endpoints), _concurrency(spec), self._aws_environment)
                 for spec in self.stack.functions.values()
             ]
             for function in self._functions:
@@ -292,7 +293,7 @@ class LocalStack:
                 continue
             mapping = EventSourceMapping(sqs, function, invoked)
             mappings.append(mapping)
-            for index in range(POLLERS):
+            for index in range(_concurrency(function.spec)):
                 self._thread(lambda mapping=mapping: mapping.run(self._stop), f"{function.spec.name}-poller-{index}")
             if dead_letters := _dead_letter_queue(sqs, function.spec.queue_url):
                 self._thread(lambda url=dead_letters: self._watch_dead_letters(sqs, url), "dead-letters")
@@ -382,6 +383,11 @@ def _may_send_messages(spec: FunctionSpec) -> bool:
             if statement.get("Effect") == "Allow" and _SENDING_ACTIONS & actions:
                 return True
     return False
+
+
+def _concurrency(spec: FunctionSpec) -> int:
+    """How many invocations of the function may run at once: its containers, and its event source's pollers."""
+    return max(CONCURRENCY, spec.maximum_concurrency or 0)
 
 
 def _with_endpoints(spec: FunctionSpec, endpoints: dict[str, str]) -> FunctionSpec:

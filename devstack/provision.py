@@ -31,6 +31,8 @@ class FunctionSpec:
     http_routes: list[tuple[str, str]]
     queue_url: str | None
     batch_size: int
+    maximum_concurrency: int | None = None
+    """Its SQS event source's ScalingConfig.MaximumConcurrency: the most invocations the mapping makes at once."""
     policies: Any = ()  # the template's Policies, resolved: what tests check the function's AWS calls against
 
 
@@ -178,7 +180,7 @@ def _function(template: dict[str, Any], resolver: Resolver, name: str, spec: dic
         **resolver(globals_.get("Environment", {}).get("Variables", {})),
         **resolver(spec["Properties"].get("Environment", {}).get("Variables", {})),
     }
-    routes, queue_url, batch_size = [], None, 10
+    routes, queue_url, batch_size, maximum_concurrency = [], None, 10, None
     for event in spec["Properties"].get("Events", {}).values():
         event_props = event["Properties"]
         if event["Type"] == "HttpApi":
@@ -189,6 +191,8 @@ def _function(template: dict[str, Any], resolver: Resolver, name: str, spec: dic
                 attrs["QueueUrl"] for attrs in resolver.attributes.values() if attrs.get("Arn") == queue_arn
             )
             batch_size = int(event_props.get("BatchSize", 10))
+            if "MaximumConcurrency" in (scaling := event_props.get("ScalingConfig", {})):
+                maximum_concurrency = int(resolver(scaling["MaximumConcurrency"]))
     return FunctionSpec(
         name=name,
         code_dir=ROOT / props["CodeUri"],
@@ -198,5 +202,6 @@ def _function(template: dict[str, Any], resolver: Resolver, name: str, spec: dic
         http_routes=routes,
         queue_url=queue_url,
         batch_size=batch_size,
+        maximum_concurrency=maximum_concurrency,
         policies=resolver(spec["Properties"].get("Policies", [])),
     )
