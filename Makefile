@@ -79,7 +79,7 @@ integration: $(VENV)/.installed
 e2e: $(VENV)/.installed $(CHROMIUM)
 	$(PY) -m pytest tests/e2e
 
-## make fuzz: a longer fuzzing of the local stack from openapi.yaml (make test runs 25 examples per case)
+## make fuzz: a longer fuzzing of the local stack from openapi.yaml (make test runs 8 examples per case)
 fuzz: $(VENV)/.installed
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} $(PY) -m pytest -q tests/e2e/test_fuzz.py
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import importlib.util
 import json
 import os
@@ -20,6 +21,9 @@ from unittest import mock
 from urllib.parse import parse_qsl
 
 import boto3
+import boto3.session
+import botocore.handlers
+import botocore.hooks
 import botocore.loaders
 import botocore.session
 
@@ -105,11 +109,27 @@ _service_data = _ServiceData(
 )
 
 
-def session_sharing_service_data() -> boto3.Session:
-    """A new boto3 session (its own credentials, clients and event hooks) reading the service models parsed once."""
-    core = botocore.session.get_session()
+_builtin_handlers: list[Any] = []
+_builtin_events = botocore.hooks.HierarchicalEmitter()
+
+
+def _events_with_builtin_handlers() -> botocore.hooks.HierarchicalEmitter:
+    """A copy of an emitter holding botocore's built-in handlers (with those moto and the tests add to them): each
+    new session registered them all again, most of the time a session took to make."""
+    if _builtin_handlers != botocore.handlers.BUILTIN_HANDLERS:
+        global _builtin_events
+        _builtin_events = botocore.hooks.HierarchicalEmitter()
+        botocore.session.Session(event_hooks=_builtin_events)  # registers them into it
+        _builtin_handlers[:] = botocore.handlers.BUILTIN_HANDLERS
+    return copy.copy(_builtin_events)
+
+
+def session_sharing_service_data(**options: Any) -> boto3.Session:
+    """A new boto3 session (its own credentials, clients and event hooks; `options` as boto3.Session takes them)
+    reading the service models parsed once."""
+    core = botocore.session.Session(event_hooks=_events_with_builtin_handlers(), include_builtin_handlers=False)
     core.register_component("data_loader", _service_data)
-    return boto3.Session(botocore_session=core, region_name=REGION)
+    return boto3.session.Session(botocore_session=core, **{"region_name": REGION, **options})
 
 
 class LocalFunction:

@@ -35,9 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture
-def aws() -> Iterator[boto3.Session]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    # Every session of the test (a handler's, relay-clients', boto3's default) reads the service models parsed once:
+    # parsing them again was a large part of each test's set-up.
+    monkeypatch.setattr(boto3, "Session", session_sharing_service_data)
     with mock_aws():
-        yield session_sharing_service_data()  # parsing them again was a large part of each test's set-up
+        yield session_sharing_service_data()
 
 
 # One server each for the session, emptied around every test: stopping a server waits for its poll loop

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import boto3
@@ -17,6 +17,10 @@ from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 from werkzeug import Request
 from werkzeug import Response as HttpResponse
+
+if TYPE_CHECKING:
+    from devstack.esm import EventSourceMapping
+    from devstack.lambdas import LocalFunction
 
 BOT_TOKEN = "bp_pat_test_token"
 BOT_TIMEOUT_SECONDS = 5
@@ -157,16 +161,64 @@ class Receiver:
         return HttpResponse(status=status, headers=headers)
 
 
+class _OnFirstUse[T]:
+    """A Relay's attribute made when a test first reads it: most tests use two or three of the six functions, and
+    importing a function's handler (a container's cold start) was a large part of each test's set-up. A test may
+    replace it (a function with other settings) by assigning to it."""
+
+    def __init__(self, make: Callable[[Relay], T]) -> None:
+        self._make = make
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, relay: Relay, owner: type | None = None) -> T:
+        with relay._making:  # once, whichever thread reads it first (a long poll waits while others invoke)
+            if self._name not in relay.__dict__:
+                relay.__dict__[self._name] = self._make(relay)
+        made: T = relay.__dict__[self._name]
+        return made
+
+
+def _function(name: str) -> _OnFirstUse[LocalFunction]:
+    def make(relay: Relay) -> LocalFunction:
+        from devstack.lambdas import LocalFunction
+
+        return LocalFunction(relay.stack.functions[name])
+
+    return _OnFirstUse(make)
+
+
+def _mapping(function: Callable[[Relay], LocalFunction]) -> _OnFirstUse[EventSourceMapping]:
+    def make(relay: Relay) -> EventSourceMapping:
+        from devstack.esm import EventSourceMapping
+
+        return EventSourceMapping(relay.sqs, function(relay))
+
+    return _OnFirstUse(make)
+
+
 class Relay:
-    """The deployed system, in-process: the template's resources on moto, its three functions, its event source."""
+    """The deployed system, in-process: the template's resources on moto, its six functions (each loaded when first
+    used), their event sources."""
+
+    inbound = _function("InboundFunction")
+    bot_response = _function("BotResponseFunction")
+    delivery = _function("DeliveryFunction")
+    responses_log = _function("ResponsesLogFunction")
+    stream_socket = _function("StreamSocketFunction")
+    stream = _function("StreamFunction")
+    mapping = _mapping(lambda relay: relay.delivery)
+    log_mapping = _mapping(lambda relay: relay.responses_log)
+    stream_mapping = _mapping(lambda relay: relay.stream)
 
     def __init__(self, session: boto3.Session, bot: HTTPServer, parameters: dict[str, str] | None = None) -> None:
-        from devstack.esm import EventSourceMapping
-        from devstack.lambdas import LocalFunction
         from devstack.provision import provision
         from relay.stores.clients import ClientStore
         from relay.stores.responses_log import ResponsesLog
 
+        self._making = threading.RLock()
         self.bot = bot
         self.stack = provision(
             {
@@ -183,15 +235,6 @@ class Relay:
         self.sqs = session.client("sqs")
         self.clients = ClientStore(session.client("dynamodb"), self.stack.ref("ClientsTable"))
         self.log = ResponsesLog(session.client("dynamodb"), self.stack.ref("ResponsesTable"))
-        self.inbound = LocalFunction(self.stack.functions["InboundFunction"])
-        self.bot_response = LocalFunction(self.stack.functions["BotResponseFunction"])
-        self.delivery = LocalFunction(self.stack.functions["DeliveryFunction"])
-        self.responses_log = LocalFunction(self.stack.functions["ResponsesLogFunction"])
-        self.stream_socket = LocalFunction(self.stack.functions["StreamSocketFunction"])
-        self.stream = LocalFunction(self.stack.functions["StreamFunction"])
-        self.mapping = EventSourceMapping(self.sqs, self.delivery)
-        self.log_mapping = EventSourceMapping(self.sqs, self.responses_log)
-        self.stream_mapping = EventSourceMapping(self.sqs, self.stream)
         self.bot_secret = self.stack.secret_values["BotResponseSecret"]
 
     # ── clients ──

@@ -74,23 +74,23 @@ def attributes_of(sqs_message: dict[str, Any]) -> dict[str, str]:
 # ── the secret ───────────────────────────────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize(
-    "wrong",
-    [
-        pytest.param(lambda secret: "wrong", id="other"),
-        pytest.param(lambda secret: secret[:-1], id="truncated"),
-        pytest.param(lambda secret: secret + "x", id="extended"),
-        pytest.param(lambda secret: secret.swapcase(), id="other-case"),
-    ],
-)
-def test_a_wrong_secret_is_refused_and_nothing_is_published(relay: Relay, wrong: Any) -> None:
+WRONG_SECRETS = {
+    "other": lambda secret: "wrong",
+    "truncated": lambda secret: secret[:-1],
+    "extended": lambda secret: secret + "x",
+    "other-case": lambda secret: secret.swapcase(),
+}
+
+
+def test_a_wrong_secret_is_refused_and_nothing_is_published(relay: Relay) -> None:
     forwarded = conversation_with_bot(relay)
 
-    response = relay.post_bot_response(bot_message(forwarded["conversationId"]), secret=wrong(relay.bot_secret))
+    for name, wrong in WRONG_SECRETS.items():  # each in turn, in one relay
+        response = relay.post_bot_response(bot_message(forwarded["conversationId"]), secret=wrong(relay.bot_secret))
 
-    assert response.status in (401, 403, 404), response
-    assert response.json()["message"]
-    assert delivery_depth(relay) == 0
+        assert response.status in (401, 403, 404), (name, response)
+        assert response.json()["message"], name
+        assert delivery_depth(relay) == 0, name
 
 
 def test_the_right_secret_publishes(relay: Relay) -> None:
@@ -204,59 +204,58 @@ def test_a_bot_response_over_the_body_limit_is_refused_with_413(relay: Relay) ->
 # ── invalid bodies ───────────────────────────────────────────────────────────────────────
 
 
-@pytest.mark.parametrize(
-    ("change", "field"),
-    [
-        pytest.param({"botpressMessageId": None}, "botpressMessageId", id="missing-botpressMessageId"),
-        pytest.param({"botpressMessageId": ""}, "botpressMessageId", id="empty-botpressMessageId"),
-        pytest.param({"conversationId": None}, "conversationId", id="missing-conversationId"),
-        pytest.param({"type": None}, "type", id="missing-type"),
-        pytest.param({"payload": None}, "payload", id="missing-payload"),
-        pytest.param({"payload": "hello"}, "payload", id="payload-string"),
-        pytest.param({"payload": ["hello"]}, "payload", id="payload-array"),
-    ],
-)
-def test_an_invalid_bot_body_is_refused_naming_the_field(relay: Relay, change: dict[str, Any], field: str) -> None:
+INVALID_BODIES = {
+    "missing-botpressMessageId": ({"botpressMessageId": None}, "botpressMessageId"),
+    "empty-botpressMessageId": ({"botpressMessageId": ""}, "botpressMessageId"),
+    "missing-conversationId": ({"conversationId": None}, "conversationId"),
+    "missing-type": ({"type": None}, "type"),
+    "missing-payload": ({"payload": None}, "payload"),
+    "payload-string": ({"payload": "hello"}, "payload"),
+    "payload-array": ({"payload": ["hello"]}, "payload"),
+}
+
+
+def test_an_invalid_bot_body_is_refused_naming_the_field(relay: Relay) -> None:
     forwarded = conversation_with_bot(relay)
-    body = bot_message(forwarded["conversationId"])
-    for name, value in change.items():
-        if value is None:
-            del body[name]
-        else:
-            body[name] = value
 
-    response = relay.post_bot_response(body)
+    for name, (change, field) in INVALID_BODIES.items():  # each in turn, in one relay
+        body = bot_message(forwarded["conversationId"])
+        for key, value in change.items():
+            if value is None:
+                del body[key]
+            else:
+                body[key] = value
 
-    assert response.status == 422, response
-    assert field in [problem["field"] for problem in response.json()["errors"]]
-    assert field in response.json()["message"]
-    assert delivery_depth(relay) == 0
+        response = relay.post_bot_response(body)
+
+        assert response.status == 422, (name, response)
+        assert field in [problem["field"] for problem in response.json()["errors"]], name
+        assert field in response.json()["message"], name
+        assert delivery_depth(relay) == 0, name
 
 
-@pytest.mark.parametrize("raw", [b'{"type": "text", ', b"", b"[1, 2"], ids=["truncated", "empty", "array"])
-def test_a_bot_body_that_is_not_json_is_refused_with_400(relay: Relay, raw: bytes) -> None:
+def test_a_bot_body_that_is_not_json_is_refused_with_400(relay: Relay) -> None:
     conversation_with_bot(relay)
 
-    response = relay.post_bot_response(raw)
+    for raw in (b'{"type": "text", ', b"", b"[1, 2"):  # truncated, empty, an array cut short
+        response = relay.post_bot_response(raw)
 
-    assert response.status == 400, response
-    assert response.json()["message"]
-    assert delivery_depth(relay) == 0
+        assert response.status == 400, (raw, response)
+        assert response.json()["message"], raw
+        assert delivery_depth(relay) == 0, raw
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [json.loads('{"a":' * 300 + "1" + "}" * 300), {"text": "\ud800"}],
-    ids=["nested-300-deep", "lone-surrogate"],
-)
-def test_a_hostile_bot_payload_is_refused_with_400_not_dropped_with_a_5xx(relay: Relay, payload: Any) -> None:
+def test_a_hostile_bot_payload_is_refused_with_400_not_dropped_with_a_5xx(relay: Relay) -> None:
     forwarded = conversation_with_bot(relay)
+    hostile = {"nested-300-deep": json.loads('{"a":' * 300 + "1" + "}" * 300), "lone-surrogate": {"text": "\ud800"}}
 
-    response = relay.post_bot_response(json.dumps(bot_message(forwarded["conversationId"], payload=payload)).encode())
+    for name, payload in hostile.items():
+        body = json.dumps(bot_message(forwarded["conversationId"], payload=payload)).encode()
+        response = relay.post_bot_response(body)
 
-    assert response.status == 400, response
-    assert response.json()["message"]
-    assert delivery_depth(relay) == 0
+        assert response.status == 400, (name, response)
+        assert response.json()["message"], name
+        assert delivery_depth(relay) == 0, name
 
 
 # ── what consumers of the topic get ──────────────────────────────────────────────────────

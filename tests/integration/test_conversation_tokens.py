@@ -125,15 +125,14 @@ def test_a_disabled_clients_tokens_stop_working(relay: Relay, client: str) -> No
     assert relay.get_responses(token, "order-42").status == 401
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [({}, "userId"), ({"userId": "alice", "ttlSeconds": 59}, "ttlSeconds"), ({"userId": "a", "ttl": 60}, "ttl")],
-)
-def test_a_bad_token_request_names_the_field(relay: Relay, client: str, body: dict[str, Any], field: str) -> None:
-    refused = relay.mint_token(client, "order-42", body)
+def test_a_bad_token_request_names_the_field(relay: Relay, client: str) -> None:
+    bad = [({}, "userId"), ({"userId": "alice", "ttlSeconds": 59}, "ttlSeconds"), ({"userId": "a", "ttl": 60}, "ttl")]
 
-    assert refused.status == 422
-    assert [e["field"] for e in refused.json()["errors"]] == [field]
+    for body, field in bad:  # each in turn, in one relay
+        refused = relay.mint_token(client, "order-42", body)
+
+        assert refused.status == 422, body
+        assert [e["field"] for e in refused.json()["errors"]] == [field], body
 
 
 # ── CORS ──

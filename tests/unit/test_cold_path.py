@@ -6,6 +6,7 @@ client that only a failure needs.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -60,9 +61,16 @@ def lambda_environment(function: str, code: Path, layer: Path = ROOT / "layers" 
 def cold_start(function: str, prelude: str = "", **environment: str) -> dict[str, list[str]]:
     code = ROOT / "functions" / FUNCTIONS[function]
     env = {**lambda_environment(function, code), **environment}
+    return _started(str(code), prelude + PROBE, tuple(sorted(env.items())))
+
+
+@functools.cache
+def _started(code: str, program: str, environment: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
+    """A cold start's modules and clients: the same start, asked by several tests, is made once (each takes a
+    second or more of a core)."""
     done = subprocess.run(
-        [sys.executable, "-c", prelude + PROBE, str(code)],
-        env=env,
+        [sys.executable, "-c", program, code],
+        env=dict(environment),
         capture_output=True,
         text=True,
         check=False,
