@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from relay.adapters.delivery_queue import DeliveryQueue
 from relay.adapters.operations import OperationsPublisher
 from relay.adapters.webhook import WebhookSender
-from relay.deliveries import Result
 from relay.edge.runtime import ClientOnFirstUse, conversation_ordered_processor
 from relay.flows.delivery import Delivery
 from relay.observability import logger, metrics, tracer
@@ -23,9 +21,8 @@ from relay.stores.delivery_state import DeliveryState
 from relay.stores.responses_log import ResponsesLog
 
 settings = DeliverySettings.from_environment()
-
 dynamodb = boto3.client("dynamodb")
-# Made at first use (the first batch's deletes), not during the cold start's init.
+# SQS and SNS clients made at first use (a batch's deletes; a rare endpoint change or stop), not in the cold start.
 queue = DeliveryQueue(ClientOnFirstUse("sqs"), settings.delivery_queue_url, settings.dead_letter_queue_url)
 delivery = Delivery(
     settings,
@@ -33,14 +30,9 @@ delivery = Delivery(
     DeliveryState(dynamodb, settings.delivery_state_table),
     WebhookSender(settings.webhook_timeout_seconds),
     ResponsesLog(dynamodb, settings.responses_table),
-    queue.nudge,
-    queue.probe_later,
-    logger,
-    metrics,
+    queue,
     attempts=AttemptLog(dynamodb, settings.attempts_table, settings.attempt_retention_days),
-    # Made at first use: an endpoint's change or a stop is rare, and needs no client at every cold start.
     events=OperationsPublisher(ClientOnFirstUse("sns"), settings.operations_topic_arn),
-    requeue=queue.requeue,
 )
 processor = conversation_ordered_processor()
 
@@ -50,9 +42,5 @@ processor = conversation_ordered_processor()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     batch = queue.batch(event)
-    decisions = delivery.run(batch.responses, context.get_remaining_time_in_millis, batch.apply)
-    for result in Result:
-        count = sum(1 for decision in decisions.values() if decision.result is result)
-        if result is not Result.NOT_ATTEMPTED and count:
-            metrics.add_metric(name=result.value, unit=MetricUnit.Count, value=count)
+    delivery.run(batch.responses, context.get_remaining_time_in_millis, batch.apply)
     return batch.report(processor, context)

@@ -329,6 +329,23 @@ class Metrics:
 
 
 @dataclass
+class MemoryQueue:
+    """What the flow puts back on the delivery queue: nudges (a probe as "probe") and a recover's responses."""
+
+    nudged: list[tuple[str, str]] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+
+    def nudge(self, client_id: str, conversation_ids: Sequence[str]) -> None:
+        self.nudged.extend((client_id, conversation) for conversation in conversation_ids)
+
+    def probe_later(self, client_id: str) -> None:
+        self.nudged.append((client_id, "probe"))
+
+    def requeue(self, bodies: Sequence[str]) -> None:
+        self.requeued.extend(bodies)
+
+
+@dataclass
 class World:
     clock: Clock
     clients: MemoryClients
@@ -338,10 +355,9 @@ class World:
     applied: Applied
     metrics: Metrics
     log: MemoryLog
-    nudged: list[tuple[str, str]]
+    queue: MemoryQueue
     attempts: MemoryAttempts
     events: MemoryEvents
-    requeued: list[str]
     deadline: float = float("inf")
 
     def run(self, *queued: QueuedResponse) -> list[Decision]:
@@ -408,26 +424,23 @@ def world(*clients: Client, takes: float = 0.0, **overrides: Any) -> World:
     sender = WebhookSender(WEBHOOK_TIMEOUT_SECONDS, receiver, clock)
     metrics = Metrics()
     log = MemoryLog(clock)
-    nudged: list[tuple[str, str]] = []
+    queue = MemoryQueue()
     attempts = MemoryAttempts()
     events = MemoryEvents()
-    requeued: list[str] = []
     flow = Delivery(
         settings(**overrides),
         memory,
         state,
         sender,
         log,
-        lambda client_id, conversations: nudged.extend((client_id, c) for c in conversations),
-        lambda client_id: nudged.append((client_id, "probe")),
-        logging.getLogger("delivery-test"),
-        metrics,
-        clock,
+        queue,
         attempts=attempts,
         events=events,
-        requeue=requeued.extend,
+        logger=logging.getLogger("delivery-test"),
+        metrics=metrics,
+        clock=clock,
     )
-    return World(clock, memory, state, receiver, flow, Applied(), metrics, log, nudged, attempts, events, requeued)
+    return World(clock, memory, state, receiver, flow, Applied(), metrics, log, queue, attempts, events)
 
 
 @pytest.fixture
@@ -493,6 +506,14 @@ def test_a_response_is_posted_as_published_signed_so_a_receiver_verifies_it(w: W
     assert post.headers["webhook-id"] == stuck_id(queued)
     Webhook(w.client().webhook_secret).verify(post.body, post.headers)
     assert w.state.attempts == Counter(), "a delivery writes no state"
+
+
+def test_each_result_of_an_invocation_is_counted_under_its_metric(w: World) -> None:
+    w.receiver.answer("no", Answer(503, {}))
+
+    w.run(said("yes", "c"), said("yes too", "d"), said("no", "e"))
+
+    assert (w.metrics.counts[Result.DELIVERED.value], w.metrics.counts[Result.FAILED.value]) == (2, 1)
 
 
 def test_a_batch_of_one_conversation_is_delivered_in_order_on_the_invocations_thread(w: World) -> None:
@@ -718,7 +739,7 @@ def parked_world() -> World:
         "not before every container knows"
     )
     w.clock.now += HOLD_SECONDS
-    assert ("acme", "probe") in w.nudged, "its probe is queued: it comes back though acme sends nothing"
+    assert ("acme", "probe") in w.queue.nudged, "its probe is queued: it comes back though acme sends nothing"
     assert isinstance(w.run(probe_of())[0], Held), "the receiver is still down"
     return w
 
@@ -761,7 +782,7 @@ def test_when_the_probe_succeeds_each_parked_conversation_is_delivered_from_the_
 
     assert w.run(live) == [DELIVERED], "the probe: its conversation's parked responses first"
     assert w.client().endpoint_state is EndpointState.HEALTHY
-    assert ("acme", "d") in w.nudged, "the other parked conversation is nudged"
+    assert ("acme", "d") in w.queue.nudged, "the other parked conversation is nudged"
     nudge = QueuedResponse(
         str(uuid.uuid4()), second[0].conversation, "{}", None, ResumeParked(client_id="acme", conversation_id="d")
     )
@@ -816,7 +837,7 @@ def test_a_parked_endpoints_probe_comes_back_while_it_fails_and_once_it_answers_
         w.client().webhook_secret, webhook_id, timestamp, probe_body("acme")
     )
     assert w.client().endpoint_state is EndpointState.HEALTHY
-    assert ("acme", "c") in w.nudged, "its parked conversations are resumed"
+    assert ("acme", "c") in w.queue.nudged, "its parked conversations are resumed"
 
 
 def test_a_disabled_clients_parked_endpoint_is_not_probed() -> None:
@@ -1249,7 +1270,7 @@ def test_a_recover_job_puts_its_responses_back_behind_it_with_a_fresh_schedule(w
     queued = QueuedResponse(str(uuid.uuid4()), conversation[0].conversation, job.to_json(), None, recover=job)
 
     assert w.run(queued) == [Done(Result.REQUEUED)]
-    assert w.requeued == [conversation[0].body, conversation[2].body]
+    assert w.queue.requeued == [conversation[0].body, conversation[2].body]
     assert w.state.attempts[stuck_id(conversation[2])] == 0, "its failed attempts forgotten"
     assert w.receiver.posts == [], "delivered when they come back, as any response"
 

@@ -23,6 +23,7 @@ import math
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from relay.deliveries import (
 from relay.endpoints import PARKING, Admission, Breakers, Change, EndpointState, Hold, Post, Probe, ProbeClaim, at
 from relay.flows.recovery import requeue_job
 from relay.models import Client, ClientResponse
+from relay.observability import logger, metrics
 from relay.operations import (
     ConversationStopped,
     EndpointDisabled,
@@ -121,6 +123,19 @@ class Events(Protocol):
     def publish(self, event: OperationalEvent) -> None: ...
 
 
+class Redeliveries(Protocol):
+    """What delivery puts back on the delivery queue (relay.adapters.delivery_queue.DeliveryQueue)."""
+
+    def nudge(self, client_id: str, conversation_ids: Sequence[str]) -> None:
+        """A ResumeParked in each conversation's message group."""
+
+    def probe_later(self, client_id: str) -> None:
+        """A parked endpoint's ProbeEndpoint."""
+
+    def requeue(self, bodies: Sequence[str]) -> None:
+        """A recover's responses, behind its job."""
+
+
 @dataclass(frozen=True)
 class _Turn:
     """One conversation's part of a batch: a decision per response, and the stop whose response it dead-letters."""
@@ -139,22 +154,17 @@ class Delivery:
         state: State,
         webhooks: WebhookSender,
         log: Log,
-        nudge: Callable[[str, Sequence[str]], None],
-        probe_later: Callable[[str], None],
-        logger: Any,
-        metrics: Any,
-        clock: Callable[[], float] = time.time,
+        queue: Redeliveries,
         *,
         attempts: AttemptLog,
         events: Events,
-        requeue: Callable[[Sequence[str]], None],
+        logger: Any = logger,
+        metrics: Any = metrics,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        """`nudge(client_id, conversation_ids)` puts a ResumeParked in each conversation's message group, and
-        `probe_later(client_id)` a parked endpoint's ProbeEndpoint in the queue."""
         self._settings = settings
         self._log = log
-        self._nudge = nudge
-        self._probe_later = probe_later
+        self._queue = queue
         self._time_left = threading.local()
         self._metrics = metrics
         self._breakers = Breakers(
@@ -172,7 +182,6 @@ class Delivery:
         self._conversations = ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS, thread_name_prefix="delivery")
         self._attempts = attempts
         self._events = events
-        self._requeue = requeue
         self._records: list[tuple[str, Attempt | Skip]] = []
         self._records_lock = threading.Lock()
 
@@ -182,14 +191,18 @@ class Delivery:
         remaining_ms: Callable[[], int],
         apply: Callable[[Mapping[str, Decision], bool], None],
     ) -> dict[str, Decision]:
-        """Deliver a batch; then record its attempts in the attempt log, in one write."""
+        """Deliver a batch; then record its attempts in the attempt log, in one write, and count each result."""
         try:
-            return self._run(responses, remaining_ms, apply)
+            decisions = self._run(responses, remaining_ms, apply)
         finally:
             with self._records_lock:
                 records, self._records = self._records, []
             if records:
                 self._attempts.write(records)
+        for result, count in Counter(decision.result for decision in decisions.values()).items():
+            if result is not Result.NOT_ATTEMPTED:
+                self._metrics.add_metric(name=result.value, unit=MetricUnit.Count, value=count)
+        return decisions
 
     def _run(
         self,
@@ -246,7 +259,7 @@ class Delivery:
                 decisions.update(_release(queue[index:], "not enough time left in this invocation"))
                 break
             if queued.recover is not None:  # a recover's job: its responses back on the queue, behind it
-                requeue_job(queued.recover, self._log, self._state, self._requeue)
+                requeue_job(queued.recover, self._log, self._state, self._queue.requeue)
                 decisions[queued.message_id] = Done(Result.REQUEUED)
                 continue
             if queued.resume is not None or queued.probe is not None:
@@ -570,7 +583,7 @@ class Delivery:
             return  # parked already, or recovered
         change = Change.PARKED if state is EndpointState.PARKED else Change.DISABLED
         if state is EndpointState.PARKED:
-            self._probe_later(client.client_id)
+            self._queue.probe_later(client.client_id)
         self._logger.warning(
             f"endpoint {state}: its responses leave the queue for the responses log until it is back",
             extra={"client_id": client.client_id, "reason": reason},
@@ -615,7 +628,7 @@ class Delivery:
             )
             if client.parked_conversations > 0 or client.endpoint_state in PARKING:
                 parked = self._state.parked(client.client_id)
-                self._nudge(client.client_id, parked)
+                self._queue.nudge(client.client_id, parked)
                 self._logger.info("parked conversations resumed", extra={**extra, "conversations": len(parked)})
         self._metrics.add_metric(name=change, unit=MetricUnit.Count, value=1)
 
