@@ -81,19 +81,24 @@ def _tables(template: dict[str, Any], resolver: Resolver, dynamodb: Any) -> None
     for name, spec in resources_of_type(template, "AWS::DynamoDB::Table").items():
         props = resolver(spec["Properties"])
         table = f"{STACK_NAME}-{name}"
-        description = dynamodb.create_table(
-            TableName=table,
-            KeySchema=props["KeySchema"],
-            AttributeDefinitions=props["AttributeDefinitions"],
-            BillingMode=props["BillingMode"],
-            **(
-                {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}
-            ),
-        )["TableDescription"]
-        if ttl := props.get("TimeToLiveSpecification"):
-            dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification=ttl)
+        description = create_table(dynamodb, table, props)
         resolver.refs[name] = table
         resolver.attributes[name] = {"Arn": description["TableArn"]}
+
+
+def create_table(dynamodb: Any, table: str, props: dict[str, Any]) -> dict[str, Any]:
+    """The table as a template's AWS::DynamoDB::Table properties describe it (keys, billing, indexes, TTL)."""
+    indexes = {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}
+    description: dict[str, Any] = dynamodb.create_table(
+        TableName=table,
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        BillingMode=props["BillingMode"],
+        **indexes,
+    )["TableDescription"]
+    if ttl := props.get("TimeToLiveSpecification"):
+        dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification=ttl)
+    return description
 
 
 def _secrets(template: dict[str, Any], resolver: Resolver, client: Any, values: dict[str, str]) -> None:

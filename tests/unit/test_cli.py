@@ -19,6 +19,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from standardwebhooks import Webhook
 
+from devstack.provision import create_table
 from devstack.template import load
 from relay.errors import Unauthorized
 from relay.models import Client
@@ -72,13 +73,7 @@ def _no_table_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def clients_table(dynamodb: Any, name: str) -> str:
     """The template's clients table (its keys and billing), alone: the only table these commands touch."""
-    properties = load()["Resources"]["ClientsTable"]["Properties"]
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=properties["KeySchema"],
-        AttributeDefinitions=properties["AttributeDefinitions"],
-        BillingMode=properties["BillingMode"],
-    )
+    create_table(dynamodb, name, load()["Resources"]["ClientsTable"]["Properties"])
     return name
 
 

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from memory import Clock
 
+from devstack.provision import create_table
 from devstack.template import load
 from relay.rate_limits import DEFAULT_RATE, MAX_RATE, RateLimit, Verdict
 from relay.settings import InboundSettings
@@ -38,13 +39,7 @@ class OneWriteAtATime:
 @pytest.fixture
 def dynamodb(aws: boto3.Session) -> OneWriteAtATime:
     client = aws.client("dynamodb")
-    properties = load()["Resources"]["RateLimitsTable"]["Properties"]
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=properties["KeySchema"],
-        AttributeDefinitions=properties["AttributeDefinitions"],
-        BillingMode=properties["BillingMode"],
-    )
+    create_table(client, TABLE, load()["Resources"]["RateLimitsTable"]["Properties"])
     return OneWriteAtATime(client)
 
 
