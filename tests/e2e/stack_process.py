@@ -112,18 +112,19 @@ class StackProcess:
             self._show_why_it_is_still_running()
             raise
 
+    def pids(self, command: str) -> list[int]:
+        """The processes of the stack's session whose command line matches `command` (a pgrep pattern)."""
+        found = subprocess.run(
+            ["pgrep", "-s", str(self.process.pid), "-f", command], capture_output=True, text=True, check=False
+        )
+        return [int(pid) for pid in found.stdout.split()]
+
     def _show_why_it_is_still_running(self) -> None:
         """The stack's signal dispositions and each of its threads' stack (it dumps them on SIGUSR1), in its output."""
-        found = subprocess.run(
-            ["pgrep", "-s", str(self.process.pid), "-f", "python.* -m devstack$"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        for pid in found.stdout.split():
+        for pid in self.pids("python.* -m devstack$"):
             status = Path(f"/proc/{pid}/status").read_text()
             self.lines.extend(line for line in status.splitlines() if line.startswith(("State", "Sig")))
-            os.kill(int(pid), signal.SIGUSR1)
+            os.kill(pid, signal.SIGUSR1)
         time.sleep(2)
 
     def leftovers(self, timeout: float = 10.0) -> list[str]:

@@ -65,16 +65,21 @@ def test_the_banners_commands_work_as_printed_and_ctrl_c_stops_everything() -> N
         assert "Traceback" not in stack.output
 
 
-def test_sigterm_to_make_leaves_no_process_behind() -> None:
+def test_sigterm_to_make_with_a_second_signal_in_the_clean_up_leaves_no_process_behind() -> None:
     with StackProcess.start(environment(), ["make", "--no-print-directory", "dev"]) as stack:
         assert len(stack.leftovers(timeout=0)) >= 4, "make, the stack and a container for each function"
+        (stack_pid,) = stack.pids("python.* -m devstack$")
 
-        # `kill <pid>`: only make is told, and the stack gets SIGTERM from it (make passes it on; were make killed
-        # outright, the stack's watch of it sends it) as from a `kill` of its own pid.
-        stack.interrupt(signal.SIGTERM, group=False)
+        # `kill <pid>` of make: only make is told, and the stack gets SIGTERM from it (make passes it on; were make
+        # killed outright, the stack's watch of it sends it). A second signal at once, as when a terminal and make
+        # both pass one on, lands in the clean-up and must not cut it short.
+        stack.process.send_signal(signal.SIGTERM)
+        os.kill(stack_pid, signal.SIGINT)
+        stack.process.wait(30)
 
         assert stack.leftovers() == []
-        assert "stopping" in stack.output
+        stack.wait_for_output(r"stack +stopped")
+        assert "Traceback" not in stack.output
 
 
 def test_bad_settings_are_each_named_before_anything_starts() -> None:
@@ -116,18 +121,6 @@ def test_a_port_in_use_is_named() -> None:
 
     assert result.returncode == 1
     assert re.search(rf"port {port} is in use; choose another, e.g. PORT=\d+ make dev", result.stderr)
-
-
-def test_a_second_signal_during_the_clean_up_does_not_cut_it_short() -> None:
-    with StackProcess.start(environment()) as stack:
-        # Two signals at once, as when a terminal and `make` both pass one on: the second lands in the clean-up.
-        os.kill(stack.process.pid, signal.SIGINT)
-        os.kill(stack.process.pid, signal.SIGTERM)
-        stack.process.wait(30)
-
-        assert stack.leftovers() == []
-        stack.wait_for_output(r"stack +stopped")
-        assert "Traceback" not in stack.output
 
 
 def _check_the_docs_examples(stack: StackProcess, curl_answer: str) -> None:
