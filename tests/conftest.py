@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import boto3
@@ -41,6 +42,18 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
     monkeypatch.setattr(boto3, "Session", session_sharing_service_data)
     with mock_aws():
         yield session_sharing_service_data()
+
+
+@pytest.fixture(autouse=True)
+def _functions_log_left_writable() -> Iterator[None]:
+    """A test may point the functions' logger at its captured output (capsys, capfd), but must put it back: that
+    output is closed after the test, and every later log line of the run would fail on it (slowly, a traceback
+    each). Set up before, so torn down after, the test's own fixtures."""
+    yield
+    observability = sys.modules.get("relay.observability")
+    handler = observability.logger.registered_handler if observability else None
+    stream = getattr(handler, "stream", None)
+    assert not getattr(stream, "closed", False), f"the test left the functions' logger on a closed stream, {stream}"
 
 
 # One server each for the session, emptied around every test: stopping a server waits for its poll loop

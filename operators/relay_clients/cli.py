@@ -23,7 +23,8 @@ import argparse
 import logging
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -101,11 +102,29 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
+    with _diagnostics_on_stderr():
+        return _main(argv)
+
+
+@contextmanager
+def _diagnostics_on_stderr() -> Iterator[None]:
+    """The flows' log lines are diagnostics: on stderr while a command runs, so what it prints (JSON for health,
+    attempts, test, recover) is all there is on stdout, for jq or a script. Back on their own stream afterwards:
+    main() also runs in-process (tests, scripts), whose stderr may be gone by the next log line."""
+    handler = logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        yield
+        return
+    own = handler.stream
+    handler.stream = sys.stderr  # not setStream, which flushes the stream it replaces
+    try:
+        yield
+    finally:
+        handler.stream = own
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _build_parser()
-    # The flows' log lines are diagnostics: on stderr, so what a command prints (JSON for health, attempts, test,
-    # recover) is all there is on stdout, for jq or a script.
-    if isinstance(handler := logger.registered_handler, logging.StreamHandler):
-        handler.stream = sys.stderr  # not setStream: it would flush the stream of a previous main() (a test's, closed)
     try:
         args = parser.parse_args(argv)
         run: Callable[[Context, argparse.Namespace], int] = args.run

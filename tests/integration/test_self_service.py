@@ -339,8 +339,12 @@ def operator(relay: Relay, capfd: pytest.CaptureFixture[str], *argv: str) -> tup
     capfd.readouterr()
     handler = logger.registered_handler
     assert isinstance(handler, logging.StreamHandler)
+    own = handler.stream
     handler.stream = sys.stdout  # as in a process of its own, where the log's handler starts on stdout
-    status = cli.main([command, client_id, *where, *rest])
+    try:
+        status = cli.main([command, client_id, *where, *rest])
+    finally:  # capfd's stdout is closed after this test: later tests' log lines would each fail on it
+        handler.stream = own
     out, err = capfd.readouterr()
     return status, out, err
 
