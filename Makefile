@@ -97,7 +97,6 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/local_stack.py
 	$(PY) benchmarks/stream.py
 	$(PY) benchmarks/isolation.py
-	$(PY) -m pytest -q -s tests/e2e/test_relay_over_http.py -k twenty
 	REPLY_LATENCY_RUNS=10 $(PY) -m pytest -q -s tests/e2e/test_replies_over_http.py -k latency
 
 ## make openapi: regenerate openapi.yaml from the models (a test fails while the committed file is stale)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -85,15 +84,14 @@ def test_a_receiver_failing_twice_gets_its_responses_in_order_without_holding_up
     assert {a.webhook_id for a in failures} == {flaky_attempts[len(failures)].webhook_id}, "retries keep webhook-id"
 
 
-def test_twenty_conversations_at_once_are_all_delivered_each_in_order(stack: StackProcess, receiver: Receiver) -> None:
-    chats = [conversation() for _ in range(20)]
-    started = time.monotonic()
+def test_conversations_at_once_are_all_delivered_each_in_order(stack: StackProcess, receiver: Receiver) -> None:
+    # Twice as many as each function's local containers: they are taken by several at once, and interleave.
+    chats = [conversation() for _ in range(8)]
 
     with ThreadPoolExecutor(len(chats)) as pool:
         answers = list(pool.map(lambda chat: send(stack, chat, chat, replies=3), chats))
 
-    assert [status for status, _ in answers] == [200] * 20
+    assert [status for status, _ in answers] == [200] * len(chats)
     receiver.wait_for(dict.fromkeys(chats, 3))
-    print(f"\n20 conversations x 3 responses delivered in {time.monotonic() - started:.2f} s")
     for chat in chats:
         assert receiver.delivered(chat) == [f"{chat} #1", f"{chat} #2", f"{chat} #3"]
