@@ -18,7 +18,7 @@ UV_FLAGS := --quiet
 # Python process would then compile boto3, moto and pydantic again: compiled once at install, pytest runs 128 -> 106 s.
 UV_INSTALL := $(UV) pip install $(UV_FLAGS) --compile-bytecode
 
-.PHONY: dev test lint unit integration e2e fuzz bench build openapi docs clean
+.PHONY: dev test lint lint-code lint-types lint-template unit integration e2e fuzz bench build openapi docs clean
 
 $(UV): requirements-setup.txt
 	$(NEED_PYTHON)
@@ -56,18 +56,25 @@ dev: $(VENV)/.installed
 	@$(PY) -m devstack
 
 ## make test: lint, then every test: unit (with the template's sam validate and checkov), integration, e2e
-# The lint (mostly mypy's CPU) and the installing of .tools (mostly waiting on the registry) run at once.
-test: $(CHROMIUM)
-	@$(MAKE) --no-print-directory -j2 lint $(TOOLS)/.installed
+# What comes before the tests runs at once, each target's output together: the installs (mostly waiting on the
+# registries), then the lint's parts (mypy's and cfn-lint's CPU, one core each).
+test:
+	@$(MAKE) --no-print-directory -j4 --output-sync=target lint $(TOOLS)/.installed $(CHROMIUM)
 	$(PY) -m pytest -n 2 --dist loadgroup
 
-lint: $(VENV)/.installed
+lint: lint-code lint-types lint-template
+
+lint-code: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/cfn-lint template.yaml
+
+lint-types: $(VENV)/.installed
 	$(VENV)/bin/mypy
 	@# tests/conftest.py shares the module name `conftest` with tests/e2e/conftest.py: checked in a run of its own.
 	$(VENV)/bin/mypy tests/conftest.py tests/harness.py tests/iam_policy.py tests/doc_examples.py
+
+lint-template: $(VENV)/.installed
+	$(VENV)/bin/cfn-lint template.yaml
 
 # The unit tests run sam validate and checkov on the template: they need .tools.
 unit: $(VENV)/.installed $(TOOLS)/.installed
