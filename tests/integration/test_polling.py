@@ -153,7 +153,7 @@ def test_a_poller_passing_the_watermark_back_sees_each_response_once_in_order(re
                 query = {"after": watermarks[conversation]} if conversation in watermarks else {}
                 page = relay.get_responses(acme, conversation, limit=2, **query)
                 if page.status == 429:  # polling faster than the client's rate: waits as told, as a poller should
-                    time.sleep(int(page.headers["Retry-After"]))
+                    time.sleep(int(page.headers["retry-after"]))
                     continue
                 seen[conversation] += texts(page)
                 watermarks[conversation] = page.json()["watermark"]
