@@ -48,9 +48,7 @@ $(TOOLS)/.installed: requirements-tools.txt | $(UV)
 	$(NEED_PYTHON)
 	@echo "Setting up $(TOOLS) with the SAM CLI and checkov (first run only)..."
 	$(UV) venv $(UV_FLAGS) --seed --allow-existing --python $(PYTHON) $(TOOLS)
-	@# Not compiled: the tests run sam and checkov once each, which compile only what they import (12 s more CPU),
-	@# not all of .tools (32 s more CPU, at the same time as the lint).
-	$(UV) pip install $(UV_FLAGS) --python $(TOOLS)/bin/python -r requirements-tools.txt
+	$(UV_INSTALL) --python $(TOOLS)/bin/python -r requirements-tools.txt
 	touch $@
 
 ## make dev: the whole system on this machine: moto for AWS, a built-in echo bot and receiver. Ctrl-C stops it.
