@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -326,7 +327,14 @@ def test_a_bad_recover_window_is_refused_naming_the_field(relay: Relay) -> None:
 # ── relay-clients health, attempts, test, recover: the same answers, for an operator ──
 
 
-def operator(relay: Relay, capfd: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+type Operator = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def operator(relay: Relay, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Operator:
+    """relay-clients run against the relay's tables: its status, stdout and stderr."""
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
     where = [
         "--table",
         relay.stack.ref("ClientsTable"),
@@ -335,31 +343,28 @@ def operator(relay: Relay, capfd: pytest.CaptureFixture[str], *argv: str) -> tup
         "--delivery-state-table",
         relay.stack.ref("DeliveryStateTable"),
     ]
-    command, client_id, *rest = argv
-    capfd.readouterr()
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    own = handler.stream
-    handler.stream = sys.stdout  # as in a process of its own, where the log's handler starts on stdout
-    try:
+
+    def run(command: str, client_id: str, *rest: str) -> tuple[int, str, str]:
+        capfd.readouterr()
+        # As in a process of its own, where the log's handler starts on stdout (the test's, which capfd reads while
+        # the test runs); put back after the test, when that stdout is closed.
+        monkeypatch.setattr(handler, "stream", sys.stdout)
         status = cli.main([command, client_id, *where, *rest])
-    finally:  # capfd's stdout is closed after this test: later tests' log lines would each fail on it
-        handler.stream = own
-    out, err = capfd.readouterr()
-    return status, out, err
+        out, err = capfd.readouterr()
+        return status, out, err
+
+    return run
 
 
-def test_an_operator_sees_what_the_client_sees(
-    relay: Relay, receiver: HTTPServer, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_an_operator_sees_what_the_client_sees(relay: Relay, receiver: HTTPServer, operator: Operator) -> None:
     url = scripted(receiver, {"a": [(503, "busy")]})
     _, token = relay.add_client("acme", response_url=url)
     relay.say(token, "c-1", "a")
     relay.drain()
 
-    health = operator(relay, capfd, "health", "acme")
-    failed = operator(relay, capfd, "attempts", "acme", "--status", "failed")
-    paged = operator(relay, capfd, "attempts", "acme", "--limit", "1")
+    health = operator("health", "acme")
+    failed = operator("attempts", "acme", "--status", "failed")
+    paged = operator("attempts", "acme", "--limit", "1")
 
     assert health[0] == 0 and json.loads(health[1]) == client(relay, token)
     assert failed[0] == 0 and json.loads(failed[1]) == relay.call("GET", "/deliveries", token, status="failed").json()
@@ -367,15 +372,13 @@ def test_an_operator_sees_what_the_client_sees(
 
 
 def test_an_operator_tests_a_clients_url_and_recovers_its_window(
-    relay: Relay, receiver: HTTPServer, capfd: pytest.CaptureFixture[str]
+    relay: Relay, receiver: HTTPServer, operator: Operator
 ) -> None:
     receiver.expect_request("/teapot", method="POST").respond_with_data("I'm a teapot", status=418)
     _, token = relay.add_client("acme", response_url=receiver.url_for("/teapot"))
 
-    status, out, _ = operator(relay, capfd, "test", "acme")
+    status, out, _ = operator("test", "acme")
     recovered = operator(
-        relay,
-        capfd,
         "recover",
         "acme",
         "--since",
@@ -393,7 +396,7 @@ def test_an_operator_tests_a_clients_url_and_recovers_its_window(
     assert recovered[0] == 0 and json.loads(recovered[1]) == {"responses": 0, "conversations": 0}
 
 
-def test_an_operators_mistake_is_named(relay: Relay, capfd: pytest.CaptureFixture[str]) -> None:
+def test_an_operators_mistake_is_named(relay: Relay, operator: Operator) -> None:
     relay.add_client("acme")
     mistakes = [
         (("attempts", "acme", "--since", "yesterday"), "--since"),
@@ -403,5 +406,5 @@ def test_an_operators_mistake_is_named(relay: Relay, capfd: pytest.CaptureFixtur
     ]
 
     for argv, named in mistakes:
-        status, _, err = operator(relay, capfd, *argv)
+        status, _, err = operator(*argv)
         assert status in (1, 2) and named in err, (argv, err)
