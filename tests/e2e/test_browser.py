@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import urllib3
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Route, expect, sync_playwright
 
 import doc_examples
 from parties import BOT_SECRET, CLIENT_ID, CLIENT_TOKEN, responses
@@ -204,6 +204,20 @@ def test_the_example_page_of_an_allowed_origin_sends_and_shows_the_answer(exampl
 
     expect(page.locator("#log .bot")).to_have_text(["bot: hello #1"])
     expect(page.locator("#problem")).to_be_hidden()
+
+
+def test_the_example_page_takes_a_message_only_once_its_chat_is_ready(example: int, page: Page) -> None:
+    held: list[Route] = []
+    page.route("**/chat-session", lambda route: held.append(route))  # the back end's token answer, held back
+    page.goto(f"http://localhost:{example}/")
+    while not held:
+        page.wait_for_timeout(50)
+
+    # An Enter now would submit the form and reload the page, losing what was typed.
+    expect(page.locator("#text")).to_be_disabled()
+    held[0].continue_()
+    say(page, "hello")
+    expect(page.locator("#log .bot")).to_have_text(["bot: hello #1"])
 
 
 def test_the_example_page_of_an_origin_the_relay_does_not_allow_says_so_on_the_page(
