@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import itertools
 import json
 import threading
@@ -21,6 +23,7 @@ from werkzeug import Response as HttpResponse
 if TYPE_CHECKING:
     from devstack.esm import EventSourceMapping
     from devstack.lambdas import LocalFunction
+    from devstack.provision import Stack
 
 BOT_TOKEN = "bp_pat_test_token"
 BOT_TIMEOUT_SECONDS = 5
@@ -199,6 +202,46 @@ def _mapping(function: Callable[[Relay], LocalFunction]) -> _OnFirstUse[EventSou
     return _OnFirstUse(make)
 
 
+_provisioned: dict[str, tuple[Stack, list[tuple[Any, str, str, Any]]]] = {}
+"""Per template, parameters and secrets: the stack as provisioned, and moto's resources right after."""
+
+
+def provisioned(parameters: dict[str, str], secret_values: dict[str, str], session: boto3.Session) -> Stack:
+    """The template's resources on a fresh moto, as devstack.provision makes them. Provisioned through the AWS API
+    once per template and parameters in this process; every later test's moto gets a copy of the resources then
+    made: a third of a second of CPU per test, most of an integration test's set-up."""
+    from moto.core.base_backend import BackendDict
+
+    from devstack import provision
+
+    template = provision.load()  # type: ignore[attr-defined]  # the template provision reads (a test may replace it)
+    key = hashlib.sha256(json.dumps([template, parameters, secret_values], sort_keys=True).encode()).hexdigest()
+    if BackendDict._instances:  # not a fresh moto: this test made resources of its own before
+        return provision.provision(parameters, dict(secret_values), session)
+    if key not in _provisioned:
+        stack = provision.provision(parameters, dict(secret_values), session)
+        made = [
+            (services, account, region, _copy(resources))
+            for services in BackendDict._instances
+            for account, regions in services.items()
+            for region, resources in regions.items()
+        ]
+        _provisioned[key] = (copy.deepcopy(stack), made)
+        return stack
+    stack, made = _provisioned[key]
+    for services, account, region, resources in made:
+        dict.__setitem__(services[account], region, _copy(resources))
+    return copy.deepcopy(stack)
+
+
+def _copy(resources: Any) -> Any:
+    """A copy of one service's resources in an account and region; an SQS queue's lock is not copied but made anew."""
+    memo: dict[int, Any] = {
+        id(queue._messages_lock): threading.Condition() for queue in getattr(resources, "queues", {}).values()
+    }
+    return copy.deepcopy(resources, memo)
+
+
 class Relay:
     """The deployed system, in-process: the template's resources on moto, its six functions (each loaded when first
     used), their event sources."""
@@ -214,13 +257,12 @@ class Relay:
     stream_mapping = _mapping(lambda relay: relay.stream)
 
     def __init__(self, session: boto3.Session, bot: HTTPServer, parameters: dict[str, str] | None = None) -> None:
-        from devstack.provision import provision
         from relay.stores.clients import ClientStore
         from relay.stores.responses_log import ResponsesLog
 
         self._making = threading.RLock()
         self.bot = bot
-        self.stack = provision(
+        self.stack = provisioned(
             {
                 "BotWebhookUrl": bot.url_for("/webhook"),
                 "BotTimeoutSeconds": str(BOT_TIMEOUT_SECONDS),
@@ -228,8 +270,8 @@ class Relay:
                 "DeliveryMaxAttempts": str(MAX_ATTEMPTS),
                 **(parameters or {}),
             },
-            secret_values={"BotTokenSecret": BOT_TOKEN},
-            session=session,
+            {"BotTokenSecret": BOT_TOKEN},
+            session,
         )
         self.session = session
         self.sqs = session.client("sqs")
