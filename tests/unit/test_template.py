@@ -1,11 +1,10 @@
-"""template.yaml: valid for SAM, its handlers exist, least privilege, and the retry settings agree."""
+"""template.yaml: its handlers exist, least privilege, and the retry settings agree (`make lint` runs cfn-lint,
+sam validate --lint and checkov on it)."""
 
 from __future__ import annotations
 
 import ast
-import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +17,8 @@ from relay.flows.delivery import ATTEMPT_RESERVE_SECONDS
 from relay.settings import MAX_RETRY_DELAY_SECONDS, DeliverySettings, InboundSettings
 from relay.stores.clients import AUTH_ATTRIBUTES, PROFILE_ATTRIBUTES, SIGNING_ATTRIBUTES
 
-TOOLS = ROOT / ".tools" / "bin"
 TEMPLATE = load()
 FUNCTIONS = resources_of_type(TEMPLATE, "AWS::Serverless::Function")
-
-
-def run_tool(*command: str) -> subprocess.CompletedProcess[str]:
-    executable = TOOLS / command[0]
-    if not executable.exists():
-        pytest.fail(f"{executable} is missing: run `make test`, which installs it")
-    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
-    return subprocess.run(
-        [str(executable), *command[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
-
-
-def test_sam_validate_lint_passes() -> None:
-    result = run_tool("sam", "validate", "--lint")
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_checkov_finds_nothing_unexplained() -> None:
-    """Every finding is fixed or skipped in the template with a reason."""
-    result = run_tool(
-        "checkov", "--quiet", "--compact", "--skip-download", "--framework", "cloudformation", "-f", "template.yaml"
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
