@@ -18,9 +18,10 @@ UV_FLAGS := --quiet
 # Python to write bytecode, which PYTHONDONTWRITEBYTECODE (set on these machines) forbids: every process would
 # compile boto3, moto and pydantic again, each pytest worker rewrite the tests and plugins again, each container
 # the layer again. What the tests' many processes import at the same moment is compiled at install instead (they
-# each compiled it, 57 s of CPU); the lint's and the SAM CLI's packages, each imported by one process, are not.
+# each compiled it, 57 s of CPU), but for what no test imports: mypy (the lint's one process), pip, and cfn-lint with
+# what it needs (moto brings it for CloudFormation). .tools is left to its two processes, the lint's.
 UV_INSTALL := $(UV) pip install $(UV_FLAGS)
-LINT_ONLY := /(sympy|networkx|cfnlint|mypy|mypyc|graphql|pip)/
+UNTESTED := /(mypy|mypyc|pip|cfnlint|sympy|networkx|graphql)/
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: dev test lint lint-code lint-types lint-template unit integration e2e fuzz bench build openapi docs clean
@@ -39,7 +40,7 @@ $(VENV)/.installed: pyproject.toml layers/relay/requirements.txt requirements-ru
 	$(UV) venv $(UV_FLAGS) --seed --allow-existing --python $(PYTHON) $(VENV)
 	$(UV_INSTALL) --python $(PY) -r layers/relay/requirements.txt -r requirements-runtime.txt -r requirements-dev.txt
 	$(UV_INSTALL) --python $(PY) --no-deps -e .
-	$(PY) -m compileall -q -j 0 -x '$(LINT_ONLY)' $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+	$(PY) -m compileall -q -j 0 -x '$(UNTESTED)' $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 	touch $@
 
 # The browser test drives Debian's Chromium (Playwright's own browser download cannot be used): installed with apt
@@ -77,7 +78,7 @@ test:
 	if [ $$linted != 0 ]; then echo "make lint failed (above)" >&2; fi; \
 	[ $$tested = 0 ] && [ $$linted = 0 ]
 
-## make lint: ruff, mypy, and the template's cfn-lint, sam validate --lint and checkov
+## make lint: ruff, mypy, and on the template sam validate --lint (SAM's transform, then cfn-lint) and checkov
 lint: lint-code lint-types lint-template
 
 lint-code: $(VENV)/.installed
@@ -90,8 +91,7 @@ lint-types: $(VENV)/.installed
 	$(VENV)/bin/mypy tests/conftest.py tests/harness.py tests/iam_policy.py tests/doc_examples.py
 
 # checkov: every finding fixed, or skipped in the template with its reason.
-lint-template: $(VENV)/.installed $(TOOLS)/.installed
-	$(VENV)/bin/cfn-lint template.yaml
+lint-template: $(TOOLS)/.installed
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(TOOLS)/bin/sam validate --lint
 	$(TOOLS)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 

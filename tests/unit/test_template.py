@@ -1,4 +1,4 @@
-"""template.yaml: its handlers exist, least privilege, and the retry settings agree (`make lint` runs cfn-lint,
+"""template.yaml: its handlers exist, least privilege, and the retry settings agree (`make lint` runs
 sam validate --lint and checkov on it)."""
 
 from __future__ import annotations
