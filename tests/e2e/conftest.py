@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Iterator
 
@@ -59,6 +60,9 @@ def stack(bot: Bot, receiver: Receiver, example_port: int, request: pytest.Fixtu
         # a rate of its own keeps one test's traffic from spending the next one's (test_rate_limits has its own).
         relay_clients(running, "set-rate", CLIENT_ID, str(MAX_RATE))
         yield running
+        # Stopped as Ctrl-C in its terminal stops it, the whole group told at once: nothing it started is left.
+        running.interrupt(signal.SIGINT)
+        assert running.leftovers() == [], "the stack left processes behind after Ctrl-C"
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups: otherwise it ran first and saw none
