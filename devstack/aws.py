@@ -15,6 +15,7 @@ import io
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
@@ -120,6 +121,22 @@ def _remember_names() -> None:
     responses.method_names_from_class = names
 
 
+def _read_the_clock_cheaply() -> None:
+    """moto's SQS reads the clock for every message of a queue on each send and receive (is it visible, delayed,
+    past its retention) through datetime arithmetic, 3 µs a read: behind a client whose held responses fill the
+    delivery queue, that was a third of moto's time, and moto serves one request at a time, so every client's
+    calls waited on it. The same seconds since the epoch, read from time.time()."""
+    from moto.sqs import models
+
+    exact = models.unix_time
+
+    def unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else float(exact(dt))
+
+    models.unix_time = unix_time
+    models.unix_time_millis = lambda dt=None: unix_time(dt) * 1000.0
+
+
 def main() -> None:
     # No CORS headers on every answer: no browser calls this moto (read by moto's settings at import).
     os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"
@@ -133,6 +150,7 @@ def main() -> None:
 
     behave_as_aws()  # in the process that runs moto, where the relay relies on AWS's behaviour
     _remember_names()
+    _read_the_clock_cheaply()
     server = AwsServer(Dispatcher(create_backend_app))
     threading.Thread(target=server.serve_forever, name="moto", daemon=True).start()
     print(f"{READY}{server.url}", flush=True)
