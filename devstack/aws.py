@@ -131,7 +131,7 @@ def _read_the_clock_cheaply() -> None:
     exact = models.unix_time
 
     def unix_time(dt: Any = None) -> float:
-        return time.time() if dt is None else float(exact(dt))
+        return time.time() if dt is None else exact(dt)
 
     models.unix_time = unix_time
     models.unix_time_millis = lambda dt=None: unix_time(dt) * 1000.0

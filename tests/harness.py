@@ -216,10 +216,14 @@ def provisioned(parameters: dict[str, str], secret_values: dict[str, str], sessi
 
     template = provision.load()  # type: ignore[attr-defined]  # the template provision reads (a test may replace it)
     key = hashlib.sha256(json.dumps([template, parameters, secret_values], sort_keys=True).encode()).hexdigest()
-    if BackendDict._instances:  # not a fresh moto: this test made resources of its own before
-        return provision.provision(parameters, dict(secret_values), session)
-    if key not in _provisioned:
-        stack = provision.provision(parameters, dict(secret_values), session)
+    fresh = not BackendDict._instances  # else this test made resources of its own first: provisioned beside them
+    if fresh and key in _provisioned:
+        stack, made = _provisioned[key]
+        for services, account, region, resources in made:
+            dict.__setitem__(services[account], region, _copy(resources))
+        return copy.deepcopy(stack)
+    stack = provision.provision(parameters, dict(secret_values), session)
+    if fresh:
         made = [
             (services, account, region, _copy(resources))
             for services in BackendDict._instances
@@ -227,11 +231,7 @@ def provisioned(parameters: dict[str, str], secret_values: dict[str, str], sessi
             for region, resources in regions.items()
         ]
         _provisioned[key] = (copy.deepcopy(stack), made)
-        return stack
-    stack, made = _provisioned[key]
-    for services, account, region, resources in made:
-        dict.__setitem__(services[account], region, _copy(resources))
-    return copy.deepcopy(stack)
+    return stack
 
 
 def _copy(resources: Any) -> Any:

@@ -210,8 +210,11 @@ def test_the_example_page_takes_a_message_only_once_its_chat_is_ready(example: i
     held: list[Route] = []
     page.route("**/chat-session", lambda route: held.append(route))  # the back end's token answer, held back
     page.goto(f"http://localhost:{example}/")
-    while not held:
+    for _ in range(200):  # 10 s for the page to ask its back end
+        if held:
+            break
         page.wait_for_timeout(50)
+    assert held, "the page never asked its back end for a chat session"
 
     # An Enter now would submit the form and reload the page, losing what was typed.
     expect(page.locator("#text")).to_be_disabled()
