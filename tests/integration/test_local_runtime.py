@@ -240,6 +240,29 @@ def test_busy_containers_make_a_function_start_another_up_to_its_concurrency(han
     assert len(set(results)) == 2, json.dumps(results)
 
 
+def test_a_container_that_comes_free_goes_to_a_client_waiting_behind_another_clients_burst(handler_dir: Path) -> None:
+    function = Function(spec(handler_dir), concurrency=1)
+    finished: list[str] = []
+
+    def call(client: str, seconds: float) -> None:
+        function.invoke({"headers": {"authorization": f"Bearer {client}.secret"}, "sleep": seconds})
+        finished.append(client)
+
+    # The flooding client holds the one container; three more of its requests, then one of another client's, wait.
+    arrivals = [("flood", 2.0), ("flood", 0.1), ("flood", 0.1), ("flood", 0.1), ("other", 0.0)]
+    threads = [threading.Thread(target=call, args=arrival) for arrival in arrivals]
+    try:
+        for thread in threads:
+            thread.start()
+            time.sleep(0.2)  # in this order, well within the first request's 2 s
+        for thread in threads:
+            thread.join(30)
+    finally:
+        function.stop()
+
+    assert finished == ["flood", "other", "flood", "flood", "flood"]
+
+
 def test_the_dead_letter_queue_watched_is_the_one_the_delivery_queue_redrives_to(relay: Relay) -> None:
     from devstack.local import _dead_letter_queue
 
