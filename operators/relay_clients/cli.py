@@ -33,7 +33,6 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 from pydantic import TypeAdapter, ValidationError
 
 from relay import signing
-from relay.adapters.delivery_queue import DeliveryQueue
 from relay.adapters.redelivery import Redelivery
 from relay.adapters.webhook import WebhookSender
 from relay.attempts import DeliveriesQuery
@@ -258,7 +257,7 @@ def set_url(context: Context, args: argparse.Namespace) -> int:
     if queues is not None:
         table, queue_url = queues
         parked = DeliveryState(context.aws("dynamodb"), table).parked(client.client_id)
-        DeliveryQueue(context.aws("sqs"), queue_url, "").nudge(client.client_id, parked)
+        Redelivery(context.aws("sqs"), queue_url).nudge(client.client_id, parked)
         print(f"Its {len(parked)} parked conversation(s) are delivered from the responses log, each in order.")
     return OK
 
