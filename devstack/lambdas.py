@@ -153,9 +153,11 @@ class LocalFunction:
         for observe in session_observers:
             observe(spec, self.session)
         # The clients the handler creates at import (`boto3.client(...)`) come from the function's own session.
+        # The environment as an invocation sets it: another function's invocation ending meanwhile (a test's other
+        # thread) leaves it set, where restoring os.environ there had taken it away from the import.
         with (
             _importing,
-            mock.patch.dict(os.environ, self.environment),
+            _environment(self.environment),
             mock.patch.object(boto3, "DEFAULT_SESSION", self.session),
         ):
             sys.modules[module_spec.name] = self.module

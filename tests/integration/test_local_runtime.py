@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,27 @@ def test_a_container_that_comes_free_goes_to_a_client_waiting_behind_another_cli
         function.stop()
 
     assert finished == ["flood", "other", "flood", "flood", "flood"]
+
+
+def test_a_handler_imported_while_another_functions_invocation_ends_keeps_its_environment(tmp_path: Path) -> None:
+    from devstack.lambdas import LocalFunction
+
+    for name, code in {
+        "busy": "import time\ndef handler(event, context):\n    time.sleep(0.3)\n",
+        # Reads its setting at import, as the relay's handlers do, after the other's invocation has ended.
+        "late": "import os, time\ntime.sleep(1)\nSETTING = os.environ.get('PROBE_SETTING')\n"
+        "def handler(event, context):\n    return SETTING\n",
+    }.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "app.py").write_text(code)
+    busy = LocalFunction(replace(spec(tmp_path / "busy"), name="Busy"))
+    invoking = threading.Thread(target=busy.invoke, args=({},))
+    invoking.start()
+    time.sleep(0.1)  # well within the busy invocation's 0.3 s
+    late = LocalFunction(replace(spec(tmp_path / "late"), name="Late", environment={"PROBE_SETTING": "its own"}))
+    invoking.join()
+
+    assert late.invoke({}) == "its own"
 
 
 def test_the_dead_letter_queue_watched_is_the_one_the_delivery_queue_redrives_to(relay: Relay) -> None:
