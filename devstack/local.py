@@ -63,8 +63,9 @@ class LocalStack:
         self._bound: list[Any] = []
         self._running: list[Any] = []
         self._functions: list[Function] = []
-        self._moto: subprocess.Popen[str] | None = None
+        self._motos: list[subprocess.Popen[str]] = []
         self._moto_url = ""
+        self._dynamodb_url = ""
         self._aws_environment: dict[str, str] = {}
         self.gateway: Gateway | None = None
         self._state_file: Path | None = None
@@ -175,7 +176,8 @@ class LocalStack:
         return "\n".join(
             [
                 "",
-                f"  Messaging relay running locally (AWS on moto at {self._moto_url}).",
+                "  Messaging relay running locally"
+                f" (AWS on moto at {self._moto_url}, DynamoDB at {self._dynamodb_url}).",
                 "",
                 f"  API URL              {self.api_url}",
                 f"  client token         {settings.dev_client_token}   (client '{settings.client_id}')",
@@ -212,31 +214,33 @@ class LocalStack:
             thread.join(5)
         for function in self._functions:
             function.stop()
-        if self._moto:  # last: whatever still runs may yet call AWS
-            self._moto.communicate()  # closes its input: it stops
+        for moto in self._motos:  # last: whatever still runs may yet call AWS
+            moto.communicate()  # closes its input: it stops
 
     # ── parts ──
 
     def _start_moto(self) -> None:
-        # In a process of its own (see devstack.aws), in its own process group like the containers: Ctrl-C in
-        # the terminal reaches the stack, which stops moto last.
-        self._moto = subprocess.Popen(
-            [sys.executable, "-m", "devstack.aws"],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            process_group=0,
-        )
-        assert self._moto.stdout
-        line = self._moto.stdout.readline()
-        if not line.startswith(aws.READY):
-            raise aws.AwsError(f"moto did not start (exit status {self._moto.wait()}); its error is above")
-        self._moto_url = line.removeprefix(aws.READY).strip()
+        # In processes of their own (see devstack.aws), in their own process group like the containers: Ctrl-C in
+        # the terminal reaches the stack, which stops moto last. Two, as AWS's services are apart: DynamoDB in
+        # one, the rest (SNS delivers to SQS within moto) in the other. Each serves one request at a time, so in
+        # one, every table's reads and writes had waited behind the queues' receives and the topic's publishes.
+        self._motos = [
+            subprocess.Popen(
+                [sys.executable, "-m", "devstack.aws"],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                process_group=0,
+            )
+            for _ in range(2)
+        ]
+        self._moto_url, self._dynamodb_url = (self._moto_listening(moto) for moto in self._motos)
         # Every AWS client of the stack and its functions talks to moto, never to an account: the functions'
         # containers get only this besides their own environment; the stack's own clients read it from ours.
         self._aws_environment = {
             "AWS_ENDPOINT_URL": self._moto_url,
+            "AWS_ENDPOINT_URL_DYNAMODB": self._dynamodb_url,
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",  # moto takes any key
             "AWS_DEFAULT_REGION": REGION,
@@ -251,6 +255,15 @@ class LocalStack:
                 del os.environ[name]
         os.environ.update(self._aws_environment)
 
+    @staticmethod
+    def _moto_listening(moto: subprocess.Popen[str]) -> str:
+        """The URL a started moto prints once it listens."""
+        assert moto.stdout
+        line = moto.stdout.readline()
+        if not line.startswith(aws.READY):
+            raise aws.AwsError(f"moto did not start (exit status {moto.wait()}); its error is above")
+        return line.removeprefix(aws.READY).strip()
+
     def _write_state_file(self) -> None:
         """Where `relay-clients --dev` finds this stack: moto's URL and the template's outputs that name resources."""
         assert self.gateway and self.stack
@@ -259,7 +272,13 @@ class LocalStack:
             for name, output in load()["Outputs"].items()
             if isinstance(output["Value"], dict) and output["Value"].get("Ref") in self.stack.resolver.refs
         }
-        local = dev.LocalStack(endpoint_url=self._moto_url, region=REGION, pid=os.getpid(), outputs=outputs)
+        local = dev.LocalStack(
+            endpoint_url=self._moto_url,
+            dynamodb_endpoint_url=self._dynamodb_url,
+            region=REGION,
+            pid=os.getpid(),
+            outputs=outputs,
+        )
         path = dev.state_file(ROOT, self.gateway.server_address[1])
         path.parent.mkdir(exist_ok=True)
         path.write_text(local.model_dump_json(indent=2))

@@ -79,7 +79,8 @@ class Context:
                 aws_secret_access_key="local",  # noqa: S106 (moto's, not a secret)
                 region_name=local.region,
             )
-            return session.client(service, endpoint_url=local.endpoint_url)
+            endpoint = local.dynamodb_endpoint_url if service == "dynamodb" else None
+            return session.client(service, endpoint_url=endpoint or local.endpoint_url)
         session = boto3.Session(profile_name=self.args.profile or None, region_name=self.args.region or None)
         try:
             return session.client(service)

@@ -24,6 +24,8 @@ class LocalStack(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     endpoint_url: str
+    dynamodb_endpoint_url: str | None = None
+    """DynamoDB's, where it is served apart (the stack runs it in a moto of its own); else `endpoint_url`."""
     region: str
     pid: int
     outputs: dict[str, str]
