@@ -250,12 +250,12 @@ def test_a_container_that_comes_free_goes_to_a_client_waiting_behind_another_cli
         finished.append(client)
 
     # The flooding client holds the one container; three more of its requests, then one of another client's, wait.
-    arrivals = [("flood", 2.0), ("flood", 0.1), ("flood", 0.1), ("flood", 0.1), ("other", 0.0)]
+    arrivals = [("flood", 1.0), ("flood", 0.1), ("flood", 0.1), ("flood", 0.1), ("other", 0.0)]
     threads = [threading.Thread(target=call, args=arrival) for arrival in arrivals]
     try:
         for thread in threads:
             thread.start()
-            time.sleep(0.2)  # in this order, well within the first request's 2 s
+            time.sleep(0.1)  # in this order, well within the first request's 1 s
         for thread in threads:
             thread.join(30)
     finally:
@@ -268,9 +268,9 @@ def test_a_handler_imported_while_another_functions_invocation_ends_keeps_its_en
     from devstack.lambdas import LocalFunction
 
     for name, code in {
-        "busy": "import time\ndef handler(event, context):\n    time.sleep(0.3)\n",
+        "busy": "import time\ndef handler(event, context):\n    time.sleep(0.2)\n",
         # Reads its setting at import, as the relay's handlers do, after the other's invocation has ended.
-        "late": "import os, time\ntime.sleep(1)\nSETTING = os.environ.get('PROBE_SETTING')\n"
+        "late": "import os, time\ntime.sleep(0.6)\nSETTING = os.environ.get('PROBE_SETTING')\n"
         "def handler(event, context):\n    return SETTING\n",
     }.items():
         (tmp_path / name).mkdir()
@@ -278,7 +278,7 @@ def test_a_handler_imported_while_another_functions_invocation_ends_keeps_its_en
     busy = LocalFunction(replace(spec(tmp_path / "busy"), name="Busy"))
     invoking = threading.Thread(target=busy.invoke, args=({},))
     invoking.start()
-    time.sleep(0.1)  # well within the busy invocation's 0.3 s
+    time.sleep(0.05)  # well within the busy invocation's 0.2 s
     late = LocalFunction(replace(spec(tmp_path / "late"), name="Late", environment={"PROBE_SETTING": "its own"}))
     invoking.join()
 
