@@ -63,6 +63,7 @@ class Context:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self._aws_clients: dict[str, Any] = {}
         if args.stack and args.dev:
             raise CommandError("give --stack or --dev, not both", BAD_INPUT)
         if args.dev and (args.region or args.profile):
@@ -71,21 +72,31 @@ class Context:
             )
 
     def aws(self, service: str) -> Any:
+        """The command's client of `service`: one each, from one session (a session parses a service's model once)."""
+        if service not in self._aws_clients:
+            self._aws_clients[service] = self._client(service)
+        return self._aws_clients[service]
+
+    def _client(self, service: str) -> Any:
         if self.args.dev:
             local = self._local_stack
-            # moto takes any credentials; none of the operator's own ever reach it.
-            session = boto3.Session(
-                aws_access_key_id="local",
-                aws_secret_access_key="local",  # noqa: S106 (moto's, not a secret)
-                region_name=local.region,
-            )
             endpoint = local.dynamodb_endpoint_url if service == "dynamodb" else None
-            return session.client(service, endpoint_url=endpoint or local.endpoint_url)
-        session = boto3.Session(profile_name=self.args.profile or None, region_name=self.args.region or None)
+            return self._session.client(service, endpoint_url=endpoint or local.endpoint_url)
         try:
-            return session.client(service)
+            return self._session.client(service)
         except ValueError:  # botocore's word for a region that makes no endpoint
             raise CommandError(f"--region {self.args.region!r} is not an AWS region", BAD_INPUT) from None
+
+    @cached_property
+    def _session(self) -> boto3.Session:
+        if self.args.dev:
+            # moto takes any credentials; none of the operator's own ever reach it.
+            return boto3.Session(
+                aws_access_key_id="local",
+                aws_secret_access_key="local",  # noqa: S106 (moto's, not a secret)
+                region_name=self._local_stack.region,
+            )
+        return boto3.Session(profile_name=self.args.profile or None, region_name=self.args.region or None)
 
     @cached_property
     def clients(self) -> ClientStore:
