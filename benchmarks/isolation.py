@@ -5,7 +5,7 @@ Run: .venv/bin/python benchmarks/isolation.py  (or `make bench`). It starts `pyt
 with a bot and receivers of its own on 127.0.0.1. The healthy client is the stack's demo client; each neighbour is
 a client of its own, made with `relay-clients --dev create` as a user would, so no kind inherits another's breaker.
 
-- The healthy client has 6 conversations and sends 8 turns in each, the conversations at once. A turn is its
+- The healthy client has 6 conversations and sends 16 turns in each, the conversations at once. A turn is its
   POST /messages, then waiting for the bot's 3 responses at its receiver; its latency runs from the POST to the 3rd
   response's arrival. Between turns a conversation pauses 3 s, so that the turns span a neighbour's first seconds
   (before its breaker opens), its open breaker and its parking (after 10 s in the local stack).
@@ -33,8 +33,9 @@ the neighbour's POSTs were answered and how many POSTs its receiver took; then w
 healthy client arrived, in order per conversation. The stack's output (the delivery function's "breaker", "held",
 "parked" lines...) is kept in the file named last.
 
-Environment: ISOLATION_TURNS (8: at 4, a p95 over 24 turns is their second slowest, and the two baselines of one
-run differed by up to 1.7x), ISOLATION_CONVERSATIONS (6), ISOLATION_TURN_GAP (3 s), ISOLATION_KINDS
+Environment: ISOLATION_TURNS (16: a p95 over 96 turns is their 5th slowest; at 8, over 48 turns, the busy control
+alone ranged from 1.06x to 1.59x in five runs of one day, and a run's two baselines differed by up to 1.7x),
+ISOLATION_CONVERSATIONS (6), ISOLATION_TURN_GAP (3 s), ISOLATION_KINDS
 (busy,hanging,slow,failing,refusing,flooding), ISOLATION_SETTLE (90 s), ISOLATION_LOG (default: a new file in the
 temporary directory).
 """
@@ -67,7 +68,7 @@ from local_stack import CLIENT_TOKEN, ROOT, Receiver, _Handler, _Server, message
 
 from relay_clients import dev
 
-TURNS = int(os.environ.get("ISOLATION_TURNS", "8"))
+TURNS = int(os.environ.get("ISOLATION_TURNS", "16"))
 CONVERSATIONS = int(os.environ.get("ISOLATION_CONVERSATIONS", "6"))
 TURN_GAP = float(os.environ.get("ISOLATION_TURN_GAP", "3"))
 KINDS = tuple(os.environ.get("ISOLATION_KINDS", "busy,hanging,slow,failing,refusing,flooding").split(","))

@@ -143,8 +143,13 @@ class Function:
         with self._turns:
             ticket = next(self._tickets)
             self._waiting[ticket] = caller
-            while not self._free or self._next() != ticket:
-                self._turns.wait()
+            try:
+                while not self._free or self._next() != ticket:
+                    self._turns.wait()
+            except BaseException:  # interrupted while waiting: the next in line must not wait for this one
+                del self._waiting[ticket]
+                self._turns.notify_all()
+                raise
             del self._waiting[ticket]
             self._free -= 1
             self._running[caller] += 1
