@@ -21,6 +21,8 @@ from typing import Any
 
 from devstack.provision import FunctionSpec
 from devstack.template import ROOT
+from relay.errors import Unauthorized
+from relay.stores.clients import bearer_token
 
 _INIT_TIMEOUT_SECONDS = 60
 # What a process needs from this machine to run at all; everything else comes from the stack and the template.
@@ -206,7 +208,7 @@ class Function:
 def _caller(event: dict[str, Any]) -> str:
     """Who made an API request, for sharing the containers: the bearer token's client (the part before its first
     dot: a client token's client id; a conversation token's grant), else the route. Queue events have none."""
-    authorization = str((event.get("headers") or {}).get("authorization", ""))
-    if authorization[:7].lower() == "bearer ":
-        return authorization[7:].partition(".")[0]
-    return str(event.get("routeKey") or (event.get("requestContext") or {}).get("routeKey") or "")
+    try:
+        return bearer_token(event.get("headers") or {}).partition(".")[0]
+    except Unauthorized:
+        return str(event.get("routeKey") or (event.get("requestContext") or {}).get("routeKey") or "")
