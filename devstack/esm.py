@@ -10,7 +10,7 @@ from typing import Any
 from devstack.console import say
 from devstack.lambdas import Invocable, sqs_event
 
-_IDLE_SECONDS = (0.05, 0.1, 0.25)
+_IDLE_SECONDS = (0.05, 0.1, 0.25, 0.5)
 """How long the queue goes unreceived while idle (growing while it stays empty), unless a poller is woken."""
 
 

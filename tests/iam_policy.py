@@ -9,6 +9,7 @@ policy, a service without a resource mapping) never allows a call: the failure n
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import Counter
@@ -120,7 +121,9 @@ def role_policy(spec: FunctionSpec) -> Policy:
     return Policy(tuple(statements), tuple(unreadable))
 
 
-def _sam_managed_policies(function: str) -> list[str]:
+@functools.cache
+def _sam_managed_policies(function: str) -> tuple[str, ...]:
+    """Read once per function: every recorder of every test asks, and each load() is a copy of the whole template."""
     template = load()
     spec = template["Resources"].get(function, {})
     props = {**template.get("Globals", {}).get("Function", {}), **spec.get("Properties", {})}
@@ -129,7 +132,7 @@ def _sam_managed_policies(function: str) -> list[str]:
         names.append("AWSXrayWriteOnlyAccess")
     if any(event.get("Type") == "SQS" for event in props.get("Events", {}).values()):
         names.append("AWSLambdaSQSQueueExecutionRole")
-    return names
+    return tuple(names)
 
 
 def describe(
