@@ -110,12 +110,16 @@ class LocalStack:
                 function.warm()
             for function in self._functions:
                 function.wait_ready()
-        senders = {function.spec.name for function in self._functions if _may_send_messages(function.spec)}
+        subscribed, functions = _subscribed_queues(boto3.client("sns")), self._functions
+        sends_to = {function.spec.name: _queues_it_may_send_to(function.spec, subscribed) for function in functions}
         mappings: list[EventSourceMapping] = []
 
         def wake(function: Invocable) -> None:  # what it published to the topic is in the queues when it answers
-            if function.spec.name in senders:  # a receive after any other function's answer would come back empty
-                for mapping in mappings:
+            # Only the queues it may have put something in: a receive of any other would come back empty, and a
+            # bot response's path woke every queue at each of its four functions' answers.
+            queues = sends_to[function.spec.name]
+            for mapping in mappings:
+                if queues is None or mapping.queue_arn in queues:
                     mapping.wake()
 
         mappings += self._start_event_sources(wake)
@@ -389,19 +393,38 @@ def main() -> int:
 _SENDING_ACTIONS = {"*", "sns:*", "sns:Publish", "sns:PublishBatch", "sqs:*", "sqs:SendMessage", "sqs:SendMessageBatch"}
 
 
-def _may_send_messages(spec: FunctionSpec) -> bool:
-    """Whether the function's policies may let it put messages in a queue, directly or through a topic; True for any
-    policy that is not a plain IAM document (a SAM policy template), as a wake too many costs only a receive."""
+def _queues_it_may_send_to(spec: FunctionSpec, subscribed: dict[str, set[str]]) -> set[str] | None:
+    """The ARNs of the queues the function's policies let it put messages in, directly or through a topic (the
+    queues `subscribed` to it); None, any queue, for a policy that is not a plain IAM document (a SAM policy
+    template) or a resource with a wildcard, as a wake too many costs only a receive."""
+    queues: set[str] = set()
     policies = spec.policies if isinstance(spec.policies, list | tuple) else [spec.policies]
     for policy in policies:
         if not isinstance(policy, dict) or "Statement" not in policy:
-            return True
-        for statement in policy["Statement"]:
+            return None
+        statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
+        for statement in statements:
             actions = statement.get("Action", [])
             actions = {actions} if isinstance(actions, str) else set(actions)
-            if statement.get("Effect") == "Allow" and _SENDING_ACTIONS & actions:
-                return True
-    return False
+            if statement.get("Effect") != "Allow" or not _SENDING_ACTIONS & actions:
+                continue
+            resources = statement.get("Resource", "*")
+            for resource in [resources] if isinstance(resources, str) else resources:
+                if not isinstance(resource, str) or "*" in resource:
+                    return None
+                # A topic's subscribed queues (none: an operators' topic), else the queue itself.
+                queues |= subscribed.get(resource, set()) if resource.split(":")[2:3] == ["sns"] else {resource}
+    return queues
+
+
+def _subscribed_queues(sns: Any) -> dict[str, set[str]]:
+    """Each topic's ARN, with the ARNs of the queues subscribed to it."""
+    subscribed: dict[str, set[str]] = {}
+    for page in sns.get_paginator("list_subscriptions").paginate():
+        for subscription in page["Subscriptions"]:
+            if subscription["Protocol"] == "sqs":
+                subscribed.setdefault(subscription["TopicArn"], set()).add(subscription["Endpoint"])
+    return subscribed
 
 
 def _concurrency(spec: FunctionSpec) -> int:

@@ -294,6 +294,35 @@ def test_the_dead_letter_queue_watched_is_the_one_the_delivery_queue_redrives_to
     assert _dead_letter_queue(relay.sqs, dead_letters) is None
 
 
+def test_a_functions_answer_wakes_the_pollers_of_the_queues_its_policy_lets_it_put_messages_in(relay: Relay) -> None:
+    """A bot response passes four functions; a wake of every queue at each answer was most of an idle receive's
+    cost. A queue left out here would have its messages wait for the next idle receive."""
+    import boto3
+
+    from devstack.local import _queues_it_may_send_to, _subscribed_queues
+
+    subscribed = _subscribed_queues(boto3.client("sns"))
+    names = {
+        attributes["Arn"]: queue
+        for queue, attributes in relay.stack.resolver.attributes.items()
+        if "QueueUrl" in attributes
+    }
+
+    woken = {
+        name: sorted(names[arn] for arn in _queues_it_may_send_to(spec, subscribed) or [])
+        for name, spec in relay.stack.functions.items()
+    }
+
+    assert woken == {
+        "InboundFunction": ["DeliveryQueue"],
+        "BotResponseFunction": ["DeliveryQueue", "ResponsesLogQueue"],
+        "DeliveryFunction": ["DeliveryDeadLetterQueue", "DeliveryQueue"],
+        "ResponsesLogFunction": ["StreamQueue"],
+        "StreamSocketFunction": ["StreamQueue"],
+        "StreamFunction": ["StreamQueue"],
+    }
+
+
 # ── the event source mapping ──
 
 
