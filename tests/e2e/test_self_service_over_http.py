@@ -110,7 +110,10 @@ def test_a_receiver_that_fails_three_times_shows_failing_then_healthy_with_every
         (1, 503, "http"),
     ]
     assert [a["body"] for a in attempts[1:]] == [f"down for maintenance ({n})" for n in (3, 2, 1)]
-    assert attempts[0]["trigger"] == "probe", "the breaker opened at the third failure: the fourth was its probe"
+    # Each container's breaker counts its own POSTs (relay.endpoints): the fourth is the probe when one container
+    # made all three, a retry on schedule when the stack's other traffic had them made by two (as on AWS, no
+    # environment is promised to a message). The breaker's opening is tests/unit/test_delivery_flow.py's.
+    assert attempts[0]["trigger"] in ("probe", "schedule")
     assert {a["webhookId"] for a in attempts} == {hook.got[0][1]}
 
 
