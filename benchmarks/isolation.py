@@ -35,9 +35,9 @@ the neighbour's POSTs were answered and how many POSTs its receiver took; then w
 healthy client arrived, in order per conversation. The stack's output (the delivery function's "breaker", "held",
 "parked" lines...) is kept in the file named last.
 
-Environment: ISOLATION_TURNS (16: a p95 over 96 turns is their 5th slowest; at 8, over 48 turns, the busy control
-alone ranged from 1.06x to 1.59x in five runs of one day, and a run's two baselines differed by up to 1.7x),
-ISOLATION_CONVERSATIONS (6), ISOLATION_TURN_GAP (3 s), ISOLATION_KINDS
+Environment: ISOLATION_TURNS (16: a p95 over 96 turns is their 5th slowest; at 8, over 48 turns and with the turns
+not yet spread, the busy control alone ranged from 1.06x to 1.59x in five runs of one day, and a run's two baselines
+differed by up to 1.7x), ISOLATION_CONVERSATIONS (6), ISOLATION_TURN_GAP (3 s), ISOLATION_KINDS
 (busy,hanging,slow,failing,refusing,flooding), ISOLATION_SETTLE (90 s), ISOLATION_LOG (default: a new file in the
 temporary directory).
 """
