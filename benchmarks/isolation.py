@@ -20,7 +20,8 @@ a client of its own, made with `relay-clients --dev create` as a user would, so 
   the healthy client on this machine, where every function and moto share the same cores; or, flooding,
   it POSTs /messages from 12 threads as fast as it is answered, to a receiver that answers at once. The flooding
   client has a rate of 2/s of its own (FLOOD_RATE: the stack's 20/s scaled to what this machine carries), and a
-  thread answered 429 waits its Retry-After, as told, then floods on (each 429 is counted).
+  thread answered 429 waits its Retry-After, as told, then floods on (each 429 is counted). Each neighbour, with
+  its receiver, runs in a process of its own (NeighbourProcess), as another client does on a machine of its own.
 - First a warm-up brings the functions to the containers the parts need (warm_up), as a deployment that has seen
   such traffic has them warm.
 - The baseline is the healthy client alone, first and again last. After its part a neighbour is disabled and its
@@ -47,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import multiprocessing
 import os
 import queue
 import re
@@ -61,6 +63,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +294,54 @@ class Neighbour:
         return wait
 
 
+class NeighbourProcess:
+    """A Neighbour in a process of its own, as another client is on a machine of its own: in this one its threads
+    (a flood's dozen) and its receiver took the interpreter's lock from the healthy client's turns, their timing
+    and its receiver, and what they measured was partly the bench itself. It shares the cores, as every part does."""
+
+    def __init__(self, api_url: str, kind: str, part: Part, conversations: int = NEIGHBOUR_CONVERSATIONS) -> None:
+        self.client_id = f"neighbour-{kind}"
+        self.kind = kind
+        self.receiver_posts = 0
+        self._part = part
+        self._connection, theirs = multiprocessing.get_context("spawn").Pipe()
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_neighbour, args=(api_url, kind, conversations, theirs), daemon=True
+        )
+        self._process.start()
+        assert self._connection.recv() == "ready"  # its client made
+
+    def start(self) -> None:
+        self._connection.send("start")
+
+    def stop(self) -> None:
+        self._connection.send("stop")
+        sent, self._part.neighbour_posts = self._connection.recv()
+        self._part.neighbour_sent.update(sent)
+
+    def close(self) -> None:
+        """At the run's end: its receiver lets go of what it holds (a hanging one's requests) and stops."""
+        if self._process.is_alive():
+            self._connection.send("close")
+            self.receiver_posts = self._connection.recv()
+            self._process.join(30)
+
+
+def _neighbour(api_url: str, kind: str, conversations: int, connection: Connection) -> None:
+    """A NeighbourProcess's own side: the Neighbour, told when to start, stop and close."""
+    part = Part(kind)
+    neighbour = Neighbour(api_url, kind, part, conversations)
+    connection.send("ready")
+    assert connection.recv() == "start"
+    neighbour.start()
+    assert connection.recv() == "stop"
+    neighbour.stop()
+    connection.send((dict(part.neighbour_sent), part.neighbour_posts))
+    assert connection.recv() == "close"
+    neighbour.receiver.close()
+    connection.send(neighbour.receiver.posts)
+
+
 def create_client(api_url: str, client_id: str, response_url: str) -> str:
     """A new client, made as a user would with `relay-clients --dev create`; its bearer token."""
     created = relay_clients(api_url, "create", "--id", client_id, "--name", client_id, "--response-url", response_url)
@@ -412,14 +463,16 @@ class Healthy:
         return lost, disordered
 
 
-def run_part(kind: str, api_url: str, healthy: Healthy, deliveries: DeliveryQueue, neighbours: list[Neighbour]) -> Part:
+def run_part(
+    kind: str, api_url: str, healthy: Healthy, deliveries: DeliveryQueue, neighbours: list[NeighbourProcess]
+) -> Part:
     part = Part(kind)
     part.backlog_before = deliveries.settle(SETTLE_SECONDS)
     label = kind.replace(" ", "-")
     if kind.startswith("baseline"):
         healthy.turns(part, label, TURNS, TURN_GAP)
         return part
-    neighbour = Neighbour(api_url, kind, part)
+    neighbour = NeighbourProcess(api_url, kind, part)
     neighbours.append(neighbour)
     neighbour.start()
     try:
@@ -430,14 +483,14 @@ def run_part(kind: str, api_url: str, healthy: Healthy, deliveries: DeliveryQueu
     return part
 
 
-def warm_up(api_url: str, healthy: Healthy, neighbours: list[Neighbour]) -> None:
+def warm_up(api_url: str, healthy: Healthy, neighbours: list[NeighbourProcess]) -> None:
     """Bring each function to the containers a part needs. A neighbour whose receiver takes WARM_UP_SECONDS to answer
     sends over as many conversations as the healthy client and a neighbour have together, so that delivery runs an
     execution for each at once, as it does beside a hanging or slow receiver. A container's first request imports
     the handler: deployed, that init runs in an execution environment of its own, here on the cores every function
     shares, so the parts measure a neighbour beside warm containers."""
     part = Part("warm-up")
-    neighbour = Neighbour(api_url, "warm-up", part, CONVERSATIONS + NEIGHBOUR_CONVERSATIONS)
+    neighbour = NeighbourProcess(api_url, "warm-up", part, CONVERSATIONS + NEIGHBOUR_CONVERSATIONS)
     neighbours.append(neighbour)
     neighbour.start()
     try:
@@ -450,7 +503,7 @@ def main() -> None:
     log_path = Path(os.environ.get("ISOLATION_LOG") or tempfile.mkstemp(prefix="isolation-stack-", suffix=".log")[1])
     bot, receiver = Bot(), Receiver()
     parts: list[Part] = []
-    neighbours: list[Neighbour] = []
+    neighbours: list[NeighbourProcess] = []
     started = time.monotonic()
     with log_path.open("w", buffering=1) as log:
         process, api_url = start_stack(bot, receiver, log)
@@ -462,10 +515,12 @@ def main() -> None:
                 parts.append(run_part(kind, api_url, healthy, deliveries, neighbours))
                 print(f"  ... {kind} done after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
             healthy.wait_for_all(FINAL_WAIT)
+            for neighbour in neighbours:
+                neighbour.close()
             report(parts, neighbours, healthy, bot, log_path, time.monotonic() - started)
         finally:
             for neighbour in neighbours:
-                neighbour.receiver.close()
+                neighbour.close()
             stop(process)
 
 
@@ -480,7 +535,7 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 
 def report(
-    parts: list[Part], neighbours: list[Neighbour], healthy: Healthy, bot: Bot, log_path: Path, seconds: float
+    parts: list[Part], neighbours: list[NeighbourProcess], healthy: Healthy, bot: Bot, log_path: Path, seconds: float
 ) -> None:
     # The reference: both baselines' turns together, the healthy client alone at the run's start and at its end, so
     # that neither the first few parts nor the last are compared with a machine that has drifted since.
@@ -524,7 +579,7 @@ def report(
         f" {bot.refused.get(HEALTHY, 0)} refused to the bot); conversations whose responses came out of order:"
         f" {len(disordered)}{' (' + ', '.join(disordered) + ')' if disordered else ''}"
     )
-    posts = ", ".join(f"{n.client_id} {n.receiver.posts}" for n in neighbours if n.receiver.server)
+    posts = ", ".join(f"{n.client_id} {n.receiver_posts}" for n in neighbours if n.kind != "refusing")
     print(f"  POSTs each neighbour's receiver took in the whole run: {posts}")
     print(f"  {seconds:.0f} s in all; the stack's output: {log_path}")
 
