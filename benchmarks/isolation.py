@@ -304,10 +304,9 @@ class NeighbourProcess:
         self.kind = kind
         self.receiver_posts = 0
         self._part = part
-        self._connection, theirs = multiprocessing.get_context("spawn").Pipe()
-        self._process = multiprocessing.get_context("spawn").Process(
-            target=_neighbour, args=(api_url, kind, conversations, theirs), daemon=True
-        )
+        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: this one runs threads
+        self._connection, theirs = spawn.Pipe()
+        self._process = spawn.Process(target=_neighbour, args=(api_url, kind, conversations, theirs), daemon=True)
         self._process.start()
         assert self._connection.recv() == "ready"  # its client made
 

@@ -12,8 +12,8 @@ from devstack.lambdas import Invocable, sqs_event
 
 _IDLE_SECONDS = (0.05, 0.1, 0.25, 0.5)
 """How long the queue goes unreceived while idle (growing while it stays empty), unless a poller is woken."""
-_IDLE_WHILE_INVOKING = 2
-"""The longest of those while an invocation of the mapping runs (0.25 s): the function may release messages itself
+_LONGEST_IDLE_WHILE_INVOKING = 0.25
+"""The longest of those while an invocation of the mapping runs: the function may release messages itself
 meanwhile (the delivery function deletes a conversation's delivered responses before its batch is done), which no
 wake announces. Only a mapping with nothing running backs off further (an idle stack's receives took a tenth of a
 core)."""
@@ -49,9 +49,8 @@ class EventSourceMapping:
         self._received_at = 0.0
         self._invoking = 0
         """Invocations of this mapping running now."""
-        self.queue_arn = sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        attributes = sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]
+        self.queue_arn: str = attributes["QueueArn"]
 
     def poll(self, unless_received_within: float = 0.0) -> int:
         """One receive and invocation; returns how many messages the function was given. No receive (and 0) when
@@ -128,4 +127,5 @@ class EventSourceMapping:
                     self._woken.wait(due)
 
     def _idle_seconds(self, idle: int) -> float:
-        return _IDLE_SECONDS[min(idle, _IDLE_WHILE_INVOKING) if self._invoking else idle]
+        seconds = _IDLE_SECONDS[idle]
+        return min(seconds, _LONGEST_IDLE_WHILE_INVOKING) if self._invoking else seconds

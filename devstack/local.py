@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.utils import ArnParser
 from pydantic import ValidationError
 
 from devstack import aws
@@ -413,7 +414,8 @@ def _queues_it_may_send_to(spec: FunctionSpec, subscribed: dict[str, set[str]]) 
                 if not isinstance(resource, str) or "*" in resource:
                     return None
                 # A topic's subscribed queues (none: an operators' topic), else the queue itself.
-                queues |= subscribed.get(resource, set()) if resource.split(":")[2:3] == ["sns"] else {resource}
+                is_topic = ArnParser().parse_arn(resource)["service"] == "sns"
+                queues |= subscribed.get(resource, set()) if is_topic else {resource}
     return queues
 
 
