@@ -326,14 +326,19 @@ WORK = {
         "one signed POST per invocation and its attempt record (batches of up to 10 form only under load, and"
         " lower this)",
     ),
-    "ResponsesLogFunction": Work(0, 1, 50, "one conditional put per response, and the stream's nudge"),
-    "StreamFunction": Work(0, 1, 30, "one nudge per response: a query of its connections, none without a browser"),
+    "ResponsesLogFunction": Work(
+        0, 1, 50, "one conditional put per response, and a look for the conversation's stream connections"
+    ),
+    "StreamFunction": Work(
+        0, 0, 30, "nudged per response only while a browser has the conversation open, and per stream connection"
+    ),
     "StreamSocketFunction": Work(0, 0, 30, "per stream connection ($connect, $disconnect), not per message"),
 }
 
 # The relay's own AWS calls, warm (tests/integration/test_aws_calls.py counts them).
 WRITES_PER_MESSAGE = 3  # the client's rate limit bucket; the idempotency record, put then updated
 WRITES_PER_RESPONSE = 2  # the responses log's put and the delivery's attempt record (each under 1 KB: one unit)
+WARM_READS_PER_RESPONSE = 1  # the responses log's look for stream connections: a strongly consistent query, 1 unit
 COLD_READS_PER_MESSAGE = 1  # the client, when not cached
 COLD_READS_PER_RESPONSE = 2  # the conversation (bot response) and the client (delivery), when not cached
 SQS_REQUESTS_PER_RESPONSE = 3  # per subscribed queue: send (by SNS), receive, delete
@@ -390,6 +395,13 @@ def _invocations(work: Work) -> int:
     return work.per_message + RESPONSES_PER_MESSAGE * work.per_response
 
 
+def _per(work: Work) -> str:
+    """What the invocations are counted by: none of a function not invoked per message (its `why` says when)."""
+    if work.per_message:
+        return " (per message)"
+    return " (one per response)" if work.per_response else ""
+
+
 def _has_http_route(function: dict[str, Any]) -> bool:
     return any(event["Type"] == "HttpApi" for event in function["Properties"].get("Events", {}).values())
 
@@ -426,7 +438,8 @@ def costs_region(template: dict[str, Any]) -> str:
             for name, w in work.items()
         )
     writes = WRITES_PER_MESSAGE + n * WRITES_PER_RESPONSE
-    reads = (COLD_READS_PER_MESSAGE + n * COLD_READS_PER_RESPONSE) / 2  # eventually consistent: half a unit each
+    warm_reads = n * WARM_READS_PER_RESPONSE
+    reads = warm_reads + (COLD_READS_PER_MESSAGE + n * COLD_READS_PER_RESPONSE) / 2  # eventually consistent: half
     deliveries = n * len(subscriptions)
     sqs = SQS_REQUESTS_PER_RESPONSE * deliveries
     log_kb = invocations * LOG_KB_PER_INVOCATION + api * LOG_KB_PER_API_REQUEST  # a million KB is a GB
@@ -456,7 +469,9 @@ def costs_region(template: dict[str, Any]) -> str:
         ),
         (
             "DynamoDB reads (on-demand)",
-            f"≈0 warm; at most {_count(reads)} read units (1 + 2N eventually consistent reads) when nothing is cached",
+            f"{warm_reads} warm: per response, the responses log's look for the conversation's stream connections (a"
+            f" strongly consistent query); at most {_count(reads)} read units when nothing is cached (1 + 2N"
+            " eventually consistent reads more)",
             f"≤ {_count(reads)} M read units",
             "$0.125 per million",
             reads * PRICE_READ_UNIT,
@@ -514,7 +529,7 @@ def costs_region(template: dict[str, Any]) -> str:
     table = table.replace("| --- | --- | --- | --- | --- |", "| --- | --- | --- | --- | ---: |", 1)
     assumptions = "".join(
         f"  - `{name}`: {_invocations(w)} invocation{'s' if _invocations(w) != 1 else ''}"
-        f" ({'per message' if w.per_message else 'one per response'}), {memory[name] * 1024:g} MB,"
+        f"{_per(w)}, {memory[name] * 1024:g} MB,"
         f" billed {w.billed_ms} ms each: {w.why};\n"
         for name, w in work.items()
     )

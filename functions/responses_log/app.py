@@ -1,4 +1,5 @@
-"""Responses log queue (SQS FIFO) → the responses table, each conversation in the bot's order → a stream nudge."""
+"""Responses log queue (SQS FIFO) → the responses table, each conversation in the bot's order → a stream nudge,
+when a browser has the conversation open."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from relay.edge.runtime import conversation_ordered_processor
 from relay.flows.recording import record_from_queue
 from relay.observability import logger, metrics, tracer
 from relay.settings import ResponsesLogSettings
+from relay.stores.connections import ConnectionStore
 from relay.stores.responses_log import ResponsesLog
 
 settings = ResponsesLogSettings.from_environment()
-log = ResponsesLog(boto3.client("dynamodb"), settings.responses_table, settings.response_retention_days)
+dynamodb = boto3.client("dynamodb")
+log = ResponsesLog(dynamodb, settings.responses_table, settings.response_retention_days)
+connections = ConnectionStore(dynamodb, settings.connections_table)
 stream = StreamNudges(boto3.client("sqs"), settings.stream_queue_url)
 # The log never records past a response it has not written: a failure holds up its conversation.
 processor = conversation_ordered_processor()
@@ -29,5 +33,8 @@ processor = conversation_ordered_processor()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
-        event=event, record_handler=partial(record_from_queue, log, stream), processor=processor, context=context
+        event=event,
+        record_handler=partial(record_from_queue, log, connections, stream),
+        processor=processor,
+        context=context,
     )

@@ -127,8 +127,9 @@ def test_calls_per_recorded_response_and_per_poll(counted: tuple[Relay, CallCoun
     print(f"POST ?wait=0.5 with a silent bot: {sum(silent_wait.values())} calls {dict(silent_wait)}")
 
     assert all(len(page["responses"]) == MESSAGES for page in full) and all(not p["responses"] for p in empty)
-    # Each recorded response is written, then nudges the stream (relay.flows.recording).
-    assert recorded == {"dynamodb:PutItem": MESSAGES, "sqs:SendMessage": MESSAGES}
+    # Each recorded response is written, then the conversation's connections looked for: none, so no nudge
+    # (relay.flows.recording; test_calls_per_streamed_response has a browser).
+    assert recorded == {"dynamodb:PutItem": MESSAGES, "dynamodb:Query": MESSAGES}
     assert non_empty == nothing_new == {"dynamodb:Query": MESSAGES, "dynamodb:UpdateItem": MESSAGES}
 
 
@@ -173,14 +174,18 @@ def test_calls_per_streamed_response(counted: tuple[Relay, CallCounter]) -> None
     relay.record()
     relay.send_stream()  # warms the stream function: its watermark key
     relay.reply(forwarded, MESSAGES)
-    relay.record()
     counter.take()
+    relay.record()
+    recorded = counter.take()
 
     relay.send_stream()
     streamed = counter.take()
 
     frames, batches = 2 * MESSAGES, -(-MESSAGES // 10)  # the queue hands out nudges ten at a time
-    print(f"\nstream, {MESSAGES} responses to 2 connections: {sum(streamed.values())} calls {dict(streamed)}")
+    print(f"\nresponses log, with connections: {sum(recorded.values()) / MESSAGES:.2f} calls per response")
+    print(f"stream, {MESSAGES} responses to 2 connections: {sum(streamed.values())} calls {dict(streamed)}")
+    # The look finds the conversation's connections: each response nudges the stream.
+    assert recorded == {"dynamodb:PutItem": MESSAGES, "dynamodb:Query": MESSAGES, "sqs:SendMessage": MESSAGES}
     assert streamed["execute-api:PostToConnection"] == frames
     assert sum(streamed.values()) - frames <= 4 * batches  # connections, log per connection, cursor per connection
 

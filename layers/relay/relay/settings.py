@@ -104,6 +104,7 @@ class BotResponseSettings(_Settings):
 class ResponsesLogSettings(_Settings):
     responses_table: str
     response_retention_days: PositiveInt = 30
+    connections_table: str
     stream_queue_url: str
 
 

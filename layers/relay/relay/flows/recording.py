@@ -1,7 +1,17 @@
 """Recording responses: one message of the responses log's queue into the responses log, in the bot's order, then
-a nudge to the stream, whose frames come from the log (relay.flows.stream)."""
+a nudge to the stream, whose frames come from the log (relay.flows.stream), when a browser has the conversation
+open.
+
+Why a response the look finds no connection for is not lost to a browser: the look comes after the log's write,
+and $connect records its connection before it nudges (relay.flows.stream_socket). Both reads are consistent, so
+a look that misses the connection ran before the connection's record was written; the nudge $connect sends after
+that record then reads the log after this response's write, and sends it. Without a browser, a response costs the
+look (one query) instead of a nudge, a stream invocation and its query.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -13,9 +23,15 @@ from relay.observability import logger, metrics
 from relay.stores.responses_log import ResponsesLog
 
 
-def record_from_queue(log: ResponsesLog, stream: Nudges, record: SQSRecord) -> None:
-    """One message of the log's queue into the log, then the stream nudged; raising leaves it to be retried, then
-    dead-lettered."""
+class OpenConnections(Protocol):
+    """The connections table (relay.stores.connections.ConnectionStore)."""
+
+    def any_open(self, client_id: str, conversation_id: str) -> bool: ...
+
+
+def record_from_queue(log: ResponsesLog, connections: OpenConnections, stream: Nudges, record: SQSRecord) -> None:
+    """One message of the log's queue into the log, then the stream nudged if the conversation has a connection;
+    raising leaves it to be retried, then dead-lettered."""
     try:
         response = ClientResponse.model_validate_json(record.body)
     except ValidationError:
@@ -33,4 +49,15 @@ def record_from_queue(log: ResponsesLog, stream: Nudges, record: SQSRecord) -> N
     else:
         logger.info("already recorded: a redelivered message", extra=ids)
     # Also after a redelivery: its first copy may have been recorded and its nudge lost.
-    stream.send(response.client_id, response.conversation_id, f"log-{position}")
+    nudge_if_streamed(connections, stream, response.client_id, response.conversation_id, f"log-{position}")
+
+
+def nudge_if_streamed(
+    connections: OpenConnections, stream: Nudges, client_id: str, conversation_id: str, deduplication_id: str
+) -> bool:
+    """After a response is in the log: nudge the stream if the conversation has an open connection (the module's
+    docstring says why one opening meanwhile loses nothing). Whether it nudged."""
+    if not connections.any_open(client_id, conversation_id):
+        return False
+    stream.send(client_id, conversation_id, deduplication_id)
+    return True

@@ -3,7 +3,8 @@
 Why this keeps order without a gap: the log's positions are the watermarks, so frames come from the log, never
 from the message that caused the nudge. A connection's cursor is where it was sent up to (its `after`, or the
 log's end when it connected). Nudges come after the log's record exists (the responses log sends one after each
-write) and after the connection's record exists ($connect sends one), and one FIFO message group per
+write that finds the conversation with a connection: relay.flows.recording says why a write that finds none
+needs none) and after the connection's record exists ($connect sends one), and one FIFO message group per
 conversation hands them to this flow one at a time: each nudge sends every connection everything after its
 cursor, then moves the cursor. Whatever order records, connects and nudges come in, the last nudge after each of
 them sends what it made sendable, once, in the log's order.

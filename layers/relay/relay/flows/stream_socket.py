@@ -52,7 +52,8 @@ class StreamSocket:
             cursor = self._log.last_position(client_id, conversation_id)
         connection = Connection(client_id, conversation_id, connection_id, cursor, self._clock())
         self._connections.open(connection)
-        # After the record: the nudge's catch-up finds the connection, whatever the log got meanwhile.
+        # After the record: the nudge's catch-up finds the connection, whatever the log got meanwhile, and a
+        # response recorded from now on sees the connection and nudges too (relay.flows.recording).
         self._nudges.send(client_id, conversation_id, f"connect-{connection_id}")
         metrics.add_metric(name="StreamConnected", unit=MetricUnit.Count, value=1)
         logger.info("stream connected", extra={"catching_up": bool(after)})

@@ -55,6 +55,23 @@ class ConnectionStore:
             },
         )
 
+    def any_open(self, client_id: str, conversation_id: str) -> bool:
+        """Whether the conversation has a connection that has not expired: a consistent read, so one $connect
+        recorded before it is seen. A Select of the count reads the few small items but sends none back."""
+        return bool(
+            self._dynamodb.query(
+                TableName=self._table,
+                KeyConditionExpression="conversationKey = :conversation",
+                FilterExpression="expiresAt > :now",
+                ExpressionAttributeValues={
+                    ":conversation": {"S": scoped(client_id, conversation_id)},
+                    ":now": {"N": str(int(time.time()))},
+                },
+                Select="COUNT",
+                ConsistentRead=True,
+            )["Count"]
+        )
+
     def of_conversation(self, client_id: str, conversation_id: str) -> list[Connection]:
         """The conversation's open connections: consistent reads, so one $connect just recorded is among them."""
         connections: list[Connection] = []
