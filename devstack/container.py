@@ -1,7 +1,8 @@
 """A container's process: `python -m devstack.container <fd>`, started by devstack.runtime.
 
 It takes the function's spec over the connection, imports the handler, says it is ready, and then
-runs one invocation per event received until the connection closes.
+runs one invocation per event received until the connection closes. Each answer also names the queues and topics
+the invocation sent messages to, so that the stack wakes the pollers of those queues, and only those.
 """
 
 from __future__ import annotations
@@ -11,10 +12,32 @@ import sys
 import traceback
 import warnings
 from multiprocessing.connection import Connection
+from typing import Any
+
+import botocore.handlers
 
 from devstack.console import FunctionOutput
 from devstack.lambdas import LocalFunction
 from devstack.provision import FunctionSpec
+
+_SENDS = {"sqs": ("SendMessage", "SendMessageBatch"), "sns": ("Publish", "PublishBatch")}
+"""The calls that put messages in a queue: directly, or through a topic's subscriptions."""
+
+
+def record_sends(sent: set[str]) -> None:
+    """Add to `sent` the queue URL or topic ARN of every send this process makes from now on: through the clients of
+    every session made from now on (the function's own, and boto3's default one that clients made on first use
+    come from), as moto hooks into them."""
+
+    def remember(params: dict[str, Any], **_: Any) -> None:
+        if target := params.get("QueueUrl") or params.get("TopicArn"):
+            sent.add(target)
+
+    botocore.handlers.BUILTIN_HANDLERS.extend(
+        (f"before-parameter-build.{service}.{operation}", remember)
+        for service, operations in _SENDS.items()
+        for operation in operations
+    )
 
 
 def label(spec: FunctionSpec) -> str:
@@ -28,13 +51,16 @@ def main(connection: Connection) -> None:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     assert sys.__stdout__ is not None  # started by the stack with its stdout
     sys.stdout = sys.stderr = FunctionOutput(label(spec), sys.__stdout__)
+    sent: set[str] = set()
+    record_sends(sent)
     try:
         function = LocalFunction(spec)
     except Exception as error:
         traceback.print_exc()
-        connection.send((False, f"init failed: {type(error).__name__}: {error}"))
+        connection.send((False, f"init failed: {type(error).__name__}: {error}", []))
         return
-    connection.send((True, None))
+    connection.send((True, None, []))
+    sent.clear()  # nothing wakes on the import's sends
     while True:
         try:
             event = connection.recv()
@@ -45,9 +71,11 @@ def main(connection: Connection) -> None:
         except Exception as error:
             # Lambda prints the unhandled error to the function's log and reports it to the caller.
             traceback.print_exc()
-            connection.send((False, f"{type(error).__name__}: {error}"))
+            answer = (False, f"{type(error).__name__}: {error}", sorted(sent))
         else:
-            connection.send((True, result))
+            answer = (True, result, sorted(sent))
+        sent.clear()
+        connection.send(answer)
 
 
 if __name__ == "__main__":

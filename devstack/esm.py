@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from devstack.console import say
@@ -30,13 +29,11 @@ class EventSourceMapping:
     nothing and idle.
     """
 
-    def __init__(self, sqs: Any, function: Invocable, invoked: Callable[[Invocable], None] = lambda _: None) -> None:
-        """`invoked` is called with the function after each invocation (it may have sent to a queue)."""
+    def __init__(self, sqs: Any, function: Invocable) -> None:
         assert function.spec.queue_url, f"{function.spec.name} has no SQS event source"
         self._sqs = sqs
         self._function = function
-        self._invoked = invoked
-        self._url = function.spec.queue_url
+        self.queue_url: str = function.spec.queue_url
         # moto's FIFO receive decides which message groups are in flight from a snapshot it takes when it
         # starts (and retakes mid-way when it meets a message whose visibility ran out): a delete landing
         # during a receive lets it hand out a later message of a group while an earlier one waits. So the
@@ -49,7 +46,7 @@ class EventSourceMapping:
         self._received_at = 0.0
         self._invoking = 0
         """Invocations of this mapping running now."""
-        attributes = sqs.get_queue_attributes(QueueUrl=self._url, AttributeNames=["QueueArn"])["Attributes"]
+        attributes = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]
         self.queue_arn: str = attributes["QueueArn"]
 
     def poll(self, unless_received_within: float = 0.0) -> int:
@@ -62,7 +59,7 @@ class EventSourceMapping:
                     return 0
                 self._received_for, self._received_at = self._wakes, now
             messages = self._sqs.receive_message(
-                QueueUrl=self._url,
+                QueueUrl=self.queue_url,
                 MaxNumberOfMessages=self._function.spec.batch_size,
                 WaitTimeSeconds=0,
                 MessageSystemAttributeNames=["All"],
@@ -84,12 +81,11 @@ class EventSourceMapping:
         finally:
             with self._woken:
                 self._invoking -= 1
-        self._invoked(self._function)
         done = [message for message in messages if message["MessageId"] not in failed]
         with self._queue:
             for start in range(0, len(done), 10):
                 self._sqs.delete_message_batch(
-                    QueueUrl=self._url,
+                    QueueUrl=self.queue_url,
                     Entries=[
                         {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                         for i, m in enumerate(done[start : start + 10])
@@ -116,7 +112,7 @@ class EventSourceMapping:
             try:
                 idle = 0 if self.poll(self._idle_seconds(idle)) else min(idle + 1, len(_IDLE_SECONDS) - 1)
             except Exception as error:  # a poller outlives a failed receive or delete, as Lambda's does
-                say("event-source", f"polling {self._url.rsplit('/', 1)[-1]} failed: {error}")
+                say("event-source", f"polling {self.queue_url.rsplit('/', 1)[-1]} failed: {error}")
                 stop.wait(1)
                 continue
             with self._woken:

@@ -25,15 +25,12 @@ class Gateway(LocalServer):
         # Bound at once, so a port in use is reported before anything else starts; routed later.
         super().__init__(port, _Request)
         self.routes: list[tuple[str, str, Invocable]] = []
-        self.invoked: Callable[[Invocable], None] = lambda function: None
         self.pages: dict[str, Callable[[str], tuple[int, dict[str, str], bytes]]] = {}
         """The local stack's own pages (the chat page), by path: what they answer to a GET with this query."""
 
-    def route_to(self, functions: list[Invocable], invoked: Callable[[Invocable], None] = lambda _: None) -> None:
-        """Serve the functions' routes; `invoked` is called with the function after each of its invocations
-        (it may have sent to a queue)."""
+    def route_to(self, functions: list[Invocable]) -> None:
+        """Serve the functions' routes."""
         self.routes = [(method, route, f) for f in functions for method, route in f.spec.http_routes]
-        self.invoked = invoked
 
 
 class _Request(LocalRequestHandler):
@@ -91,7 +88,6 @@ class _Request(LocalRequestHandler):
         except Exception as error:  # a function error or a malformed result: API Gateway answers 500
             say("api", f"{method} {route}: {error}")
             status, headers, raw, cookies = 500, {"content-type": "application/json"}, _SERVER_ERROR, []
-        self.server.invoked(function)
         self._send(status, headers, raw, cookies)
         # The route, not the path: the path of /bot/responses/{secret} carries the secret.
         say("api", f"{method} {route} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)")

@@ -13,13 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.utils import ArnParser
 from pydantic import ValidationError
 
 from devstack import aws
@@ -28,7 +27,6 @@ from devstack.console import say
 from devstack.echo_bot import SAMPLES, EchoBot
 from devstack.esm import EventSourceMapping
 from devstack.gateway import Gateway
-from devstack.lambdas import Invocable
 from devstack.provision import REGION, FunctionSpec, Stack, provision
 from devstack.receiver import Receiver
 from devstack.runtime import Function, FunctionError
@@ -102,31 +100,30 @@ class LocalStack:
             self._add_demo_client(str(response_url))
         # The stream's endpoints are this machine's, wherever the template would put them on AWS.
         endpoints = {"STREAM_URL": self.stream.url, "STREAM_CONNECTIONS_URL": self.stream.connections.url}
+        subscribed = _subscribed_queues(boto3.client("sns"))
+        mappings: list[EventSourceMapping] = []
+
+        def wake(sent: Collection[str]) -> None:  # what an invocation sent is in the queues when it answers
+            # Only the queues it put something in. Waking those its policy let it send to cost a receive, most
+            # of them empty, for each of a function's answers: for each 429 of a flood, one of the delivery queue.
+            queues = _queues_sent_to(sent, subscribed)
+            for mapping in mappings:
+                if {mapping.queue_url, mapping.queue_arn} & queues:
+                    mapping.wake()
+
         with self._step("functions", "a container for each function"):
             self._functions = [
-                Function(_with_endpoints(spec, endpoints), _concurrency(spec), self._aws_environment)
+                Function(_with_endpoints(spec, endpoints), _concurrency(spec), self._aws_environment, wake)
                 for spec in self.stack.functions.values()
             ]
             for function in self._functions:
                 function.warm()
             for function in self._functions:
                 function.wait_ready()
-        subscribed, functions = _subscribed_queues(boto3.client("sns")), self._functions
-        sends_to = {function.spec.name: _queues_it_may_send_to(function.spec, subscribed) for function in functions}
-        mappings: list[EventSourceMapping] = []
-
-        def wake(function: Invocable) -> None:  # what it published to the topic is in the queues when it answers
-            # Only the queues it may have put something in: a receive of any other would come back empty, and a
-            # bot response's path woke every queue at each of its four functions' answers.
-            queues = sends_to[function.spec.name]
-            for mapping in mappings:
-                if queues is None or mapping.queue_arn in queues:
-                    mapping.wake()
-
-        mappings += self._start_event_sources(wake)
-        self.gateway.route_to(list(self._functions), wake)
+        mappings += self._start_event_sources()
+        self.gateway.route_to(list(self._functions))
         by_name = {function.spec.name: function for function in self._functions}
-        self.stream.route_to({route: by_name[name] for route, name in socket_routes(load()).items()}, wake)
+        self.stream.route_to({route: by_name[name] for route, name in socket_routes(load()).items()})
         hint = "Type a message" + ("" if settings.bot_webhook_url else f", or one of: {', '.join(SAMPLES)}")
         self.gateway.pages["/chat"] = ChatPage(self.api_url, settings.dev_client_token, hint)
         self._serve(self.stream.connections)
@@ -309,13 +306,13 @@ class LocalStack:
         )
         store.put(client, new=True)
 
-    def _start_event_sources(self, invoked: Callable[[Invocable], None]) -> list[EventSourceMapping]:
+    def _start_event_sources(self) -> list[EventSourceMapping]:
         sqs = boto3.client("sqs")
         mappings = []
         for function in self._functions:
             if not function.spec.queue_url:
                 continue
-            mapping = EventSourceMapping(sqs, function, invoked)
+            mapping = EventSourceMapping(sqs, function)
             mappings.append(mapping)
             for index in range(_concurrency(function.spec)):
                 self._thread(lambda mapping=mapping: mapping.run(self._stop), f"{function.spec.name}-poller-{index}")
@@ -391,32 +388,10 @@ def main() -> int:
     return 0
 
 
-_SENDING_ACTIONS = {"*", "sns:*", "sns:Publish", "sns:PublishBatch", "sqs:*", "sqs:SendMessage", "sqs:SendMessageBatch"}
-
-
-def _queues_it_may_send_to(spec: FunctionSpec, subscribed: dict[str, set[str]]) -> set[str] | None:
-    """The ARNs of the queues the function's policies let it put messages in, directly or through a topic (the
-    queues `subscribed` to it); None, any queue, for a policy that is not a plain IAM document (a SAM policy
-    template) or a resource with a wildcard, as a wake too many costs only a receive."""
-    queues: set[str] = set()
-    policies = spec.policies if isinstance(spec.policies, list | tuple) else [spec.policies]
-    for policy in policies:
-        if not isinstance(policy, dict) or "Statement" not in policy:
-            return None
-        statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
-        for statement in statements:
-            actions = statement.get("Action", [])
-            actions = {actions} if isinstance(actions, str) else set(actions)
-            if statement.get("Effect") != "Allow" or not _SENDING_ACTIONS & actions:
-                continue
-            resources = statement.get("Resource", "*")
-            for resource in [resources] if isinstance(resources, str) else resources:
-                if not isinstance(resource, str) or "*" in resource:
-                    return None
-                # A topic's subscribed queues (none: an operators' topic), else the queue itself.
-                is_topic = ArnParser().parse_arn(resource)["service"] == "sns"
-                queues |= subscribed.get(resource, set()) if is_topic else {resource}
-    return queues
+def _queues_sent_to(sent: Collection[str], subscribed: dict[str, set[str]]) -> set[str]:
+    """The queues (URLs and ARNs) that sends to `sent` put messages in: each queue sent to, and the queues
+    `subscribed` to each topic published to."""
+    return {*sent, *(queue for target in sent for queue in subscribed.get(target, ()))}
 
 
 def _subscribed_queues(sns: Any) -> dict[str, set[str]]:

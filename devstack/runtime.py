@@ -2,7 +2,9 @@
 
 A container is a process (devstack.container) that imports the handler once, with the function's
 environment, and then takes one invocation at a time, as a Lambda execution environment does. A
-function keeps its idle containers and starts another only when all are busy, up to a limit.
+function keeps its idle containers and starts another only when all are busy, up to a limit. Each
+answer names the queues and topics its invocation sent to, which the function tells whoever wakes
+those queues' pollers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
@@ -58,7 +60,9 @@ class Container:
             self._receive(_INIT_TIMEOUT_SECONDS, "init")
             self._ready = True
 
-    def invoke(self, event: dict[str, Any]) -> Any:
+    def invoke(self, event: dict[str, Any], sent: Callable[[Sequence[str]], None]) -> Any:
+        """The handler's result; `sent` is first called with the queue URLs and topic ARNs the invocation sent
+        messages to, if any, whether or not the handler raised."""
         self.wait_ready()
         try:
             self._connection.send(event)
@@ -66,7 +70,7 @@ class Container:
             self.stop()
             raise FunctionError(f"{self.spec.name}: the process had exited") from None
         # A little over the function's timeout: the handler's own time guard gets to act first.
-        return self._receive(self.spec.timeout_seconds + 1, "invocation")
+        return self._receive(self.spec.timeout_seconds + 1, "invocation", sent)
 
     @property
     def alive(self) -> bool:
@@ -81,15 +85,17 @@ class Container:
             self._process.kill()
             self._process.wait()
 
-    def _receive(self, timeout: float, step: str) -> Any:
+    def _receive(self, timeout: float, step: str, sent: Callable[[Sequence[str]], None] = lambda _: None) -> Any:
         try:
             if not self._connection.poll(timeout):
                 self.stop()
                 raise FunctionError(f"{self.spec.name}: {step} timed out after {timeout:.0f} s; process stopped")
-            ok, value = self._connection.recv()
+            ok, value, sent_to = self._connection.recv()
         except (EOFError, OSError):
             self.stop()
             raise FunctionError(f"{self.spec.name}: the process exited during {step}") from None
+        if sent_to:
+            sent(sent_to)
         if not ok:
             raise FunctionError(f"{self.spec.name}: {value}")
         return value
@@ -105,10 +111,18 @@ class Function:
     AWS it could not.
     """
 
-    def __init__(self, spec: FunctionSpec, concurrency: int, environment: dict[str, str] | None = None) -> None:
-        """`environment` is what every container gets besides the function's own: where AWS is, for one."""
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        concurrency: int,
+        environment: dict[str, str] | None = None,
+        sent: Callable[[Sequence[str]], None] = lambda _: None,
+    ) -> None:
+        """`environment` is what every container gets besides the function's own: where AWS is, for one. `sent`
+        is called with the queue URLs and topic ARNs each invocation sent messages to, before it returns."""
         self.spec = spec
         self._environment = environment or {}
+        self._sent = sent
         self._free = concurrency
         self._turns = threading.Condition()
         self._tickets = itertools.count()
@@ -136,7 +150,7 @@ class Function:
         with self._slot(_caller(event)):
             container = self._take()
             try:
-                return container.invoke(event)
+                return container.invoke(event, self._sent)
             finally:
                 self._give_back(container)
 

@@ -15,7 +15,6 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -65,7 +64,6 @@ class StreamServer:
             compression=None,  # API Gateway does not negotiate permessage-deflate
         )
         self._routes: dict[str, Invocable] = {}
-        self._invoked: Callable[[Invocable], None] = lambda function: None
         self._sockets: dict[str, _Socket] = {}
         self._lock = threading.Lock()
         self.connections = ConnectionsApi(self)
@@ -74,11 +72,9 @@ class StreamServer:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}"
 
-    def route_to(self, routes: dict[str, Invocable], invoked: Callable[[Invocable], None] = lambda _: None) -> None:
-        """Serve `routes` (route key → function; $default takes what no other key does); `invoked` is called with
-        the function after each invocation, as the gateway's is (it may have sent to a queue)."""
+    def route_to(self, routes: dict[str, Invocable]) -> None:
+        """Serve `routes` (route key → function; $default takes what no other key does)."""
         self._routes = routes
-        self._invoked = invoked
 
     def serve_forever(self) -> None:
         self._server.serve_forever()
@@ -214,7 +210,6 @@ class StreamServer:
         except Exception as error:
             say("websocket", f"{route} {connection_id}: {error}")
             status, headers, body = 500, {}, json.dumps({"message": _INTERNAL_ERROR})
-        self._invoked(function)
         # The connection id, never the query: the handshake's URL carries the token.
         say("websocket", f"{route} {connection_id} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
         return status, headers, body

@@ -294,12 +294,50 @@ def test_the_dead_letter_queue_watched_is_the_one_the_delivery_queue_redrives_to
     assert _dead_letter_queue(relay.sqs, dead_letters) is None
 
 
-def test_a_functions_answer_wakes_the_pollers_of_the_queues_its_policy_lets_it_put_messages_in(relay: Relay) -> None:
-    """A bot response passes four functions; a wake of every queue at each answer was most of an idle receive's
-    cost. A queue left out here would have its messages wait for the next idle receive."""
+def test_a_containers_answer_names_the_queues_and_topics_its_invocation_sent_to_even_when_it_raised(
+    tmp_path: Path,
+) -> None:
+    """What the stack wakes pollers by: a send through a client made at import or on first use, to a queue or a
+    topic, is named once the invocation answers; an invocation that sent nothing names nothing. No AWS needed:
+    the send is named as it is made, and here it finds nothing listening."""
+    (tmp_path / "app.py").write_text(
+        "import boto3\n"
+        "from botocore.config import Config\n"
+        "config = Config(retries={'total_max_attempts': 1}, connect_timeout=1)\n"
+        "sqs = boto3.client('sqs', config=config)\n"
+        "def handler(event, context):\n"
+        "    for target in event['send']:\n"
+        "        try:\n"
+        "            if target.startswith('arn:'):\n"
+        "                boto3.client('sns', config=config).publish(TopicArn=target, Message='m')\n"
+        "            else:\n"
+        "                sqs.send_message(QueueUrl=target, MessageBody='m')\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "    if event.get('raise'):\n"
+        "        raise ValueError('asked to fail')\n"
+        "    return 'done'\n"
+    )
+    queue, topic = "http://127.0.0.1:9/000000000000/q.fifo", "arn:aws:sns:us-east-1:000000000000:t.fifo"
+    sent: list[list[str]] = []
+    aws = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    function = Function(spec(tmp_path), concurrency=1, environment=aws, sent=lambda targets: sent.append([*targets]))
+    try:
+        assert function.invoke({"send": [queue, topic, queue]}) == "done"
+        assert function.invoke({"send": []}) == "done"
+        with pytest.raises(FunctionError, match="asked to fail"):
+            function.invoke({"send": [topic], "raise": True})
+    finally:
+        function.stop()
+
+    assert sent == [sorted([queue, topic]), [topic]]
+
+
+def test_a_publish_to_the_responses_topic_wakes_the_queues_subscribed_to_it(relay: Relay) -> None:
+    """A bot response's publish is what its delivery and its record wait on; a queue sent to directly is woken too."""
     import boto3
 
-    from devstack.local import _queues_it_may_send_to, _subscribed_queues
+    from devstack.local import _queues_sent_to, _subscribed_queues
 
     subscribed = _subscribed_queues(boto3.client("sns"))
     names = {
@@ -307,20 +345,12 @@ def test_a_functions_answer_wakes_the_pollers_of_the_queues_its_policy_lets_it_p
         for queue, attributes in relay.stack.resolver.attributes.items()
         if "QueueUrl" in attributes
     }
+    topic, stream_queue = relay.stack.ref("ResponsesTopic"), relay.stack.ref("StreamQueue")
 
-    woken = {
-        name: sorted(names[arn] for arn in _queues_it_may_send_to(spec, subscribed) or [])
-        for name, spec in relay.stack.functions.items()
-    }
+    woken = _queues_sent_to([topic, stream_queue], subscribed)
 
-    assert woken == {
-        "InboundFunction": ["DeliveryQueue"],
-        "BotResponseFunction": ["DeliveryQueue", "ResponsesLogQueue"],
-        "DeliveryFunction": ["DeliveryDeadLetterQueue", "DeliveryQueue"],
-        "ResponsesLogFunction": ["StreamQueue"],
-        "StreamSocketFunction": ["StreamQueue"],
-        "StreamFunction": ["StreamQueue"],
-    }
+    assert sorted(names[queue] for queue in woken if queue in names) == ["DeliveryQueue", "ResponsesLogQueue"]
+    assert stream_queue in woken
 
 
 # ── the event source mapping ──
