@@ -1,7 +1,9 @@
 """Lambda's execution environments on this machine: each function's handler in processes of its own.
 
 A container is a process (devstack.container) that imports the handler once, with the function's
-environment, and then takes one invocation at a time, as a Lambda execution environment does. A
+environment, and then takes one invocation at a time, as a Lambda execution environment does. Containers are
+forked from a fork server that has imported what every handler needs (multiprocessing's forkserver: forked from
+a process with one thread, not from the stack's many). A
 function keeps its idle containers and starts another only when all are busy, up to a limit. Each
 answer names the queues and topics its invocation sent to, which the function tells whoever wakes
 those queues' pollers.
@@ -10,23 +12,22 @@ those queues' pollers.
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 import os
-import socket
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from multiprocessing.connection import Connection
 from typing import Any
 
+from devstack.container import serve
 from devstack.provision import FunctionSpec
-from devstack.template import ROOT
 from relay.errors import Unauthorized
 from relay.stores.clients import bearer_token
 
 _INIT_TIMEOUT_SECONDS = 60
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload(["devstack.container"])
 # What a process needs from this machine to run at all; everything else comes from the stack and the template.
 _MACHINE_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
@@ -40,17 +41,14 @@ class Container:
 
     def __init__(self, spec: FunctionSpec, environment: dict[str, str]) -> None:
         self.spec = spec
-        ours, theirs = socket.socketpair()
-        with theirs:
-            self._process = subprocess.Popen(  # noqa: S603 - this interpreter, a module of ours
-                [sys.executable, "-m", "devstack.container", str(theirs.fileno())],
-                cwd=ROOT,
-                env={**{name: os.environ[name] for name in _MACHINE_VARIABLES if name in os.environ}, **environment},
-                pass_fds=[theirs.fileno()],
-                # Its own process group: Ctrl-C in the terminal reaches the stack, which stops its containers.
-                process_group=0,
-            )
-        self._connection = Connection(ours.detach())
+        self._connection, theirs = _FORKS.Pipe()
+        machine = {name: os.environ[name] for name in _MACHINE_VARIABLES if name in os.environ}
+        # A daemon: should the stack exit without stopping it, multiprocessing stops it on the way out.
+        self._process = _FORKS.Process(
+            target=serve, args=(theirs, {**machine, **environment}), name=spec.name, daemon=True
+        )
+        self._process.start()
+        theirs.close()
         self._connection.send(spec)
         self._ready = False
 
@@ -74,16 +72,15 @@ class Container:
 
     @property
     def alive(self) -> bool:
-        return self._process.poll() is None
+        return self._process.is_alive()
 
     def stop(self) -> None:
         self._connection.close()
         self._process.terminate()
-        try:
-            self._process.wait(2)
-        except subprocess.TimeoutExpired:
+        self._process.join(2)
+        if self._process.exitcode is None:
             self._process.kill()
-            self._process.wait()
+            self._process.join()
 
     def _receive(self, timeout: float, step: str, sent: Callable[[Sequence[str]], None] = lambda _: None) -> Any:
         try:
