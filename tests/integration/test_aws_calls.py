@@ -237,3 +237,35 @@ def test_operators_are_told_of_a_client_over_its_rate_by_the_client_api(
 
     assert statuses.count(429) == 2
     assert counter.take()["sns:Publish"] == 1, "told once, however many are refused"
+
+
+def test_calls_per_refused_message_the_container_did_and_did_not_see_coming(counted: tuple[Relay, CallCounter]) -> None:
+    """A refusal the container could not see coming (another container took the bucket's last request) costs the
+    message's idempotency record, put first so that a repeat is never counted, the bucket's failed write, and the
+    record's delete; operators are told once a minute per container. One it has seen coming costs no call."""
+    from devstack.provision import REGION
+    from relay.rate_limits import RateLimit
+    from relay.stores.rate_limits import RateLimits
+
+    relay, counter = counted
+    _, token = relay.add_client("acme")
+    relay.clients.set_rate("acme", 1)  # bursts of 2
+    assert relay.call("GET", "/client", token).status == 200  # warms the container; one of the two
+    another_container = RateLimits(boto3.client("dynamodb", region_name=REGION), relay.stack.ref("RateLimitsTable"))
+    assert another_container.take("acme", RateLimit(1)).admitted  # the other
+    counter.take()
+
+    unforeseen = relay.post_message(token, message("c-1"))
+    first = counter.take()
+    foreseen = relay.post_message(token, message("c-1"))
+    second = counter.take()
+
+    print(f"\nrefused POST /messages: unforeseen {dict(first)}, foreseen {dict(second)}")
+    assert unforeseen.status == foreseen.status == 429
+    assert first == {
+        "dynamodb:PutItem": 1,
+        "dynamodb:UpdateItem": 1,
+        "dynamodb:DeleteItem": 1,
+        "sns:Publish": 1,
+    }
+    assert second == {}
