@@ -31,8 +31,9 @@ a client of its own, made with `relay-clients --dev create` as a user would, so 
   have 60 s after the last part.
 
 It prints, per part, the healthy client's turn p50 and p95 with their ratios to the baselines' together, whether p95
-is within 1.5x (the issue's goal), the ratio of its POST /messages p95, its p95's ratio to the busy control's, what
-the neighbour's POSTs were answered and how many POSTs its receiver took; then whether every response of the
+is within 1.5x (the issue's goal), the ratio of its POST /messages p95, its p95's ratio to the busy control's, the
+CPU the stack's processes took meanwhile (in cores), what the neighbour's POSTs were answered and how many POSTs its
+receiver took; then whether every response of the
 healthy client arrived, in order per conversation. The stack's output (the delivery function's "breaker", "held",
 "parked" lines...) is kept in the file named last.
 
@@ -61,6 +62,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -225,6 +227,9 @@ class Part:
     """The POSTs its receiver took (none when it refuses)."""
     backlog_before: int = 0
     """Messages in the delivery queue when the part began."""
+    stack_cores: float = math.nan
+    """The CPU the stack's processes (moto, the stack, the functions' containers) took while the turns ran, in
+    cores: a neighbour whose average load is the control's, but whose ratio is not, costs in bursts."""
 
 
 class Neighbour:
@@ -463,23 +468,53 @@ class Healthy:
 
 
 def run_part(
-    kind: str, api_url: str, healthy: Healthy, deliveries: DeliveryQueue, neighbours: list[NeighbourProcess]
+    kind: str,
+    api_url: str,
+    healthy: Healthy,
+    deliveries: DeliveryQueue,
+    neighbours: list[NeighbourProcess],
+    stack: int,
 ) -> Part:
+    """One part; `stack` is the stack's session (the process id it was started with)."""
     part = Part(kind)
     part.backlog_before = deliveries.settle(SETTLE_SECONDS)
     label = kind.replace(" ", "-")
     if kind.startswith("baseline"):
-        healthy.turns(part, label, TURNS, TURN_GAP)
+        with _cores(stack, part):
+            healthy.turns(part, label, TURNS, TURN_GAP)
         return part
     neighbour = NeighbourProcess(api_url, kind, part)
     neighbours.append(neighbour)
     neighbour.start()
     try:
         time.sleep(NEIGHBOUR_LEAD)
-        healthy.turns(part, label, TURNS, TURN_GAP)
+        with _cores(stack, part):
+            healthy.turns(part, label, TURNS, TURN_GAP)
     finally:
         neighbour.stop()
     return part
+
+
+@contextlib.contextmanager
+def _cores(session: int, part: Part) -> Iterator[None]:
+    """The part's stack_cores, over the block."""
+    used, started = _cpu_seconds(session), time.monotonic()
+    yield
+    part.stack_cores = (_cpu_seconds(session) - used) / (time.monotonic() - started)
+
+
+def _cpu_seconds(session: int) -> float:
+    """The CPU time the living processes of a session have taken, from Linux's /proc (the stack's containers live as
+    long as it does)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command's name: state, ppid, pgrp, ...
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[3]) == session:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def warm_up(api_url: str, healthy: Healthy, neighbours: list[NeighbourProcess]) -> None:
@@ -511,7 +546,7 @@ def main() -> None:
             deliveries = DeliveryQueue(api_url)
             warm_up(api_url, healthy, neighbours)
             for kind in ("baseline", *KINDS, "baseline again"):
-                parts.append(run_part(kind, api_url, healthy, deliveries, neighbours))
+                parts.append(run_part(kind, api_url, healthy, deliveries, neighbours, process.pid))
                 print(f"  ... {kind} done after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
             healthy.wait_for_all(FINAL_WAIT)
             for neighbour in neighbours:
@@ -549,7 +584,7 @@ def report(
     )
     print(
         f"  {'neighbour':15} {'p50':>8} {'p95':>8}  {'p50 ratio':>9} {'p95 ratio':>9} {'goal':>4} {'POST p95':>8}"
-        f" {'p95/busy':>8}  the neighbour's POST /messages answered / its receiver took"
+        f" {'p95/busy':>8} {'stack CPU':>9}  the neighbour's POST /messages answered / its receiver took"
     )
     # The busy control's traffic with a receiver that answers at once: what is left of a kind's ratio beside it is
     # the cost of its receiver's trouble, not of a second client's traffic on the same cores.
@@ -569,7 +604,8 @@ def report(
             notes.append(f"{part.backlog_before} in the delivery queue at its start")
         print(
             f"  {part.kind:15} {_ms(p50)} {_ms(p95)}  {p50 / base50:>8.2f}x {p95 / base95:>8.2f}x {goal:>4}"
-            f" {percentile(part.posts, 0.95) / base_post:>7.2f}x {p95 / busy95:>7.2f}x  {'; '.join(notes)}"
+            f" {percentile(part.posts, 0.95) / base_post:>7.2f}x {p95 / busy95:>7.2f}x {part.stack_cores:>5.2f} cores"
+            f"  {'; '.join(notes)}"
         )
     lost, disordered = healthy.lost_and_disordered()
     expected = sum(len(texts) for texts in healthy.expected.values())

@@ -24,7 +24,7 @@ from relay_clients import cli
 # client cache time, so that every container's cached client record knows of the stop) before it moves to the
 # dead-letter queue. The test of growing delays keeps the harness's schedule (1 and 2 s). The endpoint's breaker,
 # which would hold a failing receiver's responses unPOSTed, is kept out of the way of the schedule's tests: it has
-# tests of its own (tests/unit/test_delivery_flow.py, tests/e2e/test_isolation.py).
+# tests of its own (tests/unit/test_delivery_flow.py, tests/integration/test_isolation.py).
 NO_BREAKER = {"ENDPOINT_FAILURE_THRESHOLD": "1000"}
 QUICK = {
     "CACHE_TTL_SECONDS": "0.5",
