@@ -71,7 +71,17 @@ from typing import Any
 
 import boto3
 import urllib3
-from local_stack import CLIENT_TOKEN, ROOT, Receiver, _Handler, _Server, message, percentile, start_stack
+from local_stack import (
+    CLIENT_TOKEN,
+    ROOT,
+    Receiver,
+    _Handler,
+    _Server,
+    message,
+    percentile,
+    session_cpu_seconds,
+    start_stack,
+)
 
 from relay_clients import dev
 
@@ -497,24 +507,14 @@ def run_part(
 
 @contextlib.contextmanager
 def _cores(session: int, part: Part) -> Iterator[None]:
-    """The part's stack_cores, over the block."""
+    """The part's stack_cores, over the block (the stack's containers live as long as it does)."""
     used, started = _cpu_seconds(session), time.monotonic()
     yield
     part.stack_cores = (_cpu_seconds(session) - used) / (time.monotonic() - started)
 
 
 def _cpu_seconds(session: int) -> float:
-    """The CPU time the living processes of a session have taken, from Linux's /proc (the stack's containers live as
-    long as it does)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # after the command's name: state, ppid, pgrp, ...
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[3]) == session:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(seconds for _, seconds in session_cpu_seconds(session).values())
 
 
 def warm_up(api_url: str, healthy: Healthy, neighbours: list[NeighbourProcess]) -> None:

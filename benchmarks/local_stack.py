@@ -257,13 +257,12 @@ def session_cpu_seconds(session: int) -> dict[int, tuple[str, float]]:
         except OSError:
             continue
         if int(fields[3]) == session:
-            part = next((name for module, name in _PARTS.items() if module in command), "stack")
-            processes[int(stat.parent.name)] = (part, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+            pid = int(stat.parent.name)
+            # Containers are forked from the stack's fork server, and each takes a process group of its own.
+            container = int(fields[2]) == pid and any(b"multiprocessing.forkserver" in arg for arg in command)
+            part = "functions" if container else "moto" if b"devstack.aws" in command else "stack"
+            processes[pid] = (part, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
     return processes
-
-
-_PARTS = {b"devstack.aws": "moto", b"devstack.container": "functions"}
-"""The processes of the stack's session by the module they run; any other is the stack's own."""
 
 
 def cpu_per_part(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:

@@ -13,10 +13,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from pydantic import ValidationError
@@ -100,17 +100,8 @@ class LocalStack:
             self._add_demo_client(str(response_url))
         # The stream's endpoints are this machine's, wherever the template would put them on AWS.
         endpoints = {"STREAM_URL": self.stream.url, "STREAM_CONNECTIONS_URL": self.stream.connections.url}
-        subscribed = _subscribed_queues(boto3.client("sns"))
         mappings: list[EventSourceMapping] = []
-
-        def wake(sent: Collection[str]) -> None:  # what an invocation sent is in the queues when it answers
-            # Only the queues it put something in. Waking those its policy let it send to cost a receive, most
-            # of them empty, for each of a function's answers: for each 429 of a flood, one of the delivery queue.
-            queues = _queues_sent_to(sent, subscribed)
-            for mapping in mappings:
-                if {mapping.queue_url, mapping.queue_arn} & queues:
-                    mapping.wake()
-
+        wake = waker(mappings, _subscribed_queues(boto3.client("sns")))
         with self._step("functions", "a container for each function"):
             self._functions = [
                 Function(_with_endpoints(spec, endpoints), _concurrency(spec), self._aws_environment, wake)
@@ -388,10 +379,28 @@ def main() -> int:
     return 0
 
 
-def _queues_sent_to(sent: Collection[str], subscribed: dict[str, set[str]]) -> set[str]:
-    """The queues (URLs and ARNs) that sends to `sent` put messages in: each queue sent to, and the queues
-    `subscribed` to each topic published to."""
-    return {*sent, *(queue for target in sent for queue in subscribed.get(target, ()))}
+def waker(mappings: Sequence[Wakeable], subscribed: dict[str, set[str]]) -> Callable[[Collection[str]], None]:
+    """What the functions call with the queue URLs and topic ARNs an invocation sent to, before it answers: it
+    wakes the pollers of those queues, and of the queues `subscribed` to those topics, and only those. Waking
+    the queues a function's policy let it send to cost a receive, most of them empty, for each of its answers:
+    for each 429 of a flood, one of the delivery queue. `mappings` may grow after."""
+
+    def wake(sent: Collection[str]) -> None:
+        queues = {*sent, *(queue for target in sent for queue in subscribed.get(target, ()))}
+        for mapping in mappings:
+            if {mapping.queue_url, mapping.queue_arn} & queues:
+                mapping.wake()
+
+    return wake
+
+
+class Wakeable(Protocol):
+    """An event source mapping, as the waker sees it."""
+
+    queue_url: str
+    queue_arn: str
+
+    def wake(self) -> None: ...
 
 
 def _subscribed_queues(sns: Any) -> dict[str, set[str]]:

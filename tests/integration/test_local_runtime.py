@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -333,24 +333,49 @@ def test_a_containers_answer_names_the_queues_and_topics_its_invocation_sent_to_
     assert sent == [sorted([queue, topic]), [topic]]
 
 
-def test_a_publish_to_the_responses_topic_wakes_the_queues_subscribed_to_it(relay: Relay) -> None:
-    """A bot response's publish is what its delivery and its record wait on; a queue sent to directly is woken too."""
+@dataclass
+class Mapping:
+    """An event source mapping as the waker sees it: its queue, and how often it was woken."""
+
+    queue_url: str
+    queue_arn: str
+    wakes: int = 0
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+
+def test_a_send_wakes_the_pollers_of_the_queue_sent_to_and_a_publish_those_of_the_queues_subscribed_to_it(
+    relay: Relay,
+) -> None:
+    """A bot response's publish is what its delivery and its record wait on, a nudge what the stream waits on;
+    a queue nothing was sent to is not woken (a receive that would come back empty)."""
     import boto3
 
-    from devstack.local import _queues_sent_to, _subscribed_queues
+    from devstack.local import _subscribed_queues, waker
 
-    subscribed = _subscribed_queues(boto3.client("sns"))
+    mappings = [
+        Mapping(attributes["QueueUrl"], attributes["Arn"])
+        for attributes in relay.stack.resolver.attributes.values()
+        if "QueueUrl" in attributes
+    ]
     names = {
-        attributes["Arn"]: queue
+        attributes["QueueUrl"]: queue
         for queue, attributes in relay.stack.resolver.attributes.items()
         if "QueueUrl" in attributes
     }
-    topic, stream_queue = relay.stack.ref("ResponsesTopic"), relay.stack.ref("StreamQueue")
+    wake = waker(mappings, _subscribed_queues(boto3.client("sns")))
 
-    woken = _queues_sent_to([topic, stream_queue], subscribed)
+    def woken(*sent: str) -> list[str]:
+        for mapping in mappings:
+            mapping.wakes = 0
+        wake(sent)
+        return sorted(names[mapping.queue_url] for mapping in mappings for _ in range(mapping.wakes))
 
-    assert sorted(names[queue] for queue in woken if queue in names) == ["DeliveryQueue", "ResponsesLogQueue"]
-    assert stream_queue in woken
+    assert woken(relay.stack.ref("ResponsesTopic")) == ["DeliveryQueue", "ResponsesLogQueue"]
+    assert woken(relay.stack.ref("StreamQueue")) == ["StreamQueue"]
+    assert woken(relay.stack.ref("OperationsTopic")) == []
+    assert woken() == []
 
 
 # ── the event source mapping ──

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from memory import Clock, MemoryLog, MemoryNudges, client_response
 from pydantic import ValidationError
 
 from relay.flows.recording import record_from_queue
+from relay.models import scoped
+from relay.stores.connections import ConnectionStore
 
 
 def queued(body: str, sequence_number: int) -> SQSRecord:
@@ -61,3 +66,44 @@ def test_a_malformed_message_raises_so_the_queue_retries_then_dead_letters_it() 
     with pytest.raises(ValidationError):
         record_from_queue(log, Connections(log, "c-1"), nudges, queued('{"type": "text"}', 1))  # type: ignore[arg-type]
     assert (log.entries, nudges.sent) == ({}, [])
+
+
+def test_a_failed_look_nudges_the_stream_rather_than_hold_up_the_conversations_recording() -> None:
+    class Failing:
+        def any_open(self, client_id: str, conversation_id: str) -> bool:
+            raise RuntimeError("throttled")
+
+    log, nudges = MemoryLog(Clock()), MemoryNudges()
+
+    record_from_queue(log, Failing(), nudges, queued(client_response("c-1", "hi").to_json(), 7))  # type: ignore[arg-type]
+
+    assert [entry.position for entry in log.after("acme", "c-1", 0, 10)] == [7]
+    assert nudges.sent == [("acme", "c-1", "log-7")]
+
+
+class Queries:
+    """A DynamoDB client that answers each query with the next page, keeping what it was asked."""
+
+    def __init__(self, *pages: dict[str, Any]) -> None:
+        self.pages = list(pages)
+        self.asked: list[dict[str, Any]] = []
+
+    def query(self, **request: Any) -> dict[str, Any]:
+        self.asked.append(request)
+        return self.pages.pop(0)
+
+
+def test_the_look_counts_the_conversations_unexpired_connections_with_consistent_reads_page_after_page() -> None:
+    """Consistent, or the argument that a look which misses a $connect ran before its record fails; a count, the
+    only query the function's role allows; a page of expired connections only is followed."""
+    dynamodb = Queries({"Count": 0, "LastEvaluatedKey": {"k": 1}}, {"Count": 1})
+
+    assert ConnectionStore(dynamodb, "connections").any_open("acme", "c-1")
+
+    first, second = dynamodb.asked
+    assert first["ConsistentRead"] is True and first["Select"] == "COUNT"
+    assert first["FilterExpression"] == "expiresAt > :now"
+    assert float(first["ExpressionAttributeValues"][":now"]["N"]) == pytest.approx(time.time(), abs=5)
+    assert first["ExpressionAttributeValues"][":conversation"] == {"S": scoped("acme", "c-1")}
+    assert second["ExclusiveStartKey"] == {"k": 1}
+    assert not ConnectionStore(Queries({"Count": 0}), "connections").any_open("acme", "c-1")

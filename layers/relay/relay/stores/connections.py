@@ -57,20 +57,26 @@ class ConnectionStore:
 
     def any_open(self, client_id: str, conversation_id: str) -> bool:
         """Whether the conversation has a connection that has not expired: a consistent read, so one $connect
-        recorded before it is seen. A Select of the count reads the few small items but sends none back."""
-        return bool(
-            self._dynamodb.query(
-                TableName=self._table,
-                KeyConditionExpression="conversationKey = :conversation",
-                FilterExpression="expiresAt > :now",
-                ExpressionAttributeValues={
-                    ":conversation": {"S": scoped(client_id, conversation_id)},
-                    ":now": {"N": str(int(time.time()))},
-                },
-                Select="COUNT",
-                ConsistentRead=True,
-            )["Count"]
-        )
+        recorded before it is seen. A Select of the count reads the few small items but sends none back (the
+        function that asks may only count them); a page that ends at 1 MB of expired ones is followed."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "conversationKey = :conversation",
+            "FilterExpression": "expiresAt > :now",
+            "ExpressionAttributeValues": {
+                ":conversation": {"S": scoped(client_id, conversation_id)},
+                ":now": {"N": str(int(time.time()))},
+            },
+            "Select": "COUNT",
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._dynamodb.query(**query)
+            if page["Count"]:
+                return True
+            if "LastEvaluatedKey" not in page:
+                return False
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def of_conversation(self, client_id: str, conversation_id: str) -> list[Connection]:
         """The conversation's open connections: consistent reads, so one $connect just recorded is among them."""
