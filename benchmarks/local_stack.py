@@ -267,7 +267,7 @@ def session_cpu_seconds(session: int) -> dict[int, tuple[str, float]]:
 
 def cpu_per_part(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
     """CPU seconds spent between the two readings, by part; containers that started in between are a part
-    of their own (their import is most of it, a cost of the first burst rather than of each message)."""
+    of their own (their handler's import is most of it, a cost of the first burst rather than of each message)."""
     parts = {"moto": 0.0, "stack": 0.0, "functions": 0.0, "new containers": 0.0}
     for pid, (part, seconds) in after.items():
         if pid in before:

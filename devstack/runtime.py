@@ -1,12 +1,11 @@
 """Lambda's execution environments on this machine: each function's handler in processes of its own.
 
-A container is a process (devstack.container) that imports the handler once, with the function's
-environment, and then takes one invocation at a time, as a Lambda execution environment does. Containers are
-forked from a fork server that has imported what every handler needs (multiprocessing's forkserver: forked from
-a process with one thread, not from the stack's many). A
-function keeps its idle containers and starts another only when all are busy, up to a limit. Each
-answer names the queues and topics its invocation sent to, which the function tells whoever wakes
-those queues' pollers.
+A container is a process (devstack.container) that imports the handler once, with the function's environment,
+and then takes one invocation at a time, as a Lambda execution environment does. Containers are forked from a fork
+server that has imported what every handler needs (multiprocessing's forkserver: forked from a process with one
+thread, not from the stack's many). A function keeps its idle containers and starts another only when all are
+busy, up to a limit. Each answer names the queues and topics its invocation sent to, which the function tells
+whoever wakes those queues' pollers.
 """
 
 from __future__ import annotations
@@ -39,8 +38,13 @@ class FunctionError(Exception):
 class Container:
     """One execution environment: a process that has imported the function's handler."""
 
-    def __init__(self, spec: FunctionSpec, environment: dict[str, str]) -> None:
+    def __init__(
+        self, spec: FunctionSpec, environment: dict[str, str], sent: Callable[[Sequence[str]], None] = lambda _: None
+    ) -> None:
+        """`sent` is called with the queue URLs and topic ARNs each invocation sent messages to, if any, whether or
+        not the handler raised."""
         self.spec = spec
+        self._sent = sent
         self._connection, theirs = _FORKS.Pipe()
         machine = {name: os.environ[name] for name in _MACHINE_VARIABLES if name in os.environ}
         # A daemon: should the stack exit without stopping it, multiprocessing stops it on the way out.
@@ -58,9 +62,7 @@ class Container:
             self._receive(_INIT_TIMEOUT_SECONDS, "init")
             self._ready = True
 
-    def invoke(self, event: dict[str, Any], sent: Callable[[Sequence[str]], None]) -> Any:
-        """The handler's result; `sent` is first called with the queue URLs and topic ARNs the invocation sent
-        messages to, if any, whether or not the handler raised."""
+    def invoke(self, event: dict[str, Any]) -> Any:
         self.wait_ready()
         try:
             self._connection.send(event)
@@ -68,7 +70,7 @@ class Container:
             self.stop()
             raise FunctionError(f"{self.spec.name}: the process had exited") from None
         # A little over the function's timeout: the handler's own time guard gets to act first.
-        return self._receive(self.spec.timeout_seconds + 1, "invocation", sent)
+        return self._receive(self.spec.timeout_seconds + 1, "invocation")
 
     @property
     def alive(self) -> bool:
@@ -82,7 +84,7 @@ class Container:
             self._process.kill()
             self._process.join()
 
-    def _receive(self, timeout: float, step: str, sent: Callable[[Sequence[str]], None] = lambda _: None) -> Any:
+    def _receive(self, timeout: float, step: str) -> Any:
         try:
             if not self._connection.poll(timeout):
                 self.stop()
@@ -92,7 +94,7 @@ class Container:
             self.stop()
             raise FunctionError(f"{self.spec.name}: the process exited during {step}") from None
         if sent_to:
-            sent(sent_to)
+            self._sent(sent_to)
         if not ok:
             raise FunctionError(f"{self.spec.name}: {value}")
         return value
@@ -135,7 +137,7 @@ class Function:
     def warm(self) -> None:
         """Start one container now, so the first request does not wait for the import."""
         with self._lock:
-            container = Container(self.spec, self._environment)
+            container = Container(self.spec, self._environment, self._sent)
             self._all.append(container)
             self._idle.append(container)
 
@@ -147,7 +149,7 @@ class Function:
         with self._slot(_caller(event)):
             container = self._take()
             try:
-                return container.invoke(event, self._sent)
+                return container.invoke(event)
             finally:
                 self._give_back(container)
 
@@ -204,7 +206,7 @@ class Function:
                 if container.alive:
                     return container
                 self._all.remove(container)  # died while idle: Lambda would start a fresh one
-            container = Container(self.spec, self._environment)
+            container = Container(self.spec, self._environment, self._sent)
             self._all.append(container)
             return container
 

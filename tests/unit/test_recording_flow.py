@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import boto3
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.stub import Stubber
 from memory import Clock, MemoryLog, MemoryNudges, client_response
 from pydantic import ValidationError
 
@@ -81,29 +83,30 @@ def test_a_failed_look_nudges_the_stream_rather_than_hold_up_the_conversations_r
     assert nudges.sent == [("acme", "c-1", "log-7")]
 
 
-class Queries:
-    """A DynamoDB client that answers each query with the next page, keeping what it was asked."""
-
-    def __init__(self, *pages: dict[str, Any]) -> None:
-        self.pages = list(pages)
-        self.asked: list[dict[str, Any]] = []
-
-    def query(self, **request: Any) -> dict[str, Any]:
-        self.asked.append(request)
-        return self.pages.pop(0)
+def stubbed_dynamodb(*pages: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    """A real DynamoDB client whose queries botocore's Stubber answers with `pages`, one each; and the requests."""
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(dynamodb)
+    for page in pages:
+        stubber.add_response("query", {"Items": [], "ScannedCount": 0, **page})
+    asked: list[dict[str, Any]] = []
+    dynamodb.meta.events.register("before-parameter-build.dynamodb.Query", lambda params, **_: asked.append({**params}))
+    stubber.activate()
+    return dynamodb, asked
 
 
 def test_the_look_counts_the_conversations_unexpired_connections_with_consistent_reads_page_after_page() -> None:
     """Consistent, or the argument that a look which misses a $connect ran before its record fails; a count, the
     only query the function's role allows; a page of expired connections only is followed."""
-    dynamodb = Queries({"Count": 0, "LastEvaluatedKey": {"k": 1}}, {"Count": 1})
+    key = {"conversationKey": {"S": "k"}, "connectionId": {"S": "c"}}
+    dynamodb, asked = stubbed_dynamodb({"Count": 0, "LastEvaluatedKey": key}, {"Count": 1})
 
     assert ConnectionStore(dynamodb, "connections").any_open("acme", "c-1")
 
-    first, second = dynamodb.asked
+    first, second = asked
     assert first["ConsistentRead"] is True and first["Select"] == "COUNT"
     assert first["FilterExpression"] == "expiresAt > :now"
     assert float(first["ExpressionAttributeValues"][":now"]["N"]) == pytest.approx(time.time(), abs=5)
     assert first["ExpressionAttributeValues"][":conversation"] == {"S": scoped("acme", "c-1")}
-    assert second["ExclusiveStartKey"] == {"k": 1}
-    assert not ConnectionStore(Queries({"Count": 0}), "connections").any_open("acme", "c-1")
+    assert second["ExclusiveStartKey"] == key
+    assert not ConnectionStore(stubbed_dynamodb({"Count": 0})[0], "connections").any_open("acme", "c-1")

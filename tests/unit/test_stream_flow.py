@@ -40,13 +40,10 @@ def metrics_flushed_as_in_lambda(monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 
 
 @pytest.fixture
-def quiet() -> Iterator[None]:
+def quiet(caplog: pytest.LogCaptureFixture) -> None:
     """No INFO lines: an order test plays 1,260 orders, and formatting their lines (and pytest's capture of them)
     took half its time."""
-    level = logger.log_level
-    logger.setLevel(logging.WARNING)
-    yield
-    logger.setLevel(level)
+    caplog.set_level(logging.WARNING, logger=logger.name)
 
 
 class Clock:

@@ -1,5 +1,5 @@
 """template.yaml: its handlers exist, least privilege, and the retry settings agree (`make lint` runs
-sam validate --lint and checkov on it)."""
+cfn-lint, as sam validate --lint runs it, and checkov on it)."""
 
 from __future__ import annotations
 

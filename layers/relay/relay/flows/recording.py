@@ -54,10 +54,10 @@ def record_from_queue(log: ResponsesLog, connections: OpenConnections, stream: N
 
 def nudge_if_streamed(
     connections: OpenConnections, stream: Nudges, client_id: str, conversation_id: str, deduplication_id: str
-) -> bool:
+) -> None:
     """After a response is in the log: nudge the stream if the conversation has an open connection (the module's
     docstring says why one opening meanwhile loses nothing), or if the look failed: a nudge too many costs a
-    stream invocation, where a failed look would hold up the conversation's recording. Whether it nudged."""
+    stream invocation, where a failed look would hold up the conversation's recording."""
     try:
         watched = connections.any_open(client_id, conversation_id)
     except Exception:  # whatever the look's failure: the nudge decides nothing of the log
@@ -65,4 +65,3 @@ def nudge_if_streamed(
         watched = True
     if watched:
         stream.send(client_id, conversation_id, deduplication_id)
-    return watched

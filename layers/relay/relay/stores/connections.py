@@ -7,6 +7,7 @@ gets a conversation's nudges one at a time (its FIFO message group), moves it; $
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -56,44 +57,42 @@ class ConnectionStore:
         )
 
     def any_open(self, client_id: str, conversation_id: str) -> bool:
-        """Whether the conversation has a connection that has not expired: a consistent read, so one $connect
-        recorded before it is seen. A Select of the count reads the few small items but sends none back (the
-        function that asks may only count them); a page that ends at 1 MB of expired ones is followed."""
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "conversationKey = :conversation",
-            "FilterExpression": "expiresAt > :now",
-            "ExpressionAttributeValues": {
-                ":conversation": {"S": scoped(client_id, conversation_id)},
-                ":now": {"N": str(int(time.time()))},
-            },
-            "Select": "COUNT",
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self._dynamodb.query(**query)
-            if page["Count"]:
-                return True
-            if "LastEvaluatedKey" not in page:
-                return False
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        """Whether the conversation has a connection that has not expired. A Select of the count reads the few small
+        items but sends none back (the function that asks may only count them)."""
+        pages = self._pages(
+            client_id,
+            conversation_id,
+            FilterExpression="expiresAt > :now",
+            ExpressionAttributeValues={":now": {"N": str(int(time.time()))}},
+            Select="COUNT",
+        )
+        return any(page["Count"] for page in pages)
 
     def of_conversation(self, client_id: str, conversation_id: str) -> list[Connection]:
-        """The conversation's open connections: consistent reads, so one $connect just recorded is among them."""
-        connections: list[Connection] = []
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "conversationKey = :conversation",
-            "ExpressionAttributeValues": {":conversation": {"S": scoped(client_id, conversation_id)}},
-            "ConsistentRead": True,
+        """The conversation's open connections."""
+        now = time.time()
+        return [
+            _from_item(item)
+            for page in self._pages(client_id, conversation_id)
+            for item in page["Items"]
+            if float(item["expiresAt"]["N"]) > now
+        ]
+
+    def _pages(self, client_id: str, conversation_id: str, **request: Any) -> Iterator[dict[str, Any]]:
+        """The conversation's partition, page after page as it is read, consistently: a $connect recorded before
+        the read is in it."""
+        values = {
+            ":conversation": {"S": scoped(client_id, conversation_id)},
+            **request.pop("ExpressionAttributeValues", {}),
         }
-        while True:
-            page = self._dynamodb.query(**query)
-            now = time.time()
-            connections += [_from_item(item) for item in page["Items"] if float(item["expiresAt"]["N"]) > now]
-            if "LastEvaluatedKey" not in page:
-                return connections
-            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages: Iterator[dict[str, Any]] = self._dynamodb.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="conversationKey = :conversation",
+            ExpressionAttributeValues=values,
+            ConsistentRead=True,
+            **request,
+        )
+        return pages
 
     def advance(self, connection: Connection, cursor: int) -> Connection:
         """Record that the connection has been sent everything up to `cursor`; nothing if it has closed since."""
