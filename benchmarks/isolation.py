@@ -20,8 +20,11 @@ a client of its own, made with `relay-clients --dev create` as a user would, so 
   the healthy client on this machine, where every function and moto share the same cores; or, flooding,
   it POSTs /messages from 12 threads as fast as it is answered, to a receiver that answers at once. The flooding
   client has a rate of 2/s of its own (FLOOD_RATE: the stack's 20/s scaled to what this machine carries), and a
-  thread answered 429 waits its Retry-After, as told, then floods on (each 429 is counted). Each neighbour, with
-  its receiver, runs in a process of its own (NeighbourProcess), as another client does on a machine of its own.
+  thread answered 429 waits its Retry-After, as told, then floods on (each 429 is counted); or, flooding-jittered,
+  the same flood whose threads wait their Retry-After and a random fraction of a second more (FLOOD_JITTER_SECONDS),
+  as docs/clients.md advises, so that its threads, refused together, do not all come back together on the whole
+  second. Each neighbour, with its receiver, runs in a process of its own (NeighbourProcess), as another client
+  does on a machine of its own.
 - First a warm-up brings the functions to the containers the parts need (warm_up), as a deployment that has seen
   such traffic has them warm.
 - The baseline is the healthy client alone, first and again last. After its part a neighbour is disabled and its
@@ -40,8 +43,8 @@ healthy client arrived, in order per conversation. The stack's output (the deliv
 Environment: ISOLATION_TURNS (16: a p95 over 96 turns is their 5th slowest; at 8, over 48 turns and with the turns
 not yet spread, the busy control alone ranged from 1.06x to 1.59x in five runs of one day, and a run's two baselines
 differed by up to 1.7x), ISOLATION_CONVERSATIONS (6), ISOLATION_TURN_GAP (3 s), ISOLATION_KINDS
-(busy,hanging,slow,failing,refusing,flooding), ISOLATION_SETTLE (90 s), ISOLATION_LOG (default: a new file in the
-temporary directory).
+(busy,hanging,slow,failing,refusing,flooding,flooding-jittered), ISOLATION_SETTLE (90 s), ISOLATION_LOG (default: a
+new file in the temporary directory).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ import math
 import multiprocessing
 import os
 import queue
+import random
 import re
 import signal
 import socket
@@ -88,7 +92,9 @@ from relay_clients import dev
 TURNS = int(os.environ.get("ISOLATION_TURNS", "16"))
 CONVERSATIONS = int(os.environ.get("ISOLATION_CONVERSATIONS", "6"))
 TURN_GAP = float(os.environ.get("ISOLATION_TURN_GAP", "3"))
-KINDS = tuple(os.environ.get("ISOLATION_KINDS", "busy,hanging,slow,failing,refusing,flooding").split(","))
+KINDS = tuple(
+    os.environ.get("ISOLATION_KINDS", "busy,hanging,slow,failing,refusing,flooding,flooding-jittered").split(",")
+)
 SETTLE_SECONDS = float(os.environ.get("ISOLATION_SETTLE", "90"))
 RESPONSES = 3
 """Bot responses to each message."""
@@ -104,6 +110,9 @@ stack's 20/s is a fraction of what AWS carries (the bot's route alone takes 200 
 2-core machine, carries all clients together less than that: a flood at 20/s was answered about 6 times a second,
 every time 200, and took the whole machine. So the rate is scaled down, as the local stack's retry delays are, to
 about a third of what the stack carries, as 20/s is of the bot's route with 3 responses a message."""
+FLOOD_JITTER_SECONDS = 1.0
+"""The most a flooding-jittered thread waits beyond a 429's Retry-After (a whole number of seconds, so a dozen
+threads refused within the same moment all come back within the same moment again); each wait draws its own."""
 SLOW_SECONDS = 8.0
 WARM_UP_SECONDS = 2.0
 """How long the warm-up neighbour's receiver takes to answer: each of its conversations holds a delivery execution,
@@ -250,10 +259,11 @@ class Neighbour:
         self._conversations = conversations
         self.client_id = f"neighbour-{kind}"
         self._token = create_client(api_url, self.client_id, self.receiver.url)
-        if kind == "flooding":
+        self._flooding = kind.startswith("flooding")
+        self._jitter = FLOOD_JITTER_SECONDS if kind == "flooding-jittered" else 0.0
+        if self._flooding:
             relay_clients(api_url, "set-rate", self.client_id, str(FLOOD_RATE))
         self._api_url = api_url
-        self._flooding = kind == "flooding"
         self._part = part
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -284,7 +294,8 @@ class Neighbour:
                 conversation = f"n{(index + number) % self._conversations}"
                 text = f"{self.client_id}-{index}-{number}"
                 if self._flooding:
-                    self._stop.wait(self._post(conversation, text))  # a 429's Retry-After, as told
+                    if retry_after := self._post(conversation, text):  # a 429's Retry-After, as told
+                        self._stop.wait(retry_after + random.uniform(0, self._jitter))  # noqa: S311 - not a secret
                 else:
                     pool.submit(self._post, conversation, text)
                     self._stop.wait(started + (number + 1) * NEIGHBOUR_INTERVAL - time.monotonic())
@@ -583,7 +594,7 @@ def report(
         f" ratios to the baselines (alone, first and last) of this run together; goal: p95 <= {GOAL}x"
     )
     print(
-        f"  {'neighbour':15} {'p50':>8} {'p95':>8}  {'p50 ratio':>9} {'p95 ratio':>9} {'goal':>4} {'POST p95':>8}"
+        f"  {'neighbour':17} {'p50':>8} {'p95':>8}  {'p50 ratio':>9} {'p95 ratio':>9} {'goal':>4} {'POST p95':>8}"
         f" {'p95/busy':>8} {'stack CPU':>9}  the neighbour's POST /messages answered / its receiver took"
     )
     # The busy control's traffic with a receiver that answers at once: what is left of a kind's ratio beside it is
@@ -603,7 +614,7 @@ def report(
         if part.backlog_before:
             notes.append(f"{part.backlog_before} in the delivery queue at its start")
         print(
-            f"  {part.kind:15} {_ms(p50)} {_ms(p95)}  {p50 / base50:>8.2f}x {p95 / base95:>8.2f}x {goal:>4}"
+            f"  {part.kind:17} {_ms(p50)} {_ms(p95)}  {p50 / base50:>8.2f}x {p95 / base95:>8.2f}x {goal:>4}"
             f" {percentile(part.posts, 0.95) / base_post:>7.2f}x {p95 / busy95:>7.2f}x {part.stack_cores:>5.2f} cores"
             f"  {'; '.join(notes)}"
         )
