@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 
 import boto3
 import pytest
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from moto import mock_aws
 from pytest_httpserver import HTTPServer
 
@@ -42,6 +44,24 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
     monkeypatch.setattr(boto3, "Session", session_sharing_service_data)
     with mock_aws():
         yield session_sharing_service_data()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _metrics_flushed_one_at_a_time() -> Iterator[None]:
+    """Powertools flushes metrics by checking that there are some, then serializing them, then clearing them. A
+    Lambda environment runs one invocation at a time; here the functions of a test's threads share one set of
+    metrics, and an invocation that had found another's metric in it could find it emptied by that one's flush
+    before its own serialized it, and fail with "Must contain at least one metric"."""
+    flushing = threading.Lock()
+    flush = AmazonCloudWatchEMFProvider.flush_metrics
+
+    def one_at_a_time(self: AmazonCloudWatchEMFProvider, raise_on_empty_metrics: bool = False) -> None:
+        with flushing:
+            flush(self, raise_on_empty_metrics)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AmazonCloudWatchEMFProvider, "flush_metrics", one_at_a_time)
+        yield
 
 
 @pytest.fixture(autouse=True)
