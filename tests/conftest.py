@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -51,17 +52,23 @@ def _metrics_flushed_one_at_a_time() -> Iterator[None]:
     """Powertools flushes metrics by checking that there are some, then serializing them, then clearing them. A
     Lambda environment runs one invocation at a time; here the functions of a test's threads share one set of
     metrics, and an invocation that had found another's metric in it could find it emptied by that one's flush
-    before its own serialized it, and fail with "Must contain at least one metric"."""
-    flushing = threading.Lock()
-    flush = AmazonCloudWatchEMFProvider.flush_metrics
-
-    def one_at_a_time(self: AmazonCloudWatchEMFProvider, raise_on_empty_metrics: bool = False) -> None:
-        with flushing:
-            flush(self, raise_on_empty_metrics)
-
+    before its own serialized it, and fail with "Must contain at least one metric" (or meet a metric added while
+    it serialized: "dictionary changed size during iteration"). So adding and flushing take turns."""
+    turns = threading.RLock()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(AmazonCloudWatchEMFProvider, "flush_metrics", one_at_a_time)
+        for name in ("add_metric", "flush_metrics"):
+            patch.setattr(
+                AmazonCloudWatchEMFProvider, name, _in_turn(getattr(AmazonCloudWatchEMFProvider, name), turns)
+            )
         yield
+
+
+def _in_turn(method: Callable[..., None], turns: threading.RLock) -> Callable[..., None]:
+    def in_turn(*args: Any, **kwargs: Any) -> None:
+        with turns:
+            method(*args, **kwargs)
+
+    return in_turn
 
 
 @pytest.fixture(autouse=True)
