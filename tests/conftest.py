@@ -48,7 +48,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _metrics_flushed_one_at_a_time() -> Iterator[None]:
+def _metrics_added_and_flushed_in_turn() -> Iterator[None]:
     """Powertools flushes metrics by checking that there are some, then serializing them, then clearing them. A
     Lambda environment runs one invocation at a time; here the functions of a test's threads share one set of
     metrics, and an invocation that had found another's metric in it could find it emptied by that one's flush
