@@ -6,6 +6,7 @@ and receives over the stream, a real WebSocket of the browser's own to the local
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -121,6 +122,34 @@ def test_the_page_refreshes_its_token_before_it_expires_and_goes_on_with_the_new
     assert page.evaluate("chat.session === window.refreshedSession && chat.session.conversationId") == conversation
     say(page, "still here")
     expect(page.locator(".message.bot")).to_have_text(["still here #1"])  # sent with the new token
+
+
+def test_a_message_refused_for_the_clients_rate_is_sent_again_a_random_fraction_of_a_second_after_retry_after(
+    stack: StackProcess, page: Page
+) -> None:
+    page.clock.install()
+    page.clock.resume()  # the page's timers run as time goes, whatever an earlier test left the browser's clock at
+    open_chat(page, stack)
+    page.evaluate("Math.random = () => 0.9")  # the fraction of a second the page adds to Retry-After
+    sent: list[tuple[float, str]] = []
+
+    def refuse_the_first(route: Route) -> None:
+        sent.append((time.monotonic(), json.loads(route.request.post_data or "{}")["messageId"]))
+        if len(sent) > 1:
+            route.continue_()
+            return
+        headers = {"Retry-After": "1", "RateLimit-Limit": "40", "RateLimit-Remaining": "0", "RateLimit-Reset": "2"}
+        route.fulfill(status=429, headers=headers, json={"message": "client 'acme' is over its rate"})
+
+    page.route("**/messages", refuse_the_first)
+    say(page, "once more")
+    expect(page.locator(".message.bot")).to_have_text(["once more #1"])
+
+    (refused, message_id), (again, same_message_id) = sent
+    assert same_message_id == message_id
+    # The first was timed before the 429 was answered: 1.9 s later at the earliest, and 1 s without the fraction
+    # (the browser's clock, installed as the other tests install it, keeps time only to within tens of milliseconds).
+    assert again - refused >= 1.5, f"sent again {again - refused:.2f} s after the 429"
 
 
 def test_a_choice_shows_its_options_as_buttons_that_send_their_value(stack: StackProcess, page: Page) -> None:

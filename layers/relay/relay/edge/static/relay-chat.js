@@ -108,8 +108,9 @@ export class RelayChat extends EventTarget {
       if (!RETRYABLE.has(response.status) || attempt >= this.options.sendAttempts) {
         throw new RelayError(response.status, body);
       }
+      // Retry-After is whole seconds: pages refused in the same moment would all come back in the same moment.
       const retryAfter = Number(response.headers.get("retry-after"));
-      await delay(retryAfter > 0 ? retryAfter * 1000 : backoff(attempt, this.options));
+      await delay(retryAfter > 0 ? (retryAfter + Math.random()) * 1000 : backoff(attempt, this.options));
     }
   }
 
