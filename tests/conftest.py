@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -64,6 +65,7 @@ def _metrics_added_and_flushed_in_turn() -> Iterator[None]:
 
 
 def _in_turn(method: Callable[..., None], turns: threading.RLock) -> Callable[..., None]:
+    @functools.wraps(method)
     def in_turn(*args: Any, **kwargs: Any) -> None:
         with turns:
             method(*args, **kwargs)

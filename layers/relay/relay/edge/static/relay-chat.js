@@ -108,7 +108,8 @@ export class RelayChat extends EventTarget {
       if (!RETRYABLE.has(response.status) || attempt >= this.options.sendAttempts) {
         throw new RelayError(response.status, body);
       }
-      // Retry-After is whole seconds: pages refused in the same moment would all come back in the same moment.
+      // Retry-After is whole seconds: pages refused in the same moment (their client over its rate) would all come
+      // back in the same moment, so up to a second more at random.
       const retryAfter = Number(response.headers.get("retry-after"));
       await delay(retryAfter > 0 ? (retryAfter + Math.random()) * 1000 : backoff(attempt, this.options));
     }
