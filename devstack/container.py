@@ -35,7 +35,7 @@ _SENDS = {"sqs": ("SendMessage", "SendMessageBatch"), "sns": ("Publish", "Publis
 def record_sends(sent: set[str]) -> None:
     """Add to `sent` the queue URL or topic ARN of every send this process makes from now on: through the clients of
     every session made from now on (the function's own, and boto3's default one that clients made on first use
-    come from), as moto hooks into them."""
+    come from), since botocore registers its built-in handlers, these among them, in each session it makes."""
 
     def remember(params: dict[str, Any], **_: Any) -> None:
         if target := params.get("QueueUrl") or params.get("TopicArn"):

@@ -6,7 +6,6 @@ and receives over the stream, a real WebSocket of the browser's own to the local
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -134,7 +133,7 @@ def test_a_message_refused_for_the_clients_rate_is_sent_again_a_random_fraction_
     sent: list[tuple[float, str]] = []
 
     def refuse_the_first(route: Route) -> None:
-        sent.append((time.monotonic(), json.loads(route.request.post_data or "{}")["messageId"]))
+        sent.append((time.monotonic(), (route.request.post_data_json or {})["messageId"]))
         if len(sent) > 1:
             route.continue_()
             return
