@@ -79,8 +79,8 @@ test:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target $(VENV)/.installed $(CHROMIUM)
 	@lint_log=$$(mktemp); \
 	nice -n 19 $(MAKE) --no-print-directory -j3 --output-sync=target lint >$$lint_log 2>&1 & linting=$$!; \
-	echo "$(PY) -m pytest -n 2 --dist loadgroup  (make lint runs beside it; its output follows)"; \
-	$(PY) -m pytest -n 2 --dist loadgroup; tested=$$?; \
+	echo "$(PY) -m pytest -n 3 --dist loadgroup  (make lint runs beside it; its output follows)"; \
+	$(PY) -m pytest -n 3 --dist loadgroup; tested=$$?; \
 	wait $$linting; linted=$$?; \
 	cat $$lint_log; rm -f $$lint_log; \
 	if [ $$linted != 0 ]; then echo "make lint failed (above)" >&2; fi; \
