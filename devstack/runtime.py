@@ -35,6 +35,10 @@ class FunctionError(Exception):
     """The invocation failed as Lambda reports a function error: the handler raised, timed out or crashed."""
 
 
+class ContainerExited(FunctionError):
+    """The container's process was gone before it took the invocation."""
+
+
 class Container:
     """One execution environment: a process that has imported the function's handler."""
 
@@ -68,7 +72,7 @@ class Container:
             self._connection.send(event)
         except OSError:
             self.stop()
-            raise FunctionError(f"{self.spec.name}: the process had exited") from None
+            raise ContainerExited(f"{self.spec.name}: the process had exited") from None
         # A little over the function's timeout: the handler's own time guard gets to act first.
         return self._receive(self.spec.timeout_seconds + 1, "invocation")
 
@@ -147,11 +151,17 @@ class Function:
 
     def invoke(self, event: dict[str, Any]) -> Any:
         with self._slot(_caller(event)):
-            container = self._take()
-            try:
-                return container.invoke(event)
-            finally:
-                self._give_back(container)
+            while True:
+                container, was_idle = self._take()
+                try:
+                    return container.invoke(event)
+                except ContainerExited:
+                    # It died while idle, and multiprocessing had not heard yet (the fork server reports a child's
+                    # exit when it reaps it): the event never reached it, and as on Lambda a fresh container takes it.
+                    if not was_idle:
+                        raise
+                finally:
+                    self._give_back(container)
 
     @contextmanager
     def _slot(self, caller: str) -> Iterator[None]:
@@ -199,16 +209,17 @@ class Function:
         for container in containers:
             container.stop()
 
-    def _take(self) -> Container:
+    def _take(self) -> tuple[Container, bool]:
+        """A container for one invocation, and whether it was idle (rather than started for it)."""
         with self._lock:
             while self._idle:
                 container = self._idle.pop()
                 if container.alive:
-                    return container
+                    return container, True
                 self._all.remove(container)  # died while idle: Lambda would start a fresh one
             container = Container(self.spec, self._environment, self._sent)
             self._all.append(container)
-            return container
+            return container, False
 
     def _give_back(self, container: Container) -> None:
         with self._lock:

@@ -18,7 +18,7 @@ import urllib3
 
 from devstack.gateway import Gateway
 from devstack.provision import FunctionSpec
-from devstack.runtime import Function, FunctionError
+from devstack.runtime import Container, Function, FunctionError
 from harness import Relay
 
 
@@ -221,6 +221,27 @@ def test_a_container_that_died_or_timed_out_is_replaced_by_a_fresh_one(handler_d
         function.stop()
 
     assert len({first, second, third}) == 3
+
+
+def test_an_idle_container_that_died_unnoticed_is_replaced_and_the_invocation_is_not_lost(
+    handler_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    function = Function(spec(handler_dir), concurrency=1)
+    try:
+        first = function.invoke({})["pid"]
+        os.kill(first, signal.SIGKILL)
+        wait_until_dead(first)
+        # Alive, as multiprocessing reports it until the fork server has reaped it and said so (on a busy machine, a
+        # while), or until the stack stops it.
+        stopped: set[int | None] = set()
+        stop = Container.stop
+        monkeypatch.setattr(Container, "stop", lambda container: (stopped.add(container._process.pid), stop(container)))
+        monkeypatch.setattr(Container, "alive", property(lambda container: container._process.pid not in stopped))
+        second = function.invoke({})["pid"]
+    finally:
+        function.stop()
+
+    assert second != first
 
 
 def test_busy_containers_make_a_function_start_another_up_to_its_concurrency(handler_dir: Path) -> None:
